@@ -1,0 +1,245 @@
+//! Types shared by the kernel programs (`monitor-ebpf`) and the daemon (`monitor`).
+//!
+//! Every record that crosses the ring buffer starts with a [`Header`]; userspace reads the
+//! header's `kind` and `size` with length checks before it touches the rest (see
+//! `monitor/src/decode.rs`). Nothing is transmuted from an unchecked id.
+#![no_std]
+
+/// Bytes kept of a path as the process gave it. Longer paths are truncated and flagged
+/// ([`FLAG_PATH_TRUNCATED`]); the inode match in the kernel does not depend on the path.
+pub const PATH_LEN: usize = 256;
+/// The kernel's TASK_COMM_LEN.
+pub const COMM_LEN: usize = 16;
+/// Bytes of a basename in the watched-names map (NUL padded). Longer names cannot be watched.
+pub const NAME_LEN: usize = 64;
+
+/// Record kinds. Values are stable: they are the wire format between kernel and userspace.
+pub mod kind {
+    pub const EXEC: u32 = 1;
+    pub const EXIT: u32 = 2;
+    pub const FILE: u32 = 3;
+}
+
+/// File operations reported by the kernel programs.
+pub mod op {
+    pub const OPEN: u32 = 1;
+    pub const CLOSE: u32 = 2;
+    pub const RENAME: u32 = 3;
+    pub const UNLINK: u32 = 4;
+    pub const TRUNCATE: u32 = 5;
+    pub const FTRUNCATE: u32 = 6;
+    pub const LINK: u32 = 7;
+    pub const SYMLINK: u32 = 8;
+}
+
+/// `path` was longer than [`PATH_LEN`] (or unreadable) and is cut.
+pub const FLAG_PATH_TRUNCATED: u32 = 1;
+/// `path2` likewise.
+pub const FLAG_PATH2_TRUNCATED: u32 = 2;
+/// The open was matched by the inode of the opened file (a watched file, under any name).
+pub const FLAG_MATCH_INODE: u32 = 4;
+/// The open was matched by the inode of the opened file's parent directory.
+pub const FLAG_MATCH_PARENT: u32 = 8;
+/// Matched by the basename (watched-names map or the `.conf` suffix rule).
+pub const FLAG_MATCH_NAME: u32 = 16;
+
+/// Values of the watched-inodes map: what about this inode is watched.
+pub mod watch {
+    /// The file itself: any write-intent open or truncate of it.
+    pub const FILE: u32 = 1;
+    /// A directory: any child created or opened for writing (drop-in directories).
+    pub const DIR_ANY: u32 = 2;
+    /// A directory: children whose name is in the watched-names map or ends in `.conf`.
+    pub const DIR_NAMED: u32 = 4;
+}
+
+/// Per-CPU counters, indices into the `COUNTERS` per-CPU array.
+pub mod counter {
+    /// Execs seen by the exec program.
+    pub const EXEC_SEEN: u32 = 0;
+    /// Execs the kernel dropped because the comm is not watched.
+    pub const EXEC_FILTERED: u32 = 1;
+    /// File syscalls examined (write-intent opens, renames, unlinks, ...).
+    pub const FILE_SEEN: u32 = 2;
+    /// File syscalls the kernel dropped because nothing about them is watched.
+    pub const FILE_FILTERED: u32 = 3;
+    /// Records written to the ring buffer.
+    pub const SENT: u32 = 4;
+    /// Records lost: ring-buffer reservation failed.
+    pub const DROPPED: u32 = 5;
+    /// Exits of tracked kubelets reported.
+    pub const EXIT_SEEN: u32 = 6;
+    /// Enter/exit pairing failures (stash map full).
+    pub const STASH_FULL: u32 = 7;
+    pub const COUNT: u32 = 8;
+}
+
+/// Starts every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Header {
+    /// One of [`kind`].
+    pub kind: u32,
+    /// Size in bytes of the whole record, header included.
+    pub size: u32,
+    /// Records this CPU failed to reserve since its previous successful one.
+    pub lost_before: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_boot_ns()` at the event: monotonic, includes suspend.
+    pub ktime_ns: u64,
+}
+
+/// The task that did something.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Actor {
+    /// Thread id.
+    pub pid: u32,
+    /// Process id (thread-group id).
+    pub tgid: u32,
+    /// Parent's process id (real_parent->tgid; 0 when kernel offsets were unavailable).
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad: u32,
+    pub cgroup_id: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `kind::EXEC` or `kind::EXIT`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ProcEvent {
+    pub header: Header,
+    pub actor: Actor,
+    /// Exit: the task's exit_code (status as wait(2) encodes it); exec: 0.
+    pub exit_code: i32,
+    pub flags: u32,
+    /// Bytes used in `path` (no NUL).
+    pub path_len: u32,
+    pub _pad: u32,
+    /// Exec: the filename the kernel executed (sched_process_exec's `filename`).
+    pub path: [u8; PATH_LEN],
+}
+
+/// `kind::FILE`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileEvent {
+    pub header: Header,
+    pub actor: Actor,
+    /// One of [`op`].
+    pub op: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// The syscall's return value (fd for opens, 0 or -errno otherwise).
+    pub ret: i64,
+    /// The dirfd for `*at` syscalls (`AT_FDCWD` = -100), or the fd for close/ftruncate; -1 if none.
+    pub dirfd: i32,
+    /// The second dirfd (renameat/linkat new dir), -1 if none.
+    pub dirfd2: i32,
+    /// Open flags, rename/link flags.
+    pub sys_flags: u64,
+    /// Device (kernel encoding: major << 20 | minor) and inode matched, when known.
+    pub dev: u32,
+    pub path_len: u32,
+    pub ino: u64,
+    pub path2_len: u32,
+    pub _pad: u32,
+    /// The path as the process gave it (old name for rename/link, the link path for symlink).
+    pub path: [u8; PATH_LEN],
+    /// The second path: rename/link new name, symlink target.
+    pub path2: [u8; PATH_LEN],
+}
+
+/// Key of the watched-inodes map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    /// Kernel encoding: major << 20 | minor.
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+
+/// Key of the watched-names and watched-comms maps: NUL-padded bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NameKey {
+    pub name: [u8; NAME_LEN],
+}
+
+/// Key of the watched-comms map (the kernel's view of an executable's basename).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommKey {
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Offsets the kernel programs need, found at load time by userspace: tracepoint fields from
+/// tracefs `format` files, kernel structure members from BTF. A zero `task_real_parent`
+/// means "unknown" and the program leaves the dependent fields at 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Offsets {
+    // sched:sched_process_exec
+    pub exec_filename: u32,
+    // syscalls:sys_enter_* argument offsets. Arguments are 8 bytes wide on 64-bit kernels;
+    // each is the offset of the nth argument of that tracepoint.
+    pub sys_arg: [u32; 6],
+    // syscalls:sys_exit_* `ret`.
+    pub sys_ret: u32,
+    // BTF: struct members (bytes).
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_files: u32,
+    pub task_exit_code: u32,
+    pub files_fdt: u32,
+    pub fdt_fd: u32,
+    pub fdt_max_fds: u32,
+    pub file_inode: u32,
+    pub file_dentry: u32,
+    pub dentry_parent: u32,
+    pub dentry_inode: u32,
+    pub dentry_name: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
+    /// Non-zero when the file-table walk offsets above are all known.
+    pub have_files: u32,
+    /// Non-zero when real_parent/tgid are known.
+    pub have_parent: u32,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // SAFETY: plain-old-data, #[repr(C)], no padding holes that matter for equality (all
+    // padding is explicit and zeroed by the constructors).
+    unsafe impl aya::Pod for InodeKey {}
+    unsafe impl aya::Pod for NameKey {}
+    unsafe impl aya::Pod for CommKey {}
+    unsafe impl aya::Pod for Offsets {}
+}
+
+impl NameKey {
+    /// `None` if the name does not fit.
+    pub fn new(name: &[u8]) -> Option<Self> {
+        if name.is_empty() || name.len() >= NAME_LEN {
+            return None;
+        }
+        let mut k = NameKey { name: [0; NAME_LEN] };
+        k.name[..name.len()].copy_from_slice(name);
+        Some(k)
+    }
+}
+
+impl CommKey {
+    /// The kernel truncates comm to 15 bytes; so does this.
+    pub fn new(name: &[u8]) -> Self {
+        let mut k = CommKey { comm: [0; COMM_LEN] };
+        let n = name.len().min(COMM_LEN - 1);
+        k.comm[..n].copy_from_slice(&name[..n]);
+        k
+    }
+}

@@ -1,0 +1,16 @@
+//! The kubelet's own rules, as `cmd/kubelet/app` applies them.
+//!
+//! - [`flags`]: the kubelet's flag table and pflag's parsing rules.
+//! - [`config`]: the `--config` file and `--config-dir` drop-ins, decoded as the kubelet does.
+//! - [`evaluate`]: flags + files -> the effective value with its provenance.
+//! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
+//! - [`unit`] and [`envfile`]: the after-restart argv, as systemd assembles it.
+//! - [`discovery`]: running kubelets, through procfs.
+
+pub mod config;
+pub mod discovery;
+pub mod envfile;
+pub mod evaluate;
+pub mod flags;
+pub mod rootfs;
+pub mod unit;

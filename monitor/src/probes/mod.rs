@@ -1,0 +1,2 @@
+//! Loading and attaching the kernel programs (see `monitor-ebpf/`), filling their maps,
+//! reading their counters.

@@ -1,0 +1,118 @@
+//! What the daemon emits: a [`DriftReport`] is a [`Finding`] plus what changed and who did it.
+//! Every output (journald, OCSF JSON lines, text) renders this one type.
+
+use std::{path::PathBuf, time::SystemTime};
+
+use serde::Serialize;
+
+use crate::finding::{Benchmark, Finding, Status};
+
+/// Why this report was emitted. Each has its own journald MESSAGE_ID (see `output/journald.rs`
+/// and `deploy/kubelet-drift.catalog`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// State at daemon start (or after a full rescan that found no previous state).
+    Baseline,
+    /// pass -> fail.
+    DriftDetected,
+    /// fail -> pass.
+    DriftResolved,
+    /// anything -> error.
+    ErrorAppeared,
+    /// error -> pass/fail.
+    ErrorCleared,
+    /// A kubelet process appeared (exec seen); the finding is its running state.
+    KubeletStarted,
+    /// A kubelet process exited; the finding is its last known state.
+    KubeletStopped,
+    /// The after-restart state now differs from a running kubelet's.
+    PendingDriftAppeared,
+    /// The after-restart state agrees with the running kubelet again.
+    PendingDriftCleared,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Baseline => "baseline",
+            Change::DriftDetected => "drift_detected",
+            Change::DriftResolved => "drift_resolved",
+            Change::ErrorAppeared => "error_appeared",
+            Change::ErrorCleared => "error_cleared",
+            Change::KubeletStarted => "kubelet_started",
+            Change::KubeletStopped => "kubelet_stopped",
+            Change::PendingDriftAppeared => "pending_drift_appeared",
+            Change::PendingDriftCleared => "pending_drift_cleared",
+        }
+    }
+}
+
+/// The process that caused a change (from the kernel event, completed from /proc when it
+/// was still there).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    /// From the node's passwd database, when the uid has a name.
+    pub user: Option<String>,
+    pub gid: u32,
+    /// The kernel's comm (15 bytes at most); may hold any bytes, escaped by every output.
+    pub comm: String,
+    pub exe: Option<PathBuf>,
+    pub cgroup_id: u64,
+    /// A container id found in the actor's cgroup path (docker, containerd, cri-o), if any.
+    pub container_id: Option<String>,
+    /// The actor's argv, when still readable.
+    pub argv: Option<Vec<String>>,
+}
+
+/// What triggered the evaluation that produced this report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    /// "baseline", "rescan", "lost_events", "exec", "exit", or a file operation: "open",
+    /// "close", "rename", "unlink", "truncate", "ftruncate", "link", "symlink".
+    pub op: String,
+    /// The path involved, resolved in userspace when possible (as given otherwise).
+    pub path: Option<PathBuf>,
+    /// The second path (rename/link target).
+    pub path2: Option<PathBuf>,
+    pub actor: Option<Actor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DriftReport {
+    pub change: Change,
+    pub finding: Finding,
+    /// The subject's previous status, if it had one.
+    pub previous: Option<Status>,
+    pub trigger: Trigger,
+    pub node: String,
+    #[serde(serialize_with = "serialize_time")]
+    pub time: SystemTime,
+    pub benchmark: Benchmark,
+}
+
+fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    s.serialize_u64(ms)
+}
+
+/// Operational notices that are not findings (lost events, an output that stopped working).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub level: NoticeLevel,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeLevel {
+    Info,
+    Warning,
+    Error,
+}
