@@ -16,7 +16,11 @@ fn main() -> anyhow::Result<()> {
     if skip || !have_linker {
         println!(
             "cargo:warning=building without the eBPF programs ({}); `cargo xtask build` installs bpf-linker and builds them",
-            if skip { "AYA_BUILD_SKIP is set" } else { "bpf-linker not found in PATH" }
+            if skip {
+                "AYA_BUILD_SKIP is set"
+            } else {
+                "bpf-linker not found in PATH"
+            }
         );
         fs::write(&object, b"")?;
         return Ok(());

@@ -30,6 +30,9 @@ pub mod op {
     pub const FTRUNCATE: u32 = 6;
     pub const LINK: u32 = 7;
     pub const SYMLINK: u32 = 8;
+    /// A watched directory name created (a drop-in dir that did not exist): userspace
+    /// starts watching it.
+    pub const MKDIR: u32 = 9;
 }
 
 /// `path` was longer than [`PATH_LEN`] (or unreadable) and is cut.
@@ -154,7 +157,7 @@ pub struct FileEvent {
 
 /// Key of the watched-inodes map.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InodeKey {
     /// Kernel encoding: major << 20 | minor.
     pub dev: u32,
@@ -201,6 +204,7 @@ pub struct Offsets {
     pub file_dentry: u32,
     pub dentry_parent: u32,
     pub dentry_inode: u32,
+    /// `dentry.d_name` + `qstr.name`: the pointer to the dentry's name.
     pub dentry_name: u32,
     pub inode_ino: u32,
     pub inode_sb: u32,
@@ -209,6 +213,42 @@ pub struct Offsets {
     pub have_files: u32,
     /// Non-zero when real_parent/tgid are known.
     pub have_parent: u32,
+}
+
+impl Offsets {
+    /// All unknown; the kernel programs' globals start as this.
+    pub const ZERO: Offsets = Offsets {
+        exec_filename: 0,
+        sys_arg: [0; 6],
+        sys_ret: 0,
+        task_real_parent: 0,
+        task_tgid: 0,
+        task_files: 0,
+        task_exit_code: 0,
+        files_fdt: 0,
+        fdt_fd: 0,
+        fdt_max_fds: 0,
+        file_inode: 0,
+        file_dentry: 0,
+        dentry_parent: 0,
+        dentry_inode: 0,
+        dentry_name: 0,
+        inode_ino: 0,
+        inode_sb: 0,
+        sb_dev: 0,
+        have_files: 0,
+        have_parent: 0,
+    };
+}
+
+/// A write-intent open waiting for its sys_exit (key: pid_tgid).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OpenStash {
+    /// User pointer to the path.
+    pub path: u64,
+    pub flags: u64,
+    pub dirfd: i64,
 }
 
 #[cfg(feature = "user")]
@@ -220,6 +260,7 @@ mod user {
     unsafe impl aya::Pod for NameKey {}
     unsafe impl aya::Pod for CommKey {}
     unsafe impl aya::Pod for Offsets {}
+    unsafe impl aya::Pod for OpenStash {}
 }
 
 impl NameKey {
@@ -228,7 +269,9 @@ impl NameKey {
         if name.is_empty() || name.len() >= NAME_LEN {
             return None;
         }
-        let mut k = NameKey { name: [0; NAME_LEN] };
+        let mut k = NameKey {
+            name: [0; NAME_LEN],
+        };
         k.name[..name.len()].copy_from_slice(name);
         Some(k)
     }
@@ -237,7 +280,9 @@ impl NameKey {
 impl CommKey {
     /// The kernel truncates comm to 15 bytes; so does this.
     pub fn new(name: &[u8]) -> Self {
-        let mut k = CommKey { comm: [0; COMM_LEN] };
+        let mut k = CommKey {
+            comm: [0; COMM_LEN],
+        };
         let n = name.len().min(COMM_LEN - 1);
         k.comm[..n].copy_from_slice(&name[..n]);
         k

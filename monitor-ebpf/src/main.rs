@@ -1,5 +1,84 @@
+//! kubelet-drift's kernel programs. Tracepoints only: they load on every kernel this product
+//! supports (no kprobes, fentry or LSM needed). Each program exits early on anything that is
+//! not about the kubelet or a watched file, so that userspace wakes only for what matters.
+//!
+//! | file          | programs                                   | tracepoints (kernel needed)                       |
+//! |---------------|--------------------------------------------|---------------------------------------------------|
+//! | `exec.rs`     | `kd_exec`                                  | sched:sched_process_exec (3.4)                    |
+//! | `exit.rs`     | `kd_exit`                                  | sched:sched_process_exit (2.6.32)                 |
+//! | `open.rs`     | `kd_open`, `kd_openat`, `kd_openat2`, `kd_creat` | syscalls:sys_enter_open/openat/creat, openat2 (5.6) |
+//! | `close.rs`    | `kd_close`                                 | syscalls:sys_enter_close                          |
+//! | `path_ops.rs` | `kd_rename*`, `kd_unlink*`, `kd_link*`, `kd_symlink*`, `kd_mkdir*`, `kd_truncate`, `kd_ftruncate` | syscalls:sys_enter_* |
+//! | `sys_exit.rs` | `kd_sys_exit` (one program, attached to every `sys_exit_*` above) | syscalls:sys_exit_* |
+//!
+//! Tracepoint field offsets and kernel structure offsets come from userspace at load time
+//! (tracefs `format` files and BTF) through the `OFFSETS` global; nothing is hard-coded.
 #![no_std]
 #![no_main]
+
+mod close;
+mod exec;
+mod exit;
+mod open;
+mod path_ops;
+mod sys_exit;
+mod util;
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use monitor_common::{CommKey, FileEvent, InodeKey, NameKey, Offsets, OpenStash, counter};
+
+/// Set by userspace before load (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+static OFFSETS: Offsets = Offsets::ZERO;
+
+/// Records to userspace. Userspace may resize it at load time.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// `counter::*` indices.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Reservations this CPU lost since its last successful one; carried by the next record.
+#[map]
+static LOST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// Executable names to report (the kernel's comm: basename cut to 15 bytes).
+#[map]
+static WATCHED_COMMS: HashMap<CommKey, u8> = HashMap::with_max_entries(64, 0);
+
+/// Basenames whose path-based changes (rename, unlink, link, symlink, truncate, failed opens)
+/// are reported. Names ending in `.conf` are always reported (drop-ins of the kubelet and of
+/// systemd units), whatever their directory.
+#[map]
+static WATCHED_NAMES: HashMap<NameKey, u8> = HashMap::with_max_entries(1024, 0);
+
+/// Inodes of watched files and directories; values are `watch::*` bits.
+#[map]
+static WATCHED_INODES: HashMap<InodeKey, u32> = HashMap::with_max_entries(8192, 0);
+
+/// Kubelet processes (tgid) whose exec was reported: their exit is reported too.
+#[map]
+static TRACKED: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+/// Write-intent opens between sys_enter and sys_exit, keyed by pid_tgid.
+#[map]
+static OPEN_STASH: LruHashMap<u64, OpenStash> = LruHashMap::with_max_entries(16384, 0);
+
+/// Matched path operations between sys_enter and sys_exit, keyed by pid_tgid.
+#[map]
+static PATH_STASH: LruHashMap<u64, FileEvent> = LruHashMap::with_max_entries(1024, 0);
+
+/// Watched files open for writing, keyed by tgid << 32 | fd, so that their close is reported.
+#[map]
+static OPEN_FDS: LruHashMap<u64, InodeKey> = LruHashMap::with_max_entries(4096, 0);
+
+/// Room to build a FileEvent (too large for the 512-byte stack).
+#[map]
+static SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0);
 
 #[cfg(not(test))]
 #[panic_handler]

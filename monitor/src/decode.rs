@@ -1,1 +1,378 @@
-//! (to be written)
+//! Ring-buffer records to typed events. Every record is checked: at least a header, a known
+//! kind, a size that matches the kind's struct, a known file operation. Nothing is
+//! transmuted from an unchecked id; a bad record is an error, never a panic.
+
+use std::{ffi::OsStr, mem::size_of, os::unix::ffi::OsStrExt, path::PathBuf};
+
+use monitor_common::{
+    Actor, FLAG_MATCH_INODE, FLAG_MATCH_NAME, FLAG_MATCH_PARENT, FLAG_PATH_TRUNCATED,
+    FLAG_PATH2_TRUNCATED, FileEvent, Header, PATH_LEN, ProcEvent, kind, op,
+};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {got} bytes is shorter than the {need}-byte {what}")]
+    Short {
+        got: usize,
+        need: usize,
+        what: &'static str,
+    },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    #[error("record kind {kind} says {size} bytes, expected {expected}")]
+    SizeMismatch {
+        kind: u32,
+        size: u32,
+        expected: usize,
+    },
+    #[error("unknown file operation {0}")]
+    UnknownOp(u32),
+}
+
+/// One decoded record.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Record {
+    /// Records the kernel lost on this CPU just before this one (ring buffer full).
+    pub lost_before: u32,
+    /// Kernel boot-time clock, nanoseconds.
+    pub ktime_ns: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Exec(ProcInfo),
+    Exit(ProcInfo),
+    File(FileInfo),
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ActorInfo {
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup_id: u64,
+    /// The kernel's comm, bytes as they are (any byte is possible).
+    #[serde(serialize_with = "ser_bytes")]
+    pub comm: Vec<u8>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ProcInfo {
+    #[serde(flatten)]
+    pub actor: ActorInfo,
+    /// Exit: wait(2)-style status; exec: 0.
+    pub exit_code: i32,
+    /// Exec: the executed filename as the kernel saw it.
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOp {
+    Open,
+    Close,
+    Rename,
+    Unlink,
+    Truncate,
+    Ftruncate,
+    Link,
+    Symlink,
+    Mkdir,
+}
+
+impl FileOp {
+    fn from_wire(v: u32) -> Result<FileOp, DecodeError> {
+        Ok(match v {
+            op::OPEN => FileOp::Open,
+            op::CLOSE => FileOp::Close,
+            op::RENAME => FileOp::Rename,
+            op::UNLINK => FileOp::Unlink,
+            op::TRUNCATE => FileOp::Truncate,
+            op::FTRUNCATE => FileOp::Ftruncate,
+            op::LINK => FileOp::Link,
+            op::SYMLINK => FileOp::Symlink,
+            op::MKDIR => FileOp::Mkdir,
+            other => return Err(DecodeError::UnknownOp(other)),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOp::Open => "open",
+            FileOp::Close => "close",
+            FileOp::Rename => "rename",
+            FileOp::Unlink => "unlink",
+            FileOp::Truncate => "truncate",
+            FileOp::Ftruncate => "ftruncate",
+            FileOp::Link => "link",
+            FileOp::Symlink => "symlink",
+            FileOp::Mkdir => "mkdir",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    Inode,
+    ParentDir,
+    Name,
+    /// close/ftruncate of an fd recorded at open.
+    Fd,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FileInfo {
+    #[serde(flatten)]
+    pub actor: ActorInfo,
+    pub op: FileOp,
+    pub matched_by: MatchedBy,
+    /// The syscall's result: an fd for opens, 0 or -errno otherwise.
+    pub ret: i64,
+    /// The dirfd (`-100` = AT_FDCWD) or, for close/ftruncate, the fd.
+    pub dirfd: i32,
+    pub dirfd2: i32,
+    /// open(2) flags, or rename/link/unlink flags.
+    pub sys_flags: u64,
+    /// Kernel device number (major << 20 | minor) and inode, when matched by inode.
+    pub dev: u32,
+    pub ino: u64,
+    /// As the process gave it (empty for close/ftruncate).
+    pub path: PathBuf,
+    pub path_truncated: bool,
+    /// rename/link: the new name; symlink: the link created.
+    pub path2: Option<PathBuf>,
+    pub path2_truncated: bool,
+}
+
+fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
+}
+
+/// Reads a `T` from the front of `buf`, if it is long enough. `T` must be plain old data:
+/// only the #[repr(C)] integer/array structs of monitor-common are used here.
+fn read_pod<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    if buf.len() < size_of::<T>() {
+        return Err(DecodeError::Short {
+            got: buf.len(),
+            need: size_of::<T>(),
+            what,
+        });
+    }
+    // SAFETY: length checked above; T is a #[repr(C)] struct of integers and byte arrays,
+    // valid for any bit pattern; read_unaligned copes with the ring buffer's alignment.
+    Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const T) })
+}
+
+fn cstr(bytes: &[u8], len: u32) -> Vec<u8> {
+    let len = (len as usize).min(bytes.len());
+    let b = &bytes[..len];
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    b[..end].to_vec()
+}
+
+fn actor(a: &Actor) -> ActorInfo {
+    ActorInfo {
+        pid: a.pid,
+        tgid: a.tgid,
+        ppid: a.ppid,
+        uid: a.uid,
+        gid: a.gid,
+        cgroup_id: a.cgroup_id,
+        comm: cstr(&a.comm, a.comm.len() as u32),
+    }
+}
+
+fn path(b: Vec<u8>) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(&b))
+}
+
+pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
+    let h: Header = read_pod(buf, "header")?;
+    let expected = match h.kind {
+        kind::EXEC | kind::EXIT => size_of::<ProcEvent>(),
+        kind::FILE => size_of::<FileEvent>(),
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    if h.size as usize != expected {
+        return Err(DecodeError::SizeMismatch {
+            kind: h.kind,
+            size: h.size,
+            expected,
+        });
+    }
+    let event = match h.kind {
+        kind::EXEC | kind::EXIT => {
+            let e: ProcEvent = read_pod(buf, "process event")?;
+            let info = ProcInfo {
+                actor: actor(&e.actor),
+                exit_code: e.exit_code,
+                path: path(cstr(&e.path, e.path_len.min(PATH_LEN as u32))),
+            };
+            if h.kind == kind::EXEC {
+                Event::Exec(info)
+            } else {
+                Event::Exit(info)
+            }
+        }
+        _ => {
+            let e: FileEvent = read_pod(buf, "file event")?;
+            let op = FileOp::from_wire(e.op)?;
+            let matched_by = if matches!(op, FileOp::Close) {
+                MatchedBy::Fd
+            } else if e.flags & FLAG_MATCH_INODE != 0 {
+                MatchedBy::Inode
+            } else if e.flags & FLAG_MATCH_PARENT != 0 {
+                MatchedBy::ParentDir
+            } else if e.flags & FLAG_MATCH_NAME != 0 {
+                MatchedBy::Name
+            } else {
+                MatchedBy::Fd
+            };
+            let has_path2 = matches!(op, FileOp::Rename | FileOp::Link | FileOp::Symlink);
+            let p = if matches!(op, FileOp::Close | FileOp::Ftruncate) {
+                Vec::new()
+            } else {
+                cstr(&e.path, e.path_len)
+            };
+            Event::File(FileInfo {
+                actor: actor(&e.actor),
+                op,
+                matched_by,
+                ret: e.ret,
+                dirfd: e.dirfd,
+                dirfd2: e.dirfd2,
+                sys_flags: e.sys_flags,
+                dev: e.dev,
+                ino: e.ino,
+                path: path(p),
+                path_truncated: e.flags & FLAG_PATH_TRUNCATED != 0,
+                path2: has_path2.then(|| path(cstr(&e.path2, e.path2_len))),
+                path2_truncated: has_path2 && e.flags & FLAG_PATH2_TRUNCATED != 0,
+            })
+        }
+    };
+    Ok(Record {
+        lost_before: h.lost_before,
+        ktime_ns: h.ktime_ns,
+        event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monitor_common::COMM_LEN;
+
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: test-only view of a #[repr(C)] POD value.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()).to_vec() }
+    }
+
+    fn actor_fixture() -> Actor {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..3].copy_from_slice(b"sed");
+        Actor {
+            pid: 10,
+            tgid: 10,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            _pad: 0,
+            cgroup_id: 7,
+            comm,
+        }
+    }
+
+    fn file_event(op_: u32, path_: &[u8]) -> FileEvent {
+        let mut e: FileEvent = unsafe { std::mem::zeroed() };
+        e.header = Header {
+            kind: kind::FILE,
+            size: size_of::<FileEvent>() as u32,
+            lost_before: 2,
+            _pad: 0,
+            ktime_ns: 5,
+        };
+        e.actor = actor_fixture();
+        e.op = op_;
+        e.flags = FLAG_MATCH_NAME;
+        e.path[..path_.len()].copy_from_slice(path_);
+        e.path_len = path_.len() as u32;
+        e.path2[..3].copy_from_slice(b"new");
+        e.path2_len = 3;
+        e
+    }
+
+    #[test]
+    fn decodes_rename() {
+        let r = decode(&bytes_of(&file_event(op::RENAME, b"/etc/x.conf"))).unwrap();
+        assert_eq!(r.lost_before, 2);
+        let Event::File(f) = r.event else { panic!() };
+        assert_eq!(f.op, FileOp::Rename);
+        assert_eq!(f.path, PathBuf::from("/etc/x.conf"));
+        assert_eq!(f.path2, Some(PathBuf::from("new")));
+        assert_eq!(f.actor.comm, b"sed");
+        assert_eq!(f.matched_by, MatchedBy::Name);
+    }
+
+    #[test]
+    fn rejects_short_unknown_and_mismatched() {
+        let good = bytes_of(&file_event(op::OPEN, b"a"));
+        assert!(matches!(
+            decode(&good[..10]),
+            Err(DecodeError::Short { .. })
+        ));
+        assert!(matches!(
+            decode(&good[..100]),
+            Err(DecodeError::Short { .. })
+        ));
+        let mut bad = file_event(op::OPEN, b"a");
+        bad.header.kind = 99;
+        assert_eq!(decode(&bytes_of(&bad)), Err(DecodeError::UnknownKind(99)));
+        let mut bad = file_event(op::OPEN, b"a");
+        bad.header.size = 12;
+        assert!(matches!(
+            decode(&bytes_of(&bad)),
+            Err(DecodeError::SizeMismatch { .. })
+        ));
+        let bad = file_event(77, b"a");
+        assert_eq!(decode(&bytes_of(&bad)), Err(DecodeError::UnknownOp(77)));
+    }
+
+    #[test]
+    fn path_len_is_clamped() {
+        let mut e = file_event(op::UNLINK, b"abc");
+        e.path_len = 100_000;
+        let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+            panic!()
+        };
+        assert_eq!(f.path, PathBuf::from("abc"));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for n in 0..2000usize {
+            let len = n % (size_of::<FileEvent>() + 16);
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode(&buf);
+            let mut e = bytes_of(&file_event(op::OPEN, b"x"));
+            let i = n % e.len();
+            e[i] = seed as u8;
+            let _ = decode(&e);
+        }
+    }
+}

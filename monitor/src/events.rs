@@ -1,10 +1,212 @@
-//! `kubelet-drift events` (to be written).
-use std::process::ExitCode;
+//! The ring-buffer drain ([`Stream`]) and `kubelet-drift events`, which prints every decoded
+//! kernel event as one JSON line (for people diagnosing a node, and for tests).
+
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use aya::maps::{MapData, RingBuf};
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+
+use crate::{
+    decode::{self, Event, Record},
+    probes::{ProbeOptions, Probes},
+    watch::{self, WatchSet},
+};
+
+/// Drains the ring buffer through `AsyncFd`: waits for readiness, then takes every record
+/// available without blocking. Decoding is the only work done here; consumers get whole
+/// batches and never hold up the drain.
+pub struct Stream {
+    fd: AsyncFd<RingBuf<MapData>>,
+    /// Records that failed to decode (never expected; counted, not fatal).
+    pub decode_errors: u64,
+    pub last_decode_error: Option<decode::DecodeError>,
+}
+
+impl Stream {
+    pub fn new(ring: RingBuf<MapData>) -> io::Result<Stream> {
+        // SAFETY: the RingBuf owns its map fd for its whole life and always returns that fd.
+        let fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| io::Error::other(format!("registering the ring buffer: {e}")))?;
+        Ok(Stream {
+            fd,
+            decode_errors: 0,
+            last_decode_error: None,
+        })
+    }
+
+    /// Waits until at least one record is available, then appends all available records.
+    pub async fn next_batch(&mut self, out: &mut Vec<Record>) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.readable_mut().await?;
+            let ring = guard.get_inner_mut();
+            while let Some(item) = ring.next() {
+                match decode::decode(&item) {
+                    Ok(r) => out.push(r),
+                    Err(e) => {
+                        self.decode_errors += 1;
+                        self.last_decode_error = Some(e);
+                    }
+                }
+            }
+            guard.clear_ready();
+            if !out.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes what is available now, without waiting.
+    pub fn drain_now(&mut self, out: &mut Vec<Record>) {
+        let ring = self.fd.get_mut();
+        while let Some(item) = ring.next() {
+            match decode::decode(&item) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    self.decode_errors += 1;
+                    self.last_decode_error = Some(e);
+                }
+            }
+        }
+    }
+}
 
 #[derive(clap::Args, Debug)]
-pub struct EventsArgs {}
+#[command(after_help = "Each line is one JSON object: \
+{\"event\":\"exec\"|\"exit\"|\"file\"|\"lost\", ...}. File events carry the operation, the path as \
+the process gave it, `resolved_path` (against its cwd or dirfd, when the process was still there), \
+the syscall's result and the actor (pid, tgid, ppid, uid, gid, comm, cgroup_id).")]
+pub struct EventsArgs {
+    /// Also watch this file or directory (repeatable); added to the usual kubelet config,
+    /// unit and env file locations.
+    #[arg(long, value_name = "PATH")]
+    pub watch: Vec<PathBuf>,
+    /// Do not watch the usual locations, only --watch paths.
+    #[arg(long)]
+    pub no_default_watch: bool,
+    /// Executable names whose exec and exit are reported (repeatable; default: kubelet).
+    #[arg(long = "kubelet-name", value_name = "NAME")]
+    pub kubelet_names: Vec<String>,
+    /// Ring-buffer size in bytes (power of two, at least 4096).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub ring_bytes: u32,
+    /// Print the kernel counters to stderr on exit.
+    #[arg(long)]
+    pub counters: bool,
+}
 
-pub fn main(_args: EventsArgs) -> ExitCode {
-    eprintln!("not yet implemented");
-    ExitCode::from(2)
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    record: &'a Record,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_path2: Option<PathBuf>,
+}
+
+pub fn main(args: EventsArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kubelet-drift events: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kubelet-drift events: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub fn watch_set_for(paths: &[PathBuf], defaults: bool) -> WatchSet {
+    let mut set = WatchSet::new();
+    if defaults {
+        for p in watch::DEFAULT_PATHS {
+            set.add(std::path::Path::new(p));
+        }
+    }
+    for p in paths {
+        let p = if p.is_absolute() {
+            p.clone()
+        } else {
+            std::env::current_dir()
+                .map(|c| c.join(p))
+                .unwrap_or_else(|_| p.clone())
+        };
+        set.add(&p);
+    }
+    set
+}
+
+async fn run(args: EventsArgs) -> anyhow::Result<()> {
+    let mut probes = Probes::load(&ProbeOptions {
+        ring_bytes: args.ring_bytes,
+    })?;
+    for w in &probes.warnings {
+        eprintln!("kubelet-drift events: warning: {w}");
+    }
+    let names = if args.kubelet_names.is_empty() {
+        vec!["kubelet".to_string()]
+    } else {
+        args.kubelet_names.clone()
+    };
+    probes.set_comms(&names)?;
+    let set = watch_set_for(&args.watch, !args.no_default_watch);
+    set.apply(&mut probes)?;
+    let mut stream = Stream::new(probes.take_ring()?)?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // Tell whoever started us that the probes are attached (tests wait for this line).
+    eprintln!("kubelet-drift events: ready");
+    let stdout = io::stdout();
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            r = stream.next_batch(&mut batch) => r?,
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+        let mut out = stdout.lock();
+        for rec in batch.drain(..) {
+            if rec.lost_before > 0 {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"event": "lost", "count": rec.lost_before})
+                )?;
+            }
+            let (r1, r2) = match &rec.event {
+                Event::File(f) => (
+                    watch::resolve(f.actor.tgid, f.dirfd, &f.path),
+                    f.path2
+                        .as_ref()
+                        .and_then(|p| watch::resolve(f.actor.tgid, f.dirfd2, p)),
+                ),
+                _ => (None, None),
+            };
+            let line = Line {
+                record: &rec,
+                resolved_path: r1,
+                resolved_path2: r2,
+            };
+            serde_json::to_writer(&mut out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    if args.counters {
+        eprintln!("{}", serde_json::to_string(&probes.counters()?)?);
+    }
+    Ok(())
 }

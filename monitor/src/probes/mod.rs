@@ -1,2 +1,314 @@
 //! Loading and attaching the kernel programs (see `monitor-ebpf/`), filling their maps,
 //! reading their counters.
+//!
+//! | program        | tracepoint(s)                                       | kernel | required |
+//! |----------------|-----------------------------------------------------|--------|----------|
+//! | `kd_exec`      | sched:sched_process_exec                            | 3.4    | yes      |
+//! | `kd_exit`      | sched:sched_process_exit                            | 2.6.32 | yes      |
+//! | `kd_open*`     | syscalls:sys_enter_open, openat, creat              | 2.6.37 | yes (open/creat absent on arm64) |
+//! | `kd_openat2`   | syscalls:sys_enter_openat2                          | 5.6    | no       |
+//! | `kd_close`     | syscalls:sys_enter_close                            | 2.6.37 | yes      |
+//! | path ops       | syscalls:sys_enter_rename/renameat/renameat2, unlink/unlinkat, link/linkat, symlink/symlinkat, mkdir/mkdirat, truncate, ftruncate | 3.15 (renameat2) | renameat2, unlinkat, linkat, symlinkat, mkdirat, truncate, ftruncate: yes |
+//! | `kd_sys_exit`  | syscalls:sys_exit_* of all of the above             |        | as above |
+//!
+//! Ring buffers need 5.8; BTF (for the inode match and the actor's ppid) 5.2 with
+//! CONFIG_DEBUG_INFO_BTF. Without BTF the programs still load and match by name only.
+
+pub mod btf;
+pub mod tracefs;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    os::unix::fs::MetadataExt,
+    path::Path,
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use monitor_common::{CommKey, InodeKey, NameKey, Offsets, counter};
+
+/// The kernel programs, built by `monitor/build.rs`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kubelet-drift-ebpf"));
+
+/// (program, syscall) pairs: each enter program is attached to `sys_enter_<syscall>` and
+/// `kd_sys_exit` to `sys_exit_<syscall>`. The bool says whether a missing tracepoint is fatal.
+const SYSCALLS: &[(&str, &str, bool)] = &[
+    ("kd_open", "open", false),
+    ("kd_openat", "openat", true),
+    ("kd_openat2", "openat2", false),
+    ("kd_creat", "creat", false),
+    ("kd_rename", "rename", false),
+    ("kd_renameat", "renameat", false),
+    ("kd_renameat2", "renameat2", true),
+    ("kd_unlink", "unlink", false),
+    ("kd_unlinkat", "unlinkat", true),
+    ("kd_link", "link", false),
+    ("kd_linkat", "linkat", true),
+    ("kd_symlink", "symlink", false),
+    ("kd_symlinkat", "symlinkat", true),
+    ("kd_mkdir", "mkdir", false),
+    ("kd_mkdirat", "mkdirat", true),
+    ("kd_truncate", "truncate", true),
+    ("kd_ftruncate", "ftruncate", true),
+];
+
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Ring-buffer size in bytes (a power of two, at least one page).
+    pub ring_bytes: u32,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            ring_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Sums of the per-CPU counters (see `monitor_common::counter`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    pub exec_seen: u64,
+    pub exec_filtered: u64,
+    pub file_seen: u64,
+    pub file_filtered: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub exit_seen: u64,
+    pub stash_full: u64,
+}
+
+/// The loaded, attached programs and handles on their maps.
+pub struct Probes {
+    ebpf: Ebpf,
+    /// What is missing and how the programs degrade (said once at start).
+    pub warnings: Vec<String>,
+    comms: BTreeSet<Vec<u8>>,
+    names: BTreeSet<Vec<u8>>,
+    inodes: BTreeMap<InodeKey, u32>,
+}
+
+impl Probes {
+    /// Loads and attaches everything. Errors say what is missing (capability, tracefs, BTF).
+    pub fn load(opts: &ProbeOptions) -> Result<Probes> {
+        if OBJECT.is_empty() {
+            bail!(
+                "this kubelet-drift binary was built without its eBPF programs (bpf-linker was \
+                 not installed when it was built); build it with `cargo xtask build`"
+            );
+        }
+        let mut warnings = Vec::new();
+        let tracefs = tracefs::ensure_mounted()?;
+        let mut off = Offsets::default();
+
+        let exec = tracefs::Format::read(&tracefs, "sched", "sched_process_exec")?;
+        off.exec_filename = exec.field("filename")?.offset;
+        // Every syscall tracepoint must agree on argument offsets: the programs share one table.
+        let reference = tracefs::Format::read(&tracefs, "syscalls", "sys_enter_renameat2")
+            .context("syscall tracepoints are missing (CONFIG_FTRACE_SYSCALLS)")?;
+        let args = reference.syscall_args();
+        for (i, f) in args.iter().enumerate().take(6) {
+            off.sys_arg[i] = f.offset;
+        }
+        for i in args.len()..6 {
+            off.sys_arg[i] = off.sys_arg[args.len() - 1] + 8 * (i - args.len() + 1) as u32;
+        }
+        let exit_fmt = tracefs::Format::read(&tracefs, "syscalls", "sys_exit_openat")?;
+        off.sys_ret = exit_fmt.field("ret")?.offset;
+        let mut present = Vec::new();
+        for &(prog, sc, required) in SYSCALLS {
+            match tracefs::Format::read(&tracefs, "syscalls", &format!("sys_enter_{sc}")) {
+                Ok(f) => {
+                    for (i, a) in f.syscall_args().iter().enumerate() {
+                        if a.offset != off.sys_arg[i] {
+                            bail!(
+                                "sys_enter_{sc}: argument {i} at offset {} where the others have {}",
+                                a.offset,
+                                off.sys_arg[i]
+                            );
+                        }
+                    }
+                    present.push((prog, sc));
+                }
+                Err(e) if required => return Err(e),
+                Err(_) => warnings.push(format!(
+                    "tracepoint sys_enter_{sc} absent on this kernel; skipped"
+                )),
+            }
+        }
+
+        if let Err(e) = btf::fill(&mut off) {
+            warnings.push(format!(
+                "kernel BTF unavailable ({e:#}): files are matched by name only, not by inode, \
+                 and actors have no ppid"
+            ));
+        }
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OFFSETS", &off, true)
+            .map_max_entries("EVENTS", opts.ring_bytes)
+            .load(OBJECT)
+            .map_err(explain_load_error)?;
+
+        attach(&mut ebpf, "kd_exec", "sched", "sched_process_exec")?;
+        attach(&mut ebpf, "kd_exit", "sched", "sched_process_exit")?;
+        attach(&mut ebpf, "kd_close", "syscalls", "sys_enter_close")?;
+        for (prog, sc) in &present {
+            attach(&mut ebpf, prog, "syscalls", &format!("sys_enter_{sc}"))?;
+        }
+        {
+            let p: &mut TracePoint = ebpf
+                .program_mut("kd_sys_exit")
+                .ok_or_else(|| anyhow!("program kd_sys_exit missing from the object"))?
+                .try_into()?;
+            p.load().map_err(|e| anyhow!("loading kd_sys_exit: {e}"))?;
+            for (_, sc) in &present {
+                p.attach("syscalls", &format!("sys_exit_{sc}"))
+                    .with_context(|| format!("attaching kd_sys_exit to sys_exit_{sc}"))?;
+            }
+        }
+        Ok(Probes {
+            ebpf,
+            warnings,
+            comms: BTreeSet::new(),
+            names: BTreeSet::new(),
+            inodes: BTreeMap::new(),
+        })
+    }
+
+    /// The ring buffer, to be drained by one reader (see `crate::events::Stream`).
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| anyhow!("EVENTS map already taken"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Executable names whose exec/exit are reported (cut to the kernel's 15-byte comm).
+    pub fn set_comms<S: AsRef<str>>(&mut self, names: &[S]) -> Result<()> {
+        let want: BTreeSet<Vec<u8>> = names
+            .iter()
+            .map(|n| CommKey::new(n.as_ref().as_bytes()).comm.to_vec())
+            .collect();
+        let mut map: BpfHashMap<_, CommKey, u8> =
+            BpfHashMap::try_from(self.ebpf.map_mut("WATCHED_COMMS").unwrap())?;
+        for old in self.comms.difference(&want) {
+            let _ = map.remove(&CommKey::new(trim_nul(old)));
+        }
+        for new in want.difference(&self.comms) {
+            map.insert(CommKey::new(trim_nul(new)), 1, 0)?;
+        }
+        self.comms = want;
+        Ok(())
+    }
+
+    /// Basenames whose path operations are reported (besides `*.conf`, always reported).
+    pub fn set_names(&mut self, names: &BTreeSet<Vec<u8>>) -> Result<()> {
+        let mut map: BpfHashMap<_, NameKey, u8> =
+            BpfHashMap::try_from(self.ebpf.map_mut("WATCHED_NAMES").unwrap())?;
+        for old in self.names.difference(names) {
+            if let Some(k) = NameKey::new(old) {
+                let _ = map.remove(&k);
+            }
+        }
+        for new in names.difference(&self.names) {
+            if let Some(k) = NameKey::new(new) {
+                map.insert(k, 1, 0)?;
+            }
+        }
+        self.names = names.clone();
+        Ok(())
+    }
+
+    /// Inodes watched (`watch::*` bits).
+    pub fn set_inodes(&mut self, inodes: &BTreeMap<InodeKey, u32>) -> Result<()> {
+        let mut map: BpfHashMap<_, InodeKey, u32> =
+            BpfHashMap::try_from(self.ebpf.map_mut("WATCHED_INODES").unwrap())?;
+        for k in self.inodes.keys() {
+            if !inodes.contains_key(k) {
+                let _ = map.remove(k);
+            }
+        }
+        for (k, v) in inodes {
+            if self.inodes.get(k) != Some(v) {
+                map.insert(*k, *v, 0)?;
+            }
+        }
+        self.inodes = inodes.clone();
+        Ok(())
+    }
+
+    /// Marks a running kubelet (found by procfs, before the monitor started) so that its exit
+    /// is reported like that of one whose exec was seen.
+    pub fn track(&mut self, tgid: u32) -> Result<()> {
+        let mut map: BpfHashMap<_, u32, u8> =
+            BpfHashMap::try_from(self.ebpf.map_mut("TRACKED").unwrap())?;
+        map.insert(tgid, 1, 0)?;
+        Ok(())
+    }
+
+    pub fn counters(&self) -> Result<Counters> {
+        let map: PerCpuArray<_, u64> = PerCpuArray::try_from(self.ebpf.map("COUNTERS").unwrap())?;
+        let sum = |i: u32| -> Result<u64> { Ok(map.get(&i, 0)?.iter().sum()) };
+        Ok(Counters {
+            exec_seen: sum(counter::EXEC_SEEN)?,
+            exec_filtered: sum(counter::EXEC_FILTERED)?,
+            file_seen: sum(counter::FILE_SEEN)?,
+            file_filtered: sum(counter::FILE_FILTERED)?,
+            sent: sum(counter::SENT)?,
+            dropped: sum(counter::DROPPED)?,
+            exit_seen: sum(counter::EXIT_SEEN)?,
+            stash_full: sum(counter::STASH_FULL)?,
+        })
+    }
+}
+
+fn trim_nul(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()> {
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing from the object"))?
+        .try_into()?;
+    p.load().map_err(|e| anyhow!("loading {prog}: {e}"))?;
+    p.attach(category, name)
+        .map_err(|e| anyhow!("attaching {prog} to {category}:{name}: {e}"))?;
+    Ok(())
+}
+
+fn explain_load_error(e: aya::EbpfError) -> anyhow::Error {
+    let text = format!("{e}");
+    if text.contains("Operation not permitted") || text.contains("EPERM") {
+        anyhow!(
+            "loading the eBPF programs was refused ({text}): kubelet-drift needs CAP_BPF and \
+             CAP_PERFMON (or root), and kernel.unprivileged_bpf_disabled does not matter for those"
+        )
+    } else {
+        anyhow!("loading the eBPF programs failed: {text}")
+    }
+}
+
+/// The map key for a file as the kernel sees it: `sb->s_dev` is `major << 20 | minor`.
+pub fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
+    let dev = meta.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    InodeKey {
+        dev: (major << 20) | minor,
+        _pad: 0,
+        ino: meta.ino(),
+    }
+}
+
+/// The key for `path` (following symlinks), or `None` if it does not exist.
+pub fn inode_key_of(path: &Path) -> Option<InodeKey> {
+    std::fs::metadata(path).ok().map(|m| inode_key(&m))
+}
