@@ -23,7 +23,7 @@
 //!     default (true) comes back; a wrong-case key sorts before the base key, which wins.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
@@ -294,15 +294,15 @@ pub fn decode(text: &str, strict_duplicates: bool) -> Result<FileSettings, Decod
             Node::Scalar { value, .. } => value.clone(),
             _ => continue,
         };
-        if let Some(first) = seen.insert(key.clone(), k.line()) {
-            if strict_duplicates {
-                return Err(derr(
-                    Some(k.line()),
-                    format!(
-                        "duplicate key {key:?} (first at line {first}): strict decoding of a drop-in fails"
-                    ),
-                ));
-            }
+        if let Some(first) = seen.insert(key.clone(), k.line())
+            && strict_duplicates
+        {
+            return Err(derr(
+                Some(k.line()),
+                format!(
+                    "duplicate key {key:?} (first at line {first}): strict decoding of a drop-in fails"
+                ),
+            ));
         }
         let (value, written) = node_value(v);
         match key.as_str() {
@@ -468,7 +468,7 @@ pub fn is_dropin_name(path: &Path) -> bool {
 
 /// The corpus directory (`<repo>/../shared/corpus`), for tests.
 #[cfg(test)]
-pub(crate) fn corpus_dir() -> PathBuf {
+pub(crate) fn corpus_dir() -> std::path::PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
     assert!(
         p.join("SOURCES.md").exists(),
@@ -534,13 +534,12 @@ mod tests {
         let s = decode(&format!("{HEAD}MakeIPTablesUtilChains: false\n"), false).unwrap();
         assert!(main_outcome(&s).unwrap().notes[0].contains("case-sensitive"));
         let json = r#"{"apiVersion":"kubelet.config.k8s.io/v1beta1","kind":"KubeletConfiguration","makeIPTablesUtilChains":false}"#;
-        assert_eq!(
-            main_outcome(&decode(json, false).unwrap())
+        assert!(
+            !main_outcome(&decode(json, false).unwrap())
                 .unwrap()
                 .set
                 .unwrap()
-                .0,
-            false
+                .0
         );
         for bad in [
             "",

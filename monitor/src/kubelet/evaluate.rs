@@ -373,7 +373,7 @@ fn evaluate_inner(
                     e.line
                 );
             }
-            Origin::Default if !v == value || !matches!(source, Source::Default) => {
+            Origin::Default if v != value || !matches!(source, Source::Default) => {
                 value = v;
                 reason = format!(
                     "a drop-in in {} sets {FIELD} to null, which restores the default true on kubelet 1.32+",

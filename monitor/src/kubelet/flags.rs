@@ -421,14 +421,12 @@ fn apply(
             match name {
                 "make-iptables-util-chains" => out.make_iptables_util_chains = Some((at, b)),
                 "help" if b => out.exits_early = Some(at),
-                "help" => {
-                    if out
-                        .exits_early
-                        .as_ref()
-                        .is_some_and(|e| e.text.starts_with("--help") || e.text.starts_with("-h"))
-                    {
-                        out.exits_early = None;
-                    }
+                "help"
+                    if out.exits_early.as_ref().is_some_and(|e| {
+                        e.text.starts_with("--help") || e.text.starts_with("-h")
+                    }) =>
+                {
+                    out.exits_early = None
                 }
                 _ => {}
             }
@@ -459,6 +457,7 @@ fn apply(
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
