@@ -1,1 +1,110 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's own commands. Each installs what is missing first
+//! (see `setup.rs`), says what it does, and is safe to run again.
+//!
+//! - `cargo xtask run [-- ARGS]`   build, then run the monitor in the foreground (embedded defaults)
+//! - `cargo xtask test [-- ARGS]`  build, then run the whole test suite (as root: it loads eBPF)
+//! - `cargo xtask build`           install the toolchain pieces and build (release)
+//! - `cargo xtask setup`           only install what is missing
+//! - `cargo xtask bench`           benchmarks; prints a table, writes target/bench/summary.json
+//! - `cargo xtask deb`             build the .deb package
+
+mod setup;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "kubelet-drift's build, run, test and bench tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing (nightly rust-src, llvm-22-dev, bpf-linker, test tools).
+    Setup,
+    /// Set up, then build kubelet-drift (release) with its eBPF programs.
+    Build,
+    /// Set up, build, then run `kubelet-drift run` in the foreground with the embedded defaults.
+    Run {
+        /// Arguments passed to `kubelet-drift run`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run the whole test suite (unit, rules, and the real-kernel integration tests).
+    Test {
+        /// Arguments passed to `cargo test`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.task {
+        Task::Setup => setup::ensure(setup::Needs::All),
+        Task::Build => {
+            setup::ensure(setup::Needs::Build)?;
+            cargo(&["build", "--release", "-p", "kubelet-drift"])
+        }
+        Task::Run { args } => {
+            setup::ensure(setup::Needs::Build)?;
+            cargo(&["build", "--release", "-p", "kubelet-drift"])?;
+            let bin = setup::workspace_root().join("target/release/kubelet-drift");
+            setup::say(&format!("running {} run {}", bin.display(), args.join(" ")));
+            let status = Command::new(&bin).arg("run").args(&args).status()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            if !status.success() {
+                bail!("kubelet-drift exited with {status}");
+            }
+            Ok(())
+        }
+        Task::Test { args } => {
+            setup::ensure(setup::Needs::All)?;
+            if !nix_is_root() {
+                bail!("the test suite loads eBPF programs and drives real processes: run it as root");
+            }
+            let mut a = vec!["test", "--workspace", "--no-fail-fast"];
+            a.extend(args.iter().map(String::as_str));
+            cargo(&a)
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// Runs cargo (the one running us) in the workspace root with the toolchain env set up.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    setup::say(&format!("cargo {}", args.join(" ")));
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(setup::workspace_root())
+        .env("PATH", setup::path_with_cargo_bin())
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
