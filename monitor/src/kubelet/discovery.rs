@@ -160,7 +160,7 @@ pub fn read_kubelet_in(
             .unwrap_or_default(),
         None => basename(&argv[0]).to_owned(),
     };
-    if !names.iter().any(|n| *n == name) {
+    if !names.contains(&name) {
         return Ok(None);
     }
 
