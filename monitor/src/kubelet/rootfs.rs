@@ -517,6 +517,7 @@ fn push_components(queue: &mut VecDeque<OsString>, stack: &mut Vec<OsString>, p:
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
     use std::ffi::CString;
