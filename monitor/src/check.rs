@@ -195,7 +195,11 @@ pub fn render_text(findings: &[Finding]) -> String {
 
 /// The JSON report: `{"findings":[...]}`.
 pub fn render_json(findings: &[Finding]) -> String {
-    serde_json::to_string_pretty(&serde_json::json!({ "findings": findings }))
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        findings: &'a [Finding],
+    }
+    serde_json::to_string_pretty(&Report { findings })
         .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
 }
 

@@ -460,4 +460,30 @@ mod tests {
         assert_eq!(offline.len(), 1);
         assert_eq!(offline[0].control, "3.2.6");
     }
+
+    #[test]
+    fn live_node_finds_a_running_kubelet() {
+        // a copy of sleep named kubelet: its argv ("30") is a positional the kubelet refuses
+        let d = tempfile::tempdir().unwrap();
+        let exe = d.path().join("kubelet");
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        let pid = child.id();
+        let (_e, empty) = node(&[]);
+        let found = evaluate_node(&empty, true, &["kubelet".to_string()], Benchmark::Cis16);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let running = found
+            .iter()
+            .find(|f| matches!(f.subject, Subject::Running { pid: p, .. } if p == pid))
+            .expect("the fake kubelet is found");
+        assert_eq!(running.status, Status::Error, "{running:?}");
+        // no unit in the (empty) root: the after-restart finding reuses a running command line
+        let after = found.last().unwrap();
+        assert!(matches!(
+            after.subject,
+            Subject::AfterRestart { unit: None, .. }
+        ));
+        assert_ne!(after.status, Status::Pass);
+    }
 }
