@@ -6,11 +6,13 @@
 //! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
 //! - [`unit`] and [`envfile`]: the after-restart argv, as systemd assembles it.
 //! - [`discovery`]: running kubelets, through procfs.
+//! - [`node`]: the whole node: running kubelets and the after-restart truth, as findings.
 
 pub mod config;
 pub mod discovery;
 pub mod envfile;
 pub mod evaluate;
 pub mod flags;
+pub mod node;
 pub mod rootfs;
 pub mod unit;

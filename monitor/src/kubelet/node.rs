@@ -1,0 +1,489 @@
+//! The whole node: every running kubelet, and what the kubelet would run with after a restart.
+//!
+//! - Running: each kubelet process, evaluated against its own root (`/proc/<pid>/root`) and
+//!   working directory, with the files as they are now (`evaluated_late`).
+//! - After restart: `kubelet.service` as systemd would assemble it now, evaluated against the
+//!   files as they are now (cwd `/` unless `WorkingDirectory=`). Without that unit, a running
+//!   kubelet's systemd unit inside its own root (a kind node, another unit name), else the
+//!   running kubelet's own command line. Without either: an error, never a pass.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::discovery::{KubeletProcess, find_kubelets};
+use super::evaluate::{EvalInput, Evaluation, evaluate};
+use super::rootfs::RootFs;
+use super::unit::{self, AssembledUnit, UnitError, UnitErrorKind};
+use crate::finding::{Benchmark, Finding, Source, Status, Subject};
+
+/// The unit the after-restart truth is read from.
+pub const KUBELET_UNIT: &str = "kubelet.service";
+
+/// Every running kubelet (when `live`) and one after-restart finding.
+pub fn evaluate_node(
+    fs: &RootFs,
+    live: bool,
+    names: &[String],
+    benchmark: Benchmark,
+) -> Vec<Finding> {
+    let running = if live {
+        find_kubelets(names)
+    } else {
+        Vec::new()
+    };
+    let mut out: Vec<Finding> = running
+        .iter()
+        .map(|p| evaluate_process(p, benchmark, true))
+        .collect();
+    out.push(evaluate_after_restart(fs, &running, benchmark));
+    out
+}
+
+/// A running kubelet, against its own root and cwd.
+pub fn evaluate_process(p: &KubeletProcess, benchmark: Benchmark, evaluated_late: bool) -> Finding {
+    let fs = RootFs::new(&p.root);
+    let mut ev = evaluate(&EvalInput {
+        fs: &fs,
+        argv: &p.argv,
+        cwd: &p.cwd,
+        env: &p.env,
+    });
+    if p.non_utf8 {
+        ev = not_exact(ev);
+    }
+    if evaluated_late {
+        ev.reason.push_str(
+            " (the kubelet was already running: its files were read as they are now, not as it read them at start)",
+        );
+    }
+    for n in &p.notes {
+        ev.reason.push_str(&format!(" (note: {n})"));
+    }
+    ev.into_finding(
+        Subject::Running {
+            pid: p.pid,
+            argv: p.argv.clone(),
+            evaluated_late,
+        },
+        benchmark,
+    )
+}
+
+/// An argument or environment entry we could not read exactly: never a pass or fail.
+fn not_exact(mut ev: Evaluation) -> Evaluation {
+    ev.status = Status::Error;
+    ev.effective = None;
+    ev.reason = format!(
+        "an argument or environment entry of the kubelet is not UTF-8 text and cannot be read exactly, so the verdict is unknown (read lossily: {})",
+        ev.reason
+    );
+    ev.remediation =
+        "make the kubelet's arguments plain UTF-8 text, then restart the kubelet".into();
+    ev
+}
+
+fn merge(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
+    for p in b {
+        if !a.contains(&p) {
+            a.push(p);
+        }
+    }
+    a
+}
+
+/// Evaluates an assembled unit inside `fs`.
+fn evaluate_unit(fs: &RootFs, u: AssembledUnit, benchmark: Benchmark) -> Finding {
+    // RootDirectory=: the kubelet runs chrooted; its paths resolve there.
+    let eval_fs = match &u.root_directory {
+        Some(r) => match fs.resolve(r, Path::new("/")) {
+            Ok(h) => RootFs::new(h),
+            Err(e) => {
+                return Finding {
+                    control: benchmark.control_id().into(),
+                    status: Status::Error,
+                    effective: None,
+                    subject: after_restart_subject(Some(&u)),
+                    source: Source::Unit {
+                        path: u.unit_path.clone(),
+                        line: None,
+                    },
+                    reason: format!("RootDirectory= {} cannot be resolved: {e}", r.display()),
+                    remediation: "fix the unit's RootDirectory=, then restart the kubelet".into(),
+                    inputs: u.inputs,
+                    input_dirs: u.input_dirs,
+                };
+            }
+        },
+        None => fs.clone(),
+    };
+    let cwd = u
+        .working_directory
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut ev = evaluate(&EvalInput {
+        fs: &eval_fs,
+        argv: &u.argv,
+        cwd: &cwd,
+        env: &u.env,
+    });
+    ev.reason = format!(
+        "{} (argv assembled from {} line {} by systemd's rules)",
+        ev.reason,
+        u.exec_start_from.display(),
+        u.exec_start_line
+    );
+    let subject = after_restart_subject(Some(&u));
+    let inputs = merge(std::mem::take(&mut ev.inputs), u.inputs);
+    let input_dirs = merge(std::mem::take(&mut ev.input_dirs), u.input_dirs);
+    let mut f = ev.into_finding(subject, benchmark);
+    f.inputs = inputs;
+    f.input_dirs = input_dirs;
+    f
+}
+
+fn after_restart_subject(u: Option<&AssembledUnit>) -> Subject {
+    match u {
+        Some(u) => Subject::AfterRestart {
+            unit: Some(u.unit_path.clone()),
+            argv: u.argv.clone(),
+            exec_start_from: Some(u.exec_start_from.clone()),
+        },
+        None => Subject::AfterRestart {
+            unit: None,
+            argv: Vec::new(),
+            exec_start_from: None,
+        },
+    }
+}
+
+fn unit_error_finding(e: UnitError, benchmark: Benchmark) -> Finding {
+    let remediation = match e.kind {
+        UnitErrorKind::Masked => format!(
+            "unmask {KUBELET_UNIT} (systemctl unmask {KUBELET_UNIT}) and make sure it runs the kubelet with --make-iptables-util-chains=true or without the flag"
+        ),
+        UnitErrorKind::EnvironmentFileMissing => {
+            "create the missing EnvironmentFile (or prefix its path with '-'), then restart the kubelet".into()
+        }
+        UnitErrorKind::MultipleExecStart => {
+            "reset ExecStart= with an empty `ExecStart=` line before the new one in the drop-in, then systemctl daemon-reload".into()
+        }
+        UnitErrorKind::NoExecStart => {
+            "give the unit an ExecStart= that runs the kubelet, then systemctl daemon-reload".into()
+        }
+        _ => "fix the file named in the reason, then systemctl daemon-reload and restart the kubelet".into(),
+    };
+    let start = match e.kind {
+        UnitErrorKind::Unsupported => "the after-restart command line cannot be determined",
+        UnitErrorKind::Unreadable => "a unit, drop-in or environment file cannot be read",
+        _ => "the kubelet would not start after a restart",
+    };
+    let unit = e
+        .path
+        .clone()
+        .filter(|p| p.extension().is_some_and(|x| x == "service"));
+    Finding {
+        control: benchmark.control_id().into(),
+        status: Status::Error,
+        effective: None,
+        subject: Subject::AfterRestart {
+            unit,
+            argv: Vec::new(),
+            exec_start_from: None,
+        },
+        source: match &e.path {
+            Some(p) => Source::Unit {
+                path: p.clone(),
+                line: e.line,
+            },
+            None => Source::None {
+                detail: e.message.clone(),
+            },
+        },
+        reason: format!("{start}: {e}"),
+        remediation,
+        inputs: e.inputs,
+        input_dirs: e.input_dirs,
+    }
+}
+
+/// What the kubelet would run with if (re)started now.
+pub fn evaluate_after_restart(
+    fs: &RootFs,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+) -> Finding {
+    let not_found = match unit::assemble(fs, KUBELET_UNIT) {
+        Ok(u) => return evaluate_unit(fs, u, benchmark),
+        Err(e) if e.kind == UnitErrorKind::NotFound => e,
+        Err(e) => return unit_error_finding(e, benchmark),
+    };
+    // No kubelet.service in this root. A running kubelet may be managed by systemd inside its
+    // own root (kind) or by a unit of another name.
+    for p in running {
+        let Some(name) = &p.systemd_unit else {
+            continue;
+        };
+        let proc_fs = RootFs::new(&p.root);
+        match unit::assemble(&proc_fs, name) {
+            Ok(u) => return evaluate_unit(&proc_fs, u, benchmark),
+            Err(e) if e.kind == UnitErrorKind::NotFound => continue,
+            Err(e) => return unit_error_finding(e, benchmark),
+        }
+    }
+    if let Some(p) = running.first() {
+        // Not managed by a unit we can read: it restarts with its own command line.
+        let proc_fs = RootFs::new(&p.root);
+        let mut ev = evaluate(&EvalInput {
+            fs: &proc_fs,
+            argv: &p.argv,
+            cwd: &p.cwd,
+            env: &p.env,
+        });
+        if p.non_utf8 {
+            ev = not_exact(ev);
+        }
+        ev.reason = format!(
+            "{} (no {KUBELET_UNIT} found: the command line of the running kubelet pid {} is assumed to be reused on restart{})",
+            ev.reason,
+            p.pid,
+            if running.len() > 1 {
+                ", the first of several"
+            } else {
+                ""
+            }
+        );
+        let inputs = merge(std::mem::take(&mut ev.inputs), not_found.inputs);
+        let input_dirs = merge(std::mem::take(&mut ev.input_dirs), not_found.input_dirs);
+        let mut f = ev.into_finding(
+            Subject::AfterRestart {
+                unit: None,
+                argv: p.argv.clone(),
+                exec_start_from: None,
+            },
+            benchmark,
+        );
+        f.inputs = inputs;
+        f.input_dirs = input_dirs;
+        return f;
+    }
+    Finding {
+        control: benchmark.control_id().into(),
+        status: Status::Error,
+        effective: None,
+        subject: after_restart_subject(None),
+        source: Source::None {
+            detail: format!(
+                "no running kubelet and no {KUBELET_UNIT} in {}",
+                fs.root().display()
+            ),
+        },
+        reason: format!(
+            "no kubelet is running and no {KUBELET_UNIT} was found under {} ({}): nothing to evaluate",
+            fs.root().display(),
+            not_found.message
+        ),
+        remediation: "run the check on a Kubernetes node (or give --root the node's filesystem), or name the kubelet executable with --kubelet-name".into(),
+        inputs: not_found.inputs,
+        input_dirs: not_found.input_dirs,
+    }
+}
+
+/// Evaluates arguments given by a person: argv[0] is "kubelet".
+pub fn evaluate_arguments(
+    fs: &RootFs,
+    args: &[String],
+    cwd: &Path,
+    benchmark: Benchmark,
+) -> Finding {
+    let argv: Vec<String> = std::iter::once("kubelet".to_string())
+        .chain(args.iter().cloned())
+        .collect();
+    let env = HashMap::new();
+    let ev = evaluate(&EvalInput {
+        fs,
+        argv: &argv,
+        cwd,
+        env: &env,
+    });
+    ev.into_finding(
+        Subject::Arguments {
+            argv,
+            cwd: cwd.to_path_buf(),
+        },
+        benchmark,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(files: &[(&str, &str)]) -> (tempfile::TempDir, RootFs) {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, text) in files {
+            let host = dir.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            std::fs::write(host, text).unwrap();
+        }
+        let fs = RootFs::new(dir.path());
+        (dir, fs)
+    }
+
+    const CFG_FALSE: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmakeIPTablesUtilChains: false\n";
+    const CFG_NONE: &str =
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+    const UNIT: &str = "[Service]\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\nExecStart=/usr/bin/kubelet --config=config.yaml $KUBELET_KUBEADM_ARGS\nWorkingDirectory=/var/lib/kubelet\n";
+
+    fn process(root: &Path, argv: &[&str], unit: Option<&str>) -> KubeletProcess {
+        KubeletProcess {
+            pid: 42,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            exe: Some("/usr/bin/kubelet".into()),
+            root: root.to_path_buf(),
+            cwd: "/var/lib/kubelet".into(),
+            env: HashMap::new(),
+            start_time: 1,
+            systemd_unit: unit.map(str::to_owned),
+            non_utf8: false,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn after_restart_from_unit_with_working_directory() {
+        let (d, fs) = node(&[
+            ("/lib/systemd/system/kubelet.service", UNIT),
+            ("/var/lib/kubelet/config.yaml", CFG_FALSE),
+        ]);
+        let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert_eq!(f.effective, Some(false));
+        assert!(
+            matches!(&f.source, Source::ConfigFile { path, .. } if path == Path::new("/var/lib/kubelet/config.yaml"))
+        );
+        let root = d.path();
+        assert!(f.inputs.contains(&root.join("var/lib/kubelet/config.yaml")));
+        assert!(
+            f.inputs
+                .contains(&root.join("var/lib/kubelet/kubeadm-flags.env"))
+        );
+        assert!(
+            f.inputs
+                .contains(&root.join("lib/systemd/system/kubelet.service"))
+        );
+        assert!(
+            f.input_dirs
+                .contains(&root.join("etc/systemd/system/kubelet.service.d"))
+        );
+        // the env file's flag wins over the config file
+        std::fs::write(
+            root.join("var/lib/kubelet/kubeadm-flags.env"),
+            "KUBELET_KUBEADM_ARGS=\"--make-iptables-util-chains=true\"\n",
+        )
+        .unwrap();
+        let f = evaluate_after_restart(&fs, &[], Benchmark::Cis17);
+        assert_eq!(f.status, Status::Pass, "{f:?}");
+        assert_eq!(f.control, "4.2.6");
+        assert!(matches!(f.subject, Subject::AfterRestart { ref argv, .. } if argv.len() == 3));
+    }
+
+    #[test]
+    fn no_unit_uses_running_command_line_or_errors() {
+        let (d, fs) = node(&[("/var/lib/kubelet/config.yaml", CFG_NONE)]);
+        let p = process(
+            d.path(),
+            &["/usr/bin/kubelet", "--config=config.yaml"],
+            None,
+        );
+        let f = evaluate_after_restart(&fs, std::slice::from_ref(&p), Benchmark::Cis16);
+        assert_eq!(f.status, Status::Pass, "{f:?}");
+        assert!(matches!(
+            f.subject,
+            Subject::AfterRestart { unit: None, .. }
+        ));
+        assert!(f.reason.contains("pid 42"));
+        let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+        assert_eq!(f.status, Status::Error);
+        assert!(matches!(f.source, Source::None { .. }));
+        // non-UTF-8 argument: never a pass
+        let mut q = p.clone();
+        q.non_utf8 = true;
+        assert_eq!(
+            evaluate_process(&q, Benchmark::Cis16, true).status,
+            Status::Error
+        );
+        let r = evaluate_process(&p, Benchmark::Cis16, true);
+        assert_eq!(r.status, Status::Pass);
+        assert!(matches!(
+            r.subject,
+            Subject::Running {
+                pid: 42,
+                evaluated_late: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unit_inside_the_kubelets_own_root() {
+        // kind: the host has no kubelet.service, the node container does
+        let (host, host_fs) = node(&[]);
+        let (kind, _) = node(&[
+            ("/etc/systemd/system/kubelet.service", UNIT),
+            ("/var/lib/kubelet/config.yaml", CFG_FALSE),
+        ]);
+        let _ = host;
+        let p = process(kind.path(), &["/usr/bin/kubelet"], Some("kubelet.service"));
+        let f = evaluate_after_restart(&host_fs, &[p], Benchmark::Cis16);
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert!(matches!(
+            f.subject,
+            Subject::AfterRestart { unit: Some(_), .. }
+        ));
+    }
+
+    #[test]
+    fn unit_errors_are_errors() {
+        let (_d, fs) = node(&[(
+            "/lib/systemd/system/kubelet.service",
+            "[Service]\nEnvironmentFile=/etc/eks/kubelet/environment\nExecStart=/usr/bin/kubelet $NODEADM_KUBELET_ARGS\n",
+        )]);
+        let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+        assert_eq!(f.status, Status::Error);
+        assert!(matches!(&f.source, Source::Unit { line: Some(2), .. }));
+        assert!(
+            f.inputs
+                .iter()
+                .any(|p| p.ends_with("etc/eks/kubelet/environment"))
+        );
+        let offline = evaluate_node(&fs, false, &[], Benchmark::Managed);
+        assert_eq!(offline.len(), 1);
+        assert_eq!(offline[0].control, "3.2.6");
+    }
+
+    #[test]
+    fn live_node_finds_a_running_kubelet() {
+        // a copy of sleep named kubelet: its argv ("30") is a positional the kubelet refuses
+        let d = tempfile::tempdir().unwrap();
+        let exe = d.path().join("kubelet");
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        let pid = child.id();
+        let (_e, empty) = node(&[]);
+        let found = evaluate_node(&empty, true, &["kubelet".to_string()], Benchmark::Cis16);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let running = found
+            .iter()
+            .find(|f| matches!(f.subject, Subject::Running { pid: p, .. } if p == pid))
+            .expect("the fake kubelet is found");
+        assert_eq!(running.status, Status::Error, "{running:?}");
+        // no unit in the (empty) root: the after-restart finding reuses a running command line
+        let after = found.last().unwrap();
+        assert!(matches!(
+            after.subject,
+            Subject::AfterRestart { unit: None, .. }
+        ));
+        assert_ne!(after.status, Status::Pass);
+    }
+}
