@@ -637,4 +637,80 @@ mod tests {
             "verify: {diag}"
         );
     }
+
+    #[test]
+    fn daemonset_has_the_right_shape() {
+        use serde_yaml::Value;
+        let text = include_str!("../../deploy/daemonset.yaml");
+        let docs: Vec<Value> = serde_yaml::Deserializer::from_str(text)
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+        let kind = |k: &str| {
+            docs.iter()
+                .find(|d| d["kind"] == k)
+                .unwrap_or_else(|| panic!("no {k}"))
+        };
+        let ds = kind("DaemonSet");
+        let ns = ds["metadata"]["namespace"].as_str().unwrap();
+        assert_eq!(kind("Namespace")["metadata"]["name"], ns);
+        let pod = &ds["spec"]["template"]["spec"];
+        assert_eq!(pod["hostPID"], true);
+        assert_ne!(pod["hostNetwork"], true);
+        assert_eq!(
+            ds["spec"]["selector"]["matchLabels"],
+            ds["spec"]["template"]["metadata"]["labels"]
+        );
+        let c = &pod["containers"][0];
+        let cmd: Vec<&str> = c["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(cmd.last(), Some(&"run"));
+        let env = c["env"].as_sequence().unwrap();
+        let node = env.iter().find(|e| e["name"] == "NODE_NAME").unwrap();
+        assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+        let sc = &c["securityContext"];
+        assert_eq!(sc["privileged"], false);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["runAsUser"], 0);
+        assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+        let add: Vec<&str> = sc["capabilities"]["add"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(add, ["BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"]);
+        assert!(sc["seccompProfile"]["type"].is_string());
+        for k in ["cpu", "memory"] {
+            assert!(c["resources"]["requests"][k].is_string());
+        }
+        // Every mount is read-only except journald's socket directory.
+        let volumes = pod["volumes"].as_sequence().unwrap();
+        for m in c["volumeMounts"].as_sequence().unwrap() {
+            let name = m["name"].as_str().unwrap();
+            assert!(volumes.iter().any(|v| v["name"] == name), "{name}");
+            let ro = m["readOnly"] == true;
+            assert_eq!(ro, m["mountPath"] != "/run/systemd/journal", "{name}");
+        }
+        let host = volumes.iter().find(|v| v["name"] == "host-root").unwrap();
+        assert_eq!(host["hostPath"]["path"], "/");
+        // The ConfigMap is a valid settings file that points host_root at the mount.
+        let cfg = kind("ConfigMap")["data"]["config.yaml"].as_str().unwrap();
+        let o = parse_overlay(cfg).unwrap();
+        assert_eq!(o.host_root.as_deref(), Some(Path::new("/host")));
+        let mounted = c["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "config")
+            .unwrap();
+        assert_eq!(
+            Path::new(mounted["mountPath"].as_str().unwrap()).join("config.yaml"),
+            Path::new(DEFAULT_PATH)
+        );
+    }
 }
