@@ -1,1 +1,716 @@
-//! (to be written)
+//! The daemon's configuration: `/etc/kubelet-drift/config.yaml` (optional) or `--config FILE`.
+//!
+//! The defaults are `deploy/config.yaml`, embedded here with `include_str!` and installed by
+//! the .deb as the conffile: one file, so the documented defaults are the real ones. A file
+//! given by the user only needs the keys it changes; unknown keys and bad values are errors
+//! that name the file, line and column.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::finding::Benchmark;
+
+/// The embedded defaults (also the installed `/etc/kubelet-drift/config.yaml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../../deploy/config.yaml");
+/// Read when `--config` is not given, if it exists.
+pub const DEFAULT_PATH: &str = "/etc/kubelet-drift/config.yaml";
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub kubelet_names: Vec<String>,
+    pub kubelet_unit: String,
+    #[serde(deserialize_with = "de_duration")]
+    pub rescan_interval: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub coalesce: Duration,
+    pub outputs: OutputSettings,
+    /// After [`load`]: never `None` (NODE_NAME, then the file, then the hostname).
+    pub node_name: Option<String>,
+    #[serde(deserialize_with = "de_benchmark")]
+    pub benchmark: Benchmark,
+    pub watch_extra: Vec<PathBuf>,
+    #[serde(deserialize_with = "de_ring")]
+    pub ring_buffer_bytes: u32,
+    /// The host's root: "/" on the host, "/host" in the DaemonSet.
+    pub host_root: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    pub journald: Toggle,
+    /// A path to append OCSF JSON lines to, or "-" for stdout.
+    pub json_out: Option<String>,
+    pub text: Toggle,
+}
+
+/// `true`, `false` or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Toggle {
+    On,
+    Off,
+    Auto,
+}
+
+impl Toggle {
+    /// On/Off as set; Auto asks `probe`.
+    pub fn resolve(self, probe: impl FnOnce() -> bool) -> bool {
+        match self {
+            Toggle::On => true,
+            Toggle::Off => false,
+            Toggle::Auto => probe(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Toggle {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Scalar(
+            |v| match v {
+                ScalarValue::Bool(true) => Ok(Toggle::On),
+                ScalarValue::Bool(false) => Ok(Toggle::Off),
+                ScalarValue::Str("auto") => Ok(Toggle::Auto),
+                ScalarValue::Str(s) => Err(format!("expected true, false or auto, found {s:?}")),
+                ScalarValue::Int(n) => Err(format!("expected true, false or auto, found {n}")),
+            },
+            "true, false or auto",
+        ))
+    }
+}
+
+/// The user file: every key optional, the same names and checks.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Overlay {
+    kubelet_names: Option<Vec<String>>,
+    kubelet_unit: Option<String>,
+    #[serde(default, deserialize_with = "de_some_duration")]
+    rescan_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_some_duration")]
+    coalesce: Option<Duration>,
+    outputs: Option<OutputsOverlay>,
+    #[serde(default, deserialize_with = "de_nullable")]
+    node_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "de_some_benchmark")]
+    benchmark: Option<Benchmark>,
+    watch_extra: Option<Vec<PathBuf>>,
+    #[serde(default, deserialize_with = "de_some_ring")]
+    ring_buffer_bytes: Option<u32>,
+    host_root: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OutputsOverlay {
+    journald: Option<Toggle>,
+    #[serde(default, deserialize_with = "de_nullable")]
+    json_out: Option<Option<String>>,
+    text: Option<Toggle>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Default for Settings {
+    /// The embedded `deploy/config.yaml`, as is (node_name unresolved).
+    fn default() -> Self {
+        serde_yaml::from_str(DEFAULT_CONFIG).expect("deploy/config.yaml is valid (tested)")
+    }
+}
+
+/// Loads the settings: the defaults, overlaid with `path` (or [`DEFAULT_PATH`] if it exists
+/// when `path` is `None`), then NODE_NAME and the hostname for `node_name`.
+pub fn load(path: Option<&Path>) -> Result<Settings, SettingsError> {
+    load_with(path, &|k| std::env::var(k).ok(), &hostname)
+}
+
+fn load_with(
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    host: &dyn Fn() -> Option<String>,
+) -> Result<Settings, SettingsError> {
+    let mut s = Settings::default();
+    let file = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
+    };
+    if let Some(p) = file {
+        let text = std::fs::read_to_string(&p).map_err(|source| SettingsError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let o = parse_overlay(&text).map_err(|e| locate(&p, e))?;
+        apply(&mut s, o);
+        if s.kubelet_names.is_empty() || s.kubelet_names.iter().any(|n| n.is_empty()) {
+            return Err(SettingsError::Invalid {
+                path: p,
+                message: "kubelet_names must list at least one non-empty name".into(),
+            });
+        }
+    }
+    s.node_name = env("NODE_NAME")
+        .filter(|n| !n.trim().is_empty())
+        .or(s.node_name.filter(|n| !n.trim().is_empty()))
+        .or_else(host)
+        .or(Some("unknown".into()));
+    Ok(s)
+}
+
+fn parse_overlay(text: &str) -> Result<Overlay, serde_yaml::Error> {
+    // An empty file (or only comments) is valid: nothing changed.
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok(Overlay::default());
+    }
+    serde_yaml::from_str(text)
+}
+
+fn locate(path: &Path, e: serde_yaml::Error) -> SettingsError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
+    // serde_yaml appends " at line L column C" itself; the prefix already says where.
+    let mut message = e.to_string();
+    if let Some(i) = message.find(" at line ") {
+        message.truncate(i);
+    }
+    SettingsError::Parse {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+fn apply(s: &mut Settings, o: Overlay) {
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = o.$f { s.$f = v; } )* };
+    }
+    set!(
+        kubelet_names,
+        kubelet_unit,
+        rescan_interval,
+        coalesce,
+        node_name,
+        benchmark,
+        watch_extra,
+        ring_buffer_bytes,
+        host_root
+    );
+    if let Some(out) = o.outputs {
+        if let Some(v) = out.journald {
+            s.outputs.journald = v;
+        }
+        if let Some(v) = out.json_out {
+            s.outputs.json_out = v;
+        }
+        if let Some(v) = out.text {
+            s.outputs.text = v;
+        }
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// "300s", "5m", "2ms", "1h30m", "1m 30s", "0". A bare number other than 0 is an error
+/// (seconds or milliseconds? say which).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        rest = rest.trim_start();
+        let n_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if n_end == 0 {
+            return Err(format!("bad duration {s:?}: expected a number"));
+        }
+        let n: u64 = rest[..n_end]
+            .parse()
+            .map_err(|_| format!("bad duration {s:?}: number too large"))?;
+        rest = rest[n_end..].trim_start();
+        let u_end = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u_end] {
+            "ms" => Duration::from_millis(1),
+            "s" | "sec" => Duration::from_secs(1),
+            "m" | "min" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            "" => {
+                return Err(format!(
+                    "bad duration {s:?}: a unit is needed (ms, s, m, h, d), e.g. \"300s\" or \"5m\""
+                ));
+            }
+            u => {
+                return Err(format!(
+                    "bad duration {s:?}: unknown unit {u:?} (ms, s, m, h, d)"
+                ));
+            }
+        };
+        total = unit
+            .checked_mul(u32::try_from(n).map_err(|_| format!("bad duration {s:?}: too large"))?)
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(|| format!("bad duration {s:?}: too large"))?;
+        rest = rest[u_end..].trim_start();
+    }
+    Ok(total)
+}
+
+/// A byte count: an integer or "256KiB", "1MiB"; a power of two from 4 KiB to 1 GiB.
+pub fn parse_ring_size(v: &serde_yaml::Value) -> Result<u32, String> {
+    let n: u64 = match v {
+        serde_yaml::Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("ring_buffer_bytes must be a positive integer, found {n}"))?,
+        serde_yaml::Value::String(s) => {
+            let t = s.trim();
+            let (num, mul) = if let Some(x) = t.strip_suffix("KiB") {
+                (x, 1u64 << 10)
+            } else if let Some(x) = t.strip_suffix("MiB") {
+                (x, 1 << 20)
+            } else if let Some(x) = t.strip_suffix("GiB") {
+                (x, 1 << 30)
+            } else {
+                (t, 1)
+            };
+            num.trim().parse::<u64>().map_err(|_| {
+                format!("bad size {s:?}: expected bytes or a KiB/MiB/GiB size like \"256KiB\"")
+            })? * mul
+        }
+        _ => return Err("ring_buffer_bytes must be a number or a size like \"256KiB\"".into()),
+    };
+    if !n.is_power_of_two() || !(4096..=1 << 30).contains(&n) {
+        return Err(format!(
+            "ring_buffer_bytes must be a power of two from 4096 to 1GiB, found {n}"
+        ));
+    }
+    Ok(n as u32)
+}
+
+/// Parses a scalar inside serde's visitor, so that serde_yaml attaches the value's line and
+/// column to the error (an error raised after deserializing would have no location).
+struct Scalar<T>(fn(ScalarValue<'_>) -> Result<T, String>, &'static str);
+
+enum ScalarValue<'a> {
+    Str(&'a str),
+    Int(u64),
+    Bool(bool),
+}
+
+impl<'de, T> serde::de::Visitor<'de> for Scalar<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.1)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(ScalarValue::Str(v)).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+        (self.0)(ScalarValue::Int(v)).map_err(E::custom)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+        match u64::try_from(v) {
+            Ok(u) => self.visit_u64(u),
+            Err(_) => Err(E::custom(format!("expected {}, found {v}", self.1))),
+        }
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<T, E> {
+        (self.0)(ScalarValue::Bool(v)).map_err(E::custom)
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_any(Scalar(
+        |v| match v {
+            ScalarValue::Str(s) => parse_duration(s),
+            ScalarValue::Int(0) => Ok(Duration::ZERO),
+            ScalarValue::Int(n) => Err(format!(
+                "bad duration {n}: a unit is needed (ms, s, m, h, d), e.g. \"300s\" or \"5m\""
+            )),
+            ScalarValue::Bool(b) => Err(format!("expected a duration like \"5m\", found {b}")),
+        },
+        "a duration like \"300s\" or \"5m\"",
+    ))
+}
+fn de_some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+fn de_benchmark<'de, D: Deserializer<'de>>(d: D) -> Result<Benchmark, D::Error> {
+    d.deserialize_any(Scalar(
+        |v| {
+            let s = match v {
+                ScalarValue::Str(s) => s.to_string(),
+                ScalarValue::Int(n) => n.to_string(),
+                ScalarValue::Bool(b) => b.to_string(),
+            };
+            <Benchmark as clap::ValueEnum>::from_str(&s, false).map_err(|_| {
+                format!("unknown benchmark {s:?}: expected cis-1.6, cis-1.7 or managed")
+            })
+        },
+        "cis-1.6, cis-1.7 or managed",
+    ))
+}
+fn de_some_benchmark<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Benchmark>, D::Error> {
+    de_benchmark(d).map(Some)
+}
+fn de_ring<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    d.deserialize_any(Scalar(
+        |v| match v {
+            ScalarValue::Str(s) => parse_ring_size(&serde_yaml::Value::String(s.into())),
+            ScalarValue::Int(n) => parse_ring_size(&serde_yaml::Value::Number(n.into())),
+            ScalarValue::Bool(_) => Err("ring_buffer_bytes must be a size like \"256KiB\"".into()),
+        },
+        "a size like \"256KiB\"",
+    ))
+}
+fn de_some_ring<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    de_ring(d).map(Some)
+}
+/// Present-but-null is `Some(None)`, absent is `None` (with `#[serde(default)]`).
+fn de_nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, env_node: Option<&str>) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.yaml");
+        std::fs::write(&p, text).unwrap();
+        let env_node = env_node.map(str::to_string);
+        load_with(
+            Some(&p),
+            &move |k| (k == "NODE_NAME").then(|| env_node.clone()).flatten(),
+            &|| Some("host-a".into()),
+        )
+    }
+
+    #[test]
+    fn embedded_defaults_are_complete_and_as_documented() {
+        let s = Settings::default();
+        assert_eq!(s.kubelet_names, vec!["kubelet"]);
+        assert_eq!(s.kubelet_unit, "kubelet.service");
+        assert_eq!(s.rescan_interval, Duration::from_secs(300));
+        assert_eq!(s.coalesce, Duration::from_millis(2));
+        assert_eq!(s.outputs.journald, Toggle::Auto);
+        assert_eq!(s.outputs.json_out, None);
+        assert_eq!(s.outputs.text, Toggle::Auto);
+        assert_eq!(s.node_name, None);
+        assert_eq!(s.benchmark, Benchmark::Cis16);
+        assert!(s.watch_extra.is_empty());
+        assert_eq!(s.ring_buffer_bytes, 256 * 1024);
+        assert_eq!(s.host_root, PathBuf::from("/"));
+        // The embedded file is also a valid user file (the .deb installs it as one).
+        let l = load_text(DEFAULT_CONFIG, None).unwrap();
+        assert_eq!(l.node_name.as_deref(), Some("host-a"));
+    }
+
+    #[test]
+    fn good_files() {
+        type Check = dyn Fn(&Settings) -> bool;
+        let table: &[(&str, &Check)] = &[
+            ("", &|s| s.rescan_interval == Duration::from_secs(300)),
+            ("# only a comment\n", &|s| {
+                s.kubelet_unit == "kubelet.service"
+            }),
+            ("rescan_interval: 300s\n", &|s| {
+                s.rescan_interval == Duration::from_secs(300)
+            }),
+            ("rescan_interval: 1h30m\n", &|s| {
+                s.rescan_interval == Duration::from_secs(5400)
+            }),
+            ("coalesce: 50ms\n", &|s| {
+                s.coalesce == Duration::from_millis(50)
+            }),
+            ("coalesce: \"0\"\n", &|s| s.coalesce == Duration::ZERO),
+            ("kubelet_names: [kubelet, k3s]\n", &|s| {
+                s.kubelet_names == ["kubelet", "k3s"]
+            }),
+            (
+                "outputs:\n  json_out: /var/log/kubelet-drift/findings.json\n",
+                &|s| {
+                    s.outputs.json_out.as_deref() == Some("/var/log/kubelet-drift/findings.json")
+                        && s.outputs.journald == Toggle::Auto
+                },
+            ),
+            (
+                "outputs: {journald: false, text: true, json_out: \"-\"}\n",
+                &|s| {
+                    s.outputs.journald == Toggle::Off
+                        && s.outputs.text == Toggle::On
+                        && s.outputs.json_out.as_deref() == Some("-")
+                },
+            ),
+            ("benchmark: cis-1.7\n", &|s| s.benchmark == Benchmark::Cis17),
+            ("benchmark: managed\n", &|s| {
+                s.benchmark == Benchmark::Managed
+            }),
+            ("ring_buffer_bytes: 1MiB\n", &|s| {
+                s.ring_buffer_bytes == 1 << 20
+            }),
+            ("ring_buffer_bytes: 65536\n", &|s| {
+                s.ring_buffer_bytes == 65536
+            }),
+            ("node_name: worker-7\n", &|s| {
+                s.node_name.as_deref() == Some("worker-7")
+            }),
+            ("node_name: null\n", &|s| {
+                s.node_name.as_deref() == Some("host-a")
+            }),
+            ("watch_extra: [/etc/kubernetes/extra]\n", &|s| {
+                s.watch_extra.len() == 1
+            }),
+            ("host_root: /host\n", &|s| s.host_root == Path::new("/host")),
+        ];
+        for (text, ok) in table {
+            let s = load_text(text, None).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(ok(&s), "{text:?}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn node_name_env_overrides_file_and_hostname() {
+        let s = load_text("node_name: from-file\n", Some("from-env")).unwrap();
+        assert_eq!(s.node_name.as_deref(), Some("from-env"));
+        let s = load_text("node_name: from-file\n", Some("")).unwrap();
+        assert_eq!(s.node_name.as_deref(), Some("from-file"));
+    }
+
+    #[test]
+    fn bad_files_name_line_and_column() {
+        // (file, line, column (0 = any), text the message must contain)
+        let table: &[(&str, usize, usize, &str)] = &[
+            (
+                "kubelet_unit: k.service\nrescan_intreval: 5m\n",
+                2,
+                1,
+                "unknown field `rescan_intreval`",
+            ),
+            ("rescan_interval: 5\n", 1, 18, "a unit is needed"),
+            ("rescan_interval: 5 minutes\n", 1, 18, "unknown unit"),
+            ("coalesce: fast\n", 1, 11, "expected a number"),
+            (
+                "outputs:\n  journald: maybe\n",
+                2,
+                13,
+                "expected true, false or auto",
+            ),
+            ("outputs:\n  jsonout: x\n", 2, 3, "unknown field `jsonout`"),
+            ("benchmark: cis-9\n", 1, 12, "unknown benchmark"),
+            ("ring_buffer_bytes: 300000\n", 1, 20, "power of two"),
+            ("ring_buffer_bytes: 1024\n", 1, 20, "power of two"),
+            ("kubelet_names: kubelet\n", 1, 16, "invalid type"),
+            ("kubelet_unit: [a\n", 0, 0, ""),
+            ("\tbad: indent\n", 1, 1, ""),
+        ];
+        for (text, line, col, msg) in table {
+            match load_text(text, None) {
+                Err(SettingsError::Parse {
+                    line: l,
+                    column: c,
+                    message,
+                    ..
+                }) => {
+                    if *line != 0 {
+                        assert_eq!((l, c), (*line, *col), "{text:?}: {message}");
+                    }
+                    assert!(message.contains(msg), "{text:?}: {message}");
+                    assert!(!message.contains(" at line "), "{message}");
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        let e = load_text("kubelet_names: []\n", None).unwrap_err();
+        assert!(matches!(e, SettingsError::Invalid { .. }), "{e}");
+        let e = load_text("rescan_interval: 5\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config.yaml:1:18: "), "{e}");
+        let e = load(Some(Path::new("/nonexistent/kubelet-drift.yaml"))).unwrap_err();
+        assert!(matches!(e, SettingsError::Read { .. }));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2ms"), Ok(Duration::from_millis(2)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+    }
+
+    /// The unit's hardening and syntax, when systemd-analyze is installed (skipped otherwise).
+    #[test]
+    fn systemd_unit_is_hardened_and_valid() {
+        use std::process::Command;
+        let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubelet-drift.service");
+        if Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("systemd-analyze not installed: unit check skipped");
+            return;
+        }
+        // Exposure is checked on systemd's 0-100 scale: 15 is the printed 1.5.
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=15", "--no-pager"])
+            .arg(&unit)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        let last = report
+            .lines()
+            .rev()
+            .find(|l| l.contains("Overall exposure"))
+            .unwrap_or("");
+        assert!(out.status.success(), "exposure above 1.5: {last}\n{report}");
+        // verify: in a scratch root holding the unit, systemd's own units, and a stand-in
+        // /usr/bin/kubelet-drift (verify insists that ExecStart exists). verify exits 0 on
+        // settings it ignores, so any diagnostic at all fails the test.
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(r.join("etc/systemd/system")).unwrap();
+        std::fs::create_dir_all(r.join("lib/systemd")).unwrap();
+        std::fs::copy("/bin/true", r.join("usr/bin/kubelet-drift")).unwrap();
+        std::fs::copy(&unit, r.join("etc/systemd/system/kubelet-drift.service")).unwrap();
+        let cp = Command::new("cp")
+            .args(["-r", "/lib/systemd/system"])
+            .arg(r.join("lib/systemd/"))
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(format!("--root={}", r.display()))
+            .arg("kubelet-drift.service")
+            .output()
+            .unwrap();
+        let diag = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && diag.trim().is_empty(),
+            "verify: {diag}"
+        );
+    }
+
+    #[test]
+    fn daemonset_has_the_right_shape() {
+        use serde_yaml::Value;
+        let text = include_str!("../../deploy/daemonset.yaml");
+        let docs: Vec<Value> = serde_yaml::Deserializer::from_str(text)
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+        let kind = |k: &str| {
+            docs.iter()
+                .find(|d| d["kind"] == k)
+                .unwrap_or_else(|| panic!("no {k}"))
+        };
+        let ds = kind("DaemonSet");
+        let ns = ds["metadata"]["namespace"].as_str().unwrap();
+        assert_eq!(kind("Namespace")["metadata"]["name"], ns);
+        let pod = &ds["spec"]["template"]["spec"];
+        assert_eq!(pod["hostPID"], true);
+        assert_ne!(pod["hostNetwork"], true);
+        assert_eq!(
+            ds["spec"]["selector"]["matchLabels"],
+            ds["spec"]["template"]["metadata"]["labels"]
+        );
+        let c = &pod["containers"][0];
+        let cmd: Vec<&str> = c["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(cmd.last(), Some(&"run"));
+        let env = c["env"].as_sequence().unwrap();
+        let node = env.iter().find(|e| e["name"] == "NODE_NAME").unwrap();
+        assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+        let sc = &c["securityContext"];
+        assert_eq!(sc["privileged"], false);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["runAsUser"], 0);
+        assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+        let add: Vec<&str> = sc["capabilities"]["add"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(add, ["BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"]);
+        assert!(sc["seccompProfile"]["type"].is_string());
+        for k in ["cpu", "memory"] {
+            assert!(c["resources"]["requests"][k].is_string());
+        }
+        // Every mount is read-only except journald's socket directory.
+        let volumes = pod["volumes"].as_sequence().unwrap();
+        for m in c["volumeMounts"].as_sequence().unwrap() {
+            let name = m["name"].as_str().unwrap();
+            assert!(volumes.iter().any(|v| v["name"] == name), "{name}");
+            let ro = m["readOnly"] == true;
+            assert_eq!(ro, m["mountPath"] != "/run/systemd/journal", "{name}");
+        }
+        let host = volumes.iter().find(|v| v["name"] == "host-root").unwrap();
+        assert_eq!(host["hostPath"]["path"], "/");
+        // The ConfigMap is a valid settings file that points host_root at the mount.
+        let cfg = kind("ConfigMap")["data"]["config.yaml"].as_str().unwrap();
+        let o = parse_overlay(cfg).unwrap();
+        assert_eq!(o.host_root.as_deref(), Some(Path::new("/host")));
+        let mounted = c["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "config")
+            .unwrap();
+        assert_eq!(
+            Path::new(mounted["mountPath"].as_str().unwrap()).join("config.yaml"),
+            Path::new(DEFAULT_PATH)
+        );
+    }
+}
