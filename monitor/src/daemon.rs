@@ -1,10 +1,538 @@
-//! `kubelet-drift run` (to be written).
-use std::process::ExitCode;
+//! `kubelet-drift run`: attach the probes, report a baseline, then report every change.
+//!
+//! One tokio thread. The loop waits on the ring buffer (`events::Stream`), a coalescing
+//! deadline, the periodic rescan, the watchdog and signals. Records are classified at once
+//! (cheap: an exact path/inode match and a few /proc reads for attribution); evaluation runs
+//! when the burst window closes, a few milliseconds after the first relevant event.
 
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {}
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::{Duration, Instant, SystemTime},
+};
 
-pub fn main(_args: RunArgs) -> ExitCode {
-    eprintln!("not yet implemented");
-    ExitCode::from(2)
+use anyhow::{Context, Result};
+
+use crate::{
+    attribution,
+    decode::{Event, FileInfo, FileOp, MatchedBy, Record},
+    drift::{DriftState, Transition},
+    events::Stream,
+    finding::{Benchmark, Finding},
+    kubelet::{
+        discovery::{self, KubeletProcess},
+        node,
+        rootfs::RootFs,
+    },
+    output::Outputs,
+    probes::{ProbeOptions, Probes},
+    report::{DriftReport, Notice, NoticeLevel, Trigger},
+    settings::{self, Settings, Toggle},
+    watch::{self, WatchSet},
+};
+
+#[derive(clap::Args, Debug, Default)]
+#[command(after_help = "\
+Reports go to journald (SYSLOG_IDENTIFIER=kubelet-drift, fields KUBELET_DRIFT_*), to OCSF JSON \
+lines (--json-out), and as text on stderr when it is a terminal. The first reports are the \
+baseline: one per running kubelet and one for the after-restart state; then one per change.
+
+Examples:
+  kubelet-drift run                               # embedded defaults + /etc/kubelet-drift/config.yaml
+  kubelet-drift run --json-out - --text false     # OCSF JSON lines on stdout, for a SIEM shipper
+  kubelet-drift run --config ./config.yaml --rescan-interval 1m
+
+Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH) and kernel BTF.")]
+pub struct RunArgs {
+    /// Configuration file (default: /etc/kubelet-drift/config.yaml if it exists, else the
+    /// embedded defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Append OCSF JSON lines to PATH ("-" = stdout).
+    #[arg(long, value_name = "PATH")]
+    pub json_out: Option<String>,
+    /// journald output: true, false or auto (when the journald socket exists).
+    #[arg(long, value_name = "WHEN", value_parser = parse_toggle)]
+    pub journald: Option<Toggle>,
+    /// Text on stderr: true, false or auto (when stderr is a terminal).
+    #[arg(long, value_name = "WHEN", value_parser = parse_toggle)]
+    pub text: Option<Toggle>,
+    /// Full re-evaluation interval ("5m", "300s").
+    #[arg(long, value_name = "DURATION", value_parser = settings::parse_duration)]
+    pub rescan_interval: Option<Duration>,
+    /// Node name in reports (default: NODE_NAME, then the hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Control numbering.
+    #[arg(long, value_enum)]
+    pub benchmark: Option<Benchmark>,
+    /// Kubelet executable names (repeatable).
+    #[arg(long = "kubelet-name", value_name = "NAME")]
+    pub kubelet_names: Vec<String>,
+    /// Ring-buffer size in bytes (a power of two, >= 4096).
+    #[arg(long, value_name = "BYTES")]
+    pub ring_bytes: Option<u32>,
+    /// Where the host's filesystem is mounted ("/" on the host, "/host" in the DaemonSet).
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+    /// Watch this path too (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub watch: Vec<PathBuf>,
+}
+
+fn parse_toggle(s: &str) -> Result<Toggle, String> {
+    match s {
+        "true" | "on" | "yes" => Ok(Toggle::On),
+        "false" | "off" | "no" => Ok(Toggle::Off),
+        "auto" => Ok(Toggle::Auto),
+        _ => Err(format!("expected true, false or auto, found {s:?}")),
+    }
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    let settings = match effective_settings(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kubelet-drift: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kubelet-drift: starting the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kubelet-drift: {e:#}");
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&format!("failed: {e:#}"))]);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The settings file (or the embedded defaults), with the command line on top.
+pub fn effective_settings(args: &RunArgs) -> Result<Settings> {
+    let mut s = settings::load(args.config.as_deref())?;
+    if let Some(j) = &args.json_out {
+        s.outputs.json_out = Some(j.clone());
+    }
+    if let Some(t) = args.journald {
+        s.outputs.journald = t;
+    }
+    if let Some(t) = args.text {
+        s.outputs.text = t;
+    }
+    if let Some(d) = args.rescan_interval {
+        s.rescan_interval = d;
+    }
+    if let Some(n) = &args.node_name {
+        s.node_name = Some(n.clone());
+    }
+    if let Some(b) = args.benchmark {
+        s.benchmark = b;
+    }
+    if !args.kubelet_names.is_empty() {
+        s.kubelet_names = args.kubelet_names.clone();
+    }
+    if let Some(r) = args.ring_bytes {
+        if r < 4096 || !r.is_power_of_two() {
+            anyhow::bail!("--ring-bytes must be a power of two and at least 4096, not {r}");
+        }
+        s.ring_buffer_bytes = r;
+    }
+    if let Some(h) = &args.host_root {
+        s.host_root = h.clone();
+    }
+    s.watch_extra.extend(args.watch.iter().cloned());
+    Ok(s)
+}
+
+/// How long a write-intent open may stay open before we evaluate without its close.
+const OPEN_GRACE: Duration = Duration::from_millis(200);
+
+struct Daemon {
+    settings: Settings,
+    probes: Probes,
+    outputs: Outputs,
+    state: DriftState,
+    watch: WatchSet,
+    fs: RootFs,
+    node: String,
+    running: BTreeMap<u32, KubeletProcess>,
+    /// Triggers waiting for the burst window to close, and when it closes.
+    triggers: Vec<Trigger>,
+    deadline: Option<Instant>,
+    /// Kubelet pids whose exec was seen, to evaluate.
+    started: Vec<(u32, Trigger)>,
+    full_rescan: bool,
+    /// Write-intent opens of watched files waiting for their close: (tgid, fd).
+    open_writes: HashMap<(u32, i32), (Instant, Trigger)>,
+    lost_total: u64,
+    next_rescan: Instant,
+}
+
+async fn run(settings: Settings) -> Result<()> {
+    let mut probes = Probes::load(&ProbeOptions { ring_bytes: settings.ring_buffer_bytes })?;
+    let mut outputs = Outputs::from_settings(&settings)?;
+    for w in probes.warnings.clone() {
+        outputs.notice(&Notice { level: NoticeLevel::Warning, message: w });
+    }
+    if outputs.is_empty() {
+        eprintln!(
+            "kubelet-drift: warning: no output is enabled (no journald socket, no --json-out, stderr \
+             is not a terminal): findings go nowhere"
+        );
+    }
+    probes.set_comms(&settings.kubelet_names)?;
+    let stream = Stream::new(probes.take_ring()?)?;
+    let node = settings.node_name.clone().unwrap_or_else(|| "unknown".into());
+    let mut d = Daemon {
+        fs: RootFs::new(&settings.host_root),
+        next_rescan: Instant::now() + settings.rescan_interval,
+        settings,
+        probes,
+        outputs,
+        state: DriftState::new(),
+        watch: WatchSet::new(),
+        node,
+        running: BTreeMap::new(),
+        triggers: Vec::new(),
+        deadline: None,
+        started: Vec::new(),
+        full_rescan: false,
+        open_writes: HashMap::new(),
+        lost_total: 0,
+    };
+    d.baseline()?;
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("watching; baseline reported"),
+    ]);
+    d.main_loop(stream).await
+}
+
+impl Daemon {
+    fn report(&mut self, t: Transition, trigger: &Trigger) {
+        let r = DriftReport {
+            change: t.change,
+            finding: t.finding,
+            previous: t.previous,
+            trigger: trigger.clone(),
+            node: self.node.clone(),
+            time: SystemTime::now(),
+            benchmark: self.settings.benchmark,
+        };
+        self.outputs.report(&r);
+    }
+
+    fn notice(&mut self, level: NoticeLevel, message: String) {
+        self.outputs.notice(&Notice { level, message });
+    }
+
+    fn baseline(&mut self) -> Result<()> {
+        let trigger = Trigger { op: "baseline".into(), path: None, path2: None, actor: None };
+        for p in discovery::find_kubelets(&self.settings.kubelet_names) {
+            // Its exec happened before we were attached: track it so its exit is reported.
+            let _ = self.probes.track(p.pid);
+            let f = node::evaluate_process(&p, self.settings.benchmark, true);
+            let t = self.state.baseline(f);
+            let mut tr = trigger.clone();
+            tr.actor = Some(attribution::process_actor(p.pid, p.exe.clone(), &p.argv));
+            self.report(t, &tr);
+            self.running.insert(p.pid, p);
+        }
+        let after = self.evaluate_after_restart();
+        let t = self.state.baseline(after);
+        self.report(t, &trigger);
+        for t in self.state.pending() {
+            self.report(t, &trigger);
+        }
+        self.refresh_watch()?;
+        Ok(())
+    }
+
+    fn evaluate_after_restart(&self) -> Finding {
+        let running: Vec<KubeletProcess> = self.running.values().cloned().collect();
+        node::evaluate_after_restart(&self.fs, &running, self.settings.benchmark)
+    }
+
+    /// The watch set follows the evaluation: every input of every finding, the usual
+    /// locations, the kubelet binaries, and extra paths. Returns whether it changed.
+    fn refresh_watch(&mut self) -> Result<bool> {
+        let mut set = WatchSet::new();
+        for p in watch::DEFAULT_PATHS {
+            set.add(&in_root(&self.settings.host_root, Path::new(p)));
+        }
+        for p in &self.settings.watch_extra {
+            set.add(&in_root(&self.settings.host_root, p));
+        }
+        for f in self.state.findings() {
+            for p in f.inputs.iter().chain(f.input_dirs.iter()) {
+                set.add(p);
+            }
+        }
+        for p in self.running.values() {
+            if let Some(exe) = &p.exe {
+                set.add(&in_root(&p.root, exe));
+            }
+        }
+        let changed = set != self.watch;
+        if changed {
+            set.apply(&mut self.probes).context("updating the kernel watch maps")?;
+            self.watch = set;
+        }
+        Ok(changed)
+    }
+
+    async fn main_loop(&mut self, mut stream: Stream) -> Result<()> {
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut next_ping = watchdog.map(|d| Instant::now() + d);
+        let mut batch: Vec<Record> = Vec::new();
+        loop {
+            let mut wake = self.next_rescan;
+            if let Some(d) = self.deadline {
+                wake = wake.min(d);
+            }
+            if let Some(p) = next_ping {
+                wake = wake.min(p);
+            }
+            if let Some(d) = self.open_writes.values().map(|(d, _)| *d).min() {
+                wake = wake.min(d);
+            }
+            tokio::select! {
+                r = stream.next_batch(&mut batch) => {
+                    r.context("reading the ring buffer")?;
+                    for rec in batch.drain(..) {
+                        self.classify(rec);
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+            }
+            let now = Instant::now();
+            // Opens whose close did not come in time are evaluated anyway.
+            let expired: Vec<(u32, i32)> =
+                self.open_writes.iter().filter(|(_, (d, _))| *d <= now).map(|(k, _)| *k).collect();
+            for k in expired {
+                if let Some((_, t)) = self.open_writes.remove(&k) {
+                    self.push_trigger(t);
+                }
+            }
+            if now >= self.next_rescan {
+                self.full_rescan = true;
+                self.push_trigger(Trigger { op: "rescan".into(), path: None, path2: None, actor: None });
+                self.next_rescan = now + self.settings.rescan_interval;
+            }
+            if self.deadline.is_some_and(|d| d <= Instant::now()) {
+                self.evaluate()?;
+            }
+            if let (Some(p), Some(every)) = (next_ping, watchdog) {
+                if Instant::now() >= p {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    next_ping = Some(Instant::now() + every);
+                }
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        Ok(())
+    }
+
+    fn push_trigger(&mut self, t: Trigger) {
+        self.triggers.push(t);
+        if self.deadline.is_none() {
+            self.deadline = Some(Instant::now() + self.settings.coalesce);
+        }
+    }
+
+    /// Decides what a record means. Only cheap work here: no evaluation.
+    fn classify(&mut self, rec: Record) {
+        if rec.lost_before > 0 {
+            self.lost_total += rec.lost_before as u64;
+            self.full_rescan = true;
+            let msg = format!(
+                "{} kernel event(s) lost (ring buffer full; {} in all): full rescan now",
+                rec.lost_before, self.lost_total
+            );
+            self.notice(NoticeLevel::Warning, msg);
+            self.push_trigger(Trigger { op: "lost_events".into(), path: None, path2: None, actor: None });
+        }
+        match rec.event {
+            Event::Exec(p) => {
+                let actor = attribution::actor(&p.actor);
+                let t = Trigger { op: "exec".into(), path: Some(p.path.clone()), path2: None, actor: Some(actor) };
+                self.started.push((p.actor.tgid, t.clone()));
+                self.push_trigger(t);
+            }
+            Event::Exit(p) => {
+                let tgid = p.actor.tgid;
+                self.running.remove(&tgid);
+                let t = Trigger {
+                    op: "exit".into(),
+                    path: None,
+                    path2: None,
+                    actor: Some(report_actor_from_exit(&p.actor)),
+                };
+                if let Some(tr) = self.state.stopped(tgid) {
+                    self.report(tr, &t);
+                }
+                self.push_trigger(t);
+            }
+            Event::File(f) => self.classify_file(f),
+        }
+    }
+
+    fn classify_file(&mut self, f: FileInfo) {
+        let key = (f.actor.tgid, f.dirfd);
+        if f.op == FileOp::Close {
+            if let Some((_, t)) = self.open_writes.remove(&key) {
+                self.push_trigger(Trigger { op: "close".into(), ..t });
+            } else if self.watch.has_inode(f.dev, f.ino) {
+                let t = self.file_trigger(&f, None, None);
+                self.push_trigger(t);
+            }
+            return;
+        }
+        if f.ret < 0 {
+            return; // a failed syscall changed nothing
+        }
+        let resolved = watch::resolve(f.actor.tgid, f.dirfd, &f.path);
+        let resolved2 = f.path2.as_ref().and_then(|p| watch::resolve(f.actor.tgid, f.dirfd2, p));
+        let relevant = match f.matched_by {
+            MatchedBy::Inode | MatchedBy::Fd if self.watch.has_inode(f.dev, f.ino) => true,
+            _ => {
+                let check = |r: &Option<PathBuf>, given: &Path, truncated: bool| match r {
+                    Some(p) => self.watch.matches(p),
+                    // Unresolvable (the process is gone) or cut: decide by name, err on the
+                    // side of re-evaluating.
+                    None => truncated || watch::name_matches(&self.watch, given),
+                };
+                check(&resolved, &f.path, f.path_truncated)
+                    || f.path2.as_ref().is_some_and(|p| check(&resolved2, p, f.path2_truncated))
+            }
+        };
+        if !relevant {
+            return;
+        }
+        let t = self.file_trigger(&f, resolved, resolved2);
+        if f.op == FileOp::Open {
+            // Evaluate once the writer is done (its close), or after a grace period.
+            self.open_writes.insert((f.actor.tgid, f.ret as i32), (Instant::now() + OPEN_GRACE, t));
+        } else {
+            self.push_trigger(t);
+        }
+    }
+
+    fn file_trigger(&self, f: &FileInfo, resolved: Option<PathBuf>, resolved2: Option<PathBuf>) -> Trigger {
+        Trigger {
+            op: f.op.as_str().into(),
+            path: resolved.or_else(|| (!f.path.as_os_str().is_empty()).then(|| f.path.clone())),
+            path2: resolved2.or_else(|| f.path2.clone()),
+            actor: Some(attribution::actor(&f.actor)),
+        }
+    }
+
+    /// The burst window closed: evaluate what the triggers call for and report changes.
+    fn evaluate(&mut self) -> Result<()> {
+        self.deadline = None;
+        let triggers = std::mem::take(&mut self.triggers);
+        // The trigger reported: the last one with an actor (the write that completed the change).
+        let main = triggers
+            .iter()
+            .rev()
+            .find(|t| t.actor.is_some() && t.op != "exit")
+            .or_else(|| triggers.last())
+            .cloned()
+            .unwrap_or(Trigger { op: "rescan".into(), path: None, path2: None, actor: None });
+        let names = self.settings.kubelet_names.clone();
+        for (pid, t) in std::mem::take(&mut self.started) {
+            // The files now are what the kubelet reads: evaluate at once.
+            if let Ok(Some(p)) = discovery::read_kubelet(pid, &names) {
+                let f = node::evaluate_process(&p, self.settings.benchmark, false);
+                let mut t = t.clone();
+                if let Some(a) = t.actor.as_mut() {
+                    a.argv = Some(p.argv.clone());
+                }
+                self.running.insert(pid, p);
+                if let Some(tr) = self.state.update(f) {
+                    self.report(tr, &t);
+                }
+            }
+        }
+        if std::mem::take(&mut self.full_rescan) {
+            self.rediscover(&main);
+        }
+        // Up to three rounds: an evaluation can name new inputs (a new --config path); the
+        // watch set follows, then the state is read again so no write falls in between.
+        for _ in 0..3 {
+            let after = self.evaluate_after_restart();
+            if let Some(tr) = self.state.update(after) {
+                self.report(tr, &main);
+            }
+            if !self.refresh_watch()? {
+                break;
+            }
+        }
+        for tr in self.state.pending() {
+            self.report(tr, &main);
+        }
+        Ok(())
+    }
+
+    /// A full rescan: kubelets that appeared or vanished without our seeing it.
+    fn rediscover(&mut self, trigger: &Trigger) {
+        let found = discovery::find_kubelets(&self.settings.kubelet_names);
+        let alive: Vec<u32> = found.iter().map(|p| p.pid).collect();
+        for pid in self.state.running_pids() {
+            if !alive.contains(&pid) {
+                self.running.remove(&pid);
+                if let Some(tr) = self.state.stopped(pid) {
+                    self.report(tr, trigger);
+                }
+            }
+        }
+        for p in found {
+            if self.running.contains_key(&p.pid) {
+                continue;
+            }
+            let _ = self.probes.track(p.pid);
+            let f = node::evaluate_process(&p, self.settings.benchmark, true);
+            let mut t = trigger.clone();
+            t.actor = Some(attribution::process_actor(p.pid, p.exe.clone(), &p.argv));
+            self.running.insert(p.pid, p);
+            if let Some(tr) = self.state.update(f) {
+                self.report(tr, &t);
+            }
+        }
+    }
+}
+
+fn report_actor_from_exit(a: &crate::decode::ActorInfo) -> crate::report::Actor {
+    crate::report::Actor {
+        pid: a.tgid,
+        ppid: a.ppid,
+        uid: a.uid,
+        user: attribution::user_name(a.uid),
+        gid: a.gid,
+        comm: String::from_utf8_lossy(&a.comm).into_owned(),
+        exe: None,
+        cgroup_id: a.cgroup_id,
+        container_id: None,
+        argv: None,
+    }
+}
+
+/// `path` (absolute, as seen inside `root`) as a host path.
+fn in_root(root: &Path, path: &Path) -> PathBuf {
+    if root == Path::new("/") {
+        return path.to_path_buf();
+    }
+    root.join(path.strip_prefix("/").unwrap_or(path))
 }

@@ -9,8 +9,10 @@
 //! - [`drift`]: the state machine that turns evaluations into changes.
 //! - [`watch`]: which names and inodes the kernel reports, and the exact match behind it.
 //! - [`output`]: journald, OCSF JSON lines, text.
+//! - [`attribution`]: who did it (actor, user, container).
 //! - [`daemon`]: `kubelet-drift run`; [`check`]: `kubelet-drift check`; [`events`]: `kubelet-drift events`.
 
+pub mod attribution;
 pub mod check;
 pub mod daemon;
 pub mod decode;
