@@ -601,8 +601,7 @@ mod tests {
         let text = std::fs::read_to_string(&unit).unwrap();
         let last = text
             .lines()
-            .filter(|l| l.starts_with("SystemCallFilter="))
-            .last()
+            .rfind(|l| l.starts_with("SystemCallFilter="))
             .unwrap();
         assert!(
             !last.contains('~') && last.contains("bpf") && last.contains("perf_event_open"),
