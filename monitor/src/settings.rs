@@ -596,6 +596,17 @@ mod tests {
             eprintln!("systemd-analyze not installed: unit check skipped");
             return;
         }
+        // bpf (in @privileged) and perf_event_open (in @debug) must survive the deny line:
+        // the last SystemCallFilter= line adds them back.
+        let text = std::fs::read_to_string(&unit).unwrap();
+        let last = text
+            .lines()
+            .rfind(|l| l.starts_with("SystemCallFilter="))
+            .unwrap();
+        assert!(
+            !last.contains('~') && last.contains("bpf") && last.contains("perf_event_open"),
+            "{last}"
+        );
         // Exposure is checked on systemd's 0-100 scale: 15 is the printed 1.5.
         let out = Command::new("systemd-analyze")
             .args(["security", "--offline=true", "--threshold=15", "--no-pager"])
