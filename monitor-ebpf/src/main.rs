@@ -13,75 +13,103 @@
 //!
 //! Tracepoint field offsets and kernel structure offsets come from userspace at load time
 //! (tracefs `format` files and BTF) through the `OFFSETS` global; nothing is hard-coded.
-#![no_std]
-#![no_main]
+// Built for bpfel-unknown-none; on the host (e.g. `cargo build --workspace`) it is an empty
+// program, so workspace-wide commands work.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
+#[cfg(target_arch = "bpf")]
 mod close;
+#[cfg(target_arch = "bpf")]
 mod exec;
+#[cfg(target_arch = "bpf")]
 mod exit;
+#[cfg(target_arch = "bpf")]
 mod open;
+#[cfg(target_arch = "bpf")]
 mod path_ops;
+#[cfg(target_arch = "bpf")]
 mod sys_exit;
+#[cfg(target_arch = "bpf")]
 mod util;
 
+#[cfg(target_arch = "bpf")]
 use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
+#[cfg(target_arch = "bpf")]
 use monitor_common::{CommKey, FileEvent, InodeKey, NameKey, Offsets, OpenStash, counter};
 
 /// Set by userspace before load (`EbpfLoader::set_global`).
+#[cfg(target_arch = "bpf")]
 #[unsafe(no_mangle)]
 static OFFSETS: Offsets = Offsets::ZERO;
 
 /// Records to userspace. Userspace may resize it at load time.
+#[cfg(target_arch = "bpf")]
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
 /// `counter::*` indices.
+#[cfg(target_arch = "bpf")]
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
 /// Reservations this CPU lost since its last successful one; carried by the next record.
+#[cfg(target_arch = "bpf")]
 #[map]
 static LOST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Executable names to report (the kernel's comm: basename cut to 15 bytes).
+#[cfg(target_arch = "bpf")]
 #[map]
 static WATCHED_COMMS: HashMap<CommKey, u8> = HashMap::with_max_entries(64, 0);
 
 /// Basenames whose path-based changes (rename, unlink, link, symlink, truncate, failed opens)
 /// are reported. Names ending in `.conf` are always reported (drop-ins of the kubelet and of
 /// systemd units), whatever their directory.
+#[cfg(target_arch = "bpf")]
 #[map]
 static WATCHED_NAMES: HashMap<NameKey, u8> = HashMap::with_max_entries(1024, 0);
 
 /// Inodes of watched files and directories; values are `watch::*` bits.
+#[cfg(target_arch = "bpf")]
 #[map]
 static WATCHED_INODES: HashMap<InodeKey, u32> = HashMap::with_max_entries(8192, 0);
 
 /// Kubelet processes (tgid) whose exec was reported: their exit is reported too.
+#[cfg(target_arch = "bpf")]
 #[map]
 static TRACKED: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
 /// Write-intent opens between sys_enter and sys_exit, keyed by pid_tgid.
+#[cfg(target_arch = "bpf")]
 #[map]
 static OPEN_STASH: LruHashMap<u64, OpenStash> = LruHashMap::with_max_entries(16384, 0);
 
 /// Matched path operations between sys_enter and sys_exit, keyed by pid_tgid.
+#[cfg(target_arch = "bpf")]
 #[map]
 static PATH_STASH: LruHashMap<u64, FileEvent> = LruHashMap::with_max_entries(1024, 0);
 
 /// Watched files open for writing, keyed by tgid << 32 | fd, so that their close is reported.
+#[cfg(target_arch = "bpf")]
 #[map]
 static OPEN_FDS: LruHashMap<u64, InodeKey> = LruHashMap::with_max_entries(4096, 0);
 
 /// Room to build a FileEvent (too large for the 512-byte stack).
+#[cfg(target_arch = "bpf")]
 #[map]
 static SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0);
 
-#[cfg(not(test))]
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    eprintln!("kubelet-drift-ebpf is built for bpfel-unknown-none (see monitor/build.rs)");
 }

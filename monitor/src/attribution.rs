@@ -10,13 +10,18 @@ use crate::{decode::ActorInfo, report::Actor};
 pub fn actor(a: &ActorInfo) -> Actor {
     let proc = format!("/proc/{}", a.tgid);
     let exe = fs::read_link(format!("{proc}/exe")).ok();
-    let argv = fs::read(format!("{proc}/cmdline")).ok().filter(|b| !b.is_empty()).map(|b| {
-        b.split(|&c| c == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect::<Vec<_>>()
-    });
-    let container_id = fs::read_to_string(format!("{proc}/cgroup")).ok().and_then(|t| container_id(&t));
+    let argv = fs::read(format!("{proc}/cmdline"))
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect::<Vec<_>>()
+        });
+    let container_id = fs::read_to_string(format!("{proc}/cgroup"))
+        .ok()
+        .and_then(|t| container_id(&t));
     Actor {
         pid: a.tgid,
         ppid: a.ppid,
@@ -40,7 +45,11 @@ pub fn process_actor(pid: u32, exe: Option<PathBuf>, argv: &[String]) -> Actor {
         (Some(a), Some(b)) if b > a => (stat[a + 1..b].to_string(), &stat[b + 1..]),
         _ => (String::new(), ""),
     };
-    let ppid = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let ppid = rest
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let status = fs::read_to_string(format!("{proc}/status")).unwrap_or_default();
     let id = |key: &str| {
         status
@@ -60,13 +69,18 @@ pub fn process_actor(pid: u32, exe: Option<PathBuf>, argv: &[String]) -> Actor {
         comm,
         exe,
         cgroup_id: 0,
-        container_id: fs::read_to_string(format!("{proc}/cgroup")).ok().and_then(|t| container_id(&t)),
+        container_id: fs::read_to_string(format!("{proc}/cgroup"))
+            .ok()
+            .and_then(|t| container_id(&t)),
         argv: Some(argv.to_vec()),
     }
 }
 
 pub fn user_name(uid: u32) -> Option<String> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 /// A 64-hex-digit container id in a cgroup path (docker-<id>.scope, cri-containerd-<id>.scope,

@@ -98,7 +98,10 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kubelet-drift: starting the runtime: {e}");
@@ -177,10 +180,15 @@ struct Daemon {
 }
 
 async fn run(settings: Settings) -> Result<()> {
-    let mut probes = Probes::load(&ProbeOptions { ring_bytes: settings.ring_buffer_bytes })?;
+    let mut probes = Probes::load(&ProbeOptions {
+        ring_bytes: settings.ring_buffer_bytes,
+    })?;
     let mut outputs = Outputs::from_settings(&settings)?;
     for w in probes.warnings.clone() {
-        outputs.notice(&Notice { level: NoticeLevel::Warning, message: w });
+        outputs.notice(&Notice {
+            level: NoticeLevel::Warning,
+            message: w,
+        });
     }
     if outputs.is_empty() {
         eprintln!(
@@ -190,7 +198,10 @@ async fn run(settings: Settings) -> Result<()> {
     }
     probes.set_comms(&settings.kubelet_names)?;
     let stream = Stream::new(probes.take_ring()?)?;
-    let node = settings.node_name.clone().unwrap_or_else(|| "unknown".into());
+    let node = settings
+        .node_name
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
     let mut d = Daemon {
         fs: RootFs::new(&settings.host_root),
         next_rescan: Instant::now() + settings.rescan_interval,
@@ -235,7 +246,12 @@ impl Daemon {
     }
 
     fn baseline(&mut self) -> Result<()> {
-        let trigger = Trigger { op: "baseline".into(), path: None, path2: None, actor: None };
+        let trigger = Trigger {
+            op: "baseline".into(),
+            path: None,
+            path2: None,
+            actor: None,
+        };
         for p in discovery::find_kubelets(&self.settings.kubelet_names) {
             // Its exec happened before we were attached: track it so its exit is reported.
             let _ = self.probes.track(p.pid);
@@ -283,14 +299,16 @@ impl Daemon {
         }
         let changed = set != self.watch;
         if changed {
-            set.apply(&mut self.probes).context("updating the kernel watch maps")?;
+            set.apply(&mut self.probes)
+                .context("updating the kernel watch maps")?;
             self.watch = set;
         }
         Ok(changed)
     }
 
     async fn main_loop(&mut self, mut stream: Stream) -> Result<()> {
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
         let mut next_ping = watchdog.map(|d| Instant::now() + d);
@@ -319,8 +337,12 @@ impl Daemon {
             }
             let now = Instant::now();
             // Opens whose close did not come in time are evaluated anyway.
-            let expired: Vec<(u32, i32)> =
-                self.open_writes.iter().filter(|(_, (d, _))| *d <= now).map(|(k, _)| *k).collect();
+            let expired: Vec<(u32, i32)> = self
+                .open_writes
+                .iter()
+                .filter(|(_, (d, _))| *d <= now)
+                .map(|(k, _)| *k)
+                .collect();
             for k in expired {
                 if let Some((_, t)) = self.open_writes.remove(&k) {
                     self.push_trigger(t);
@@ -328,7 +350,12 @@ impl Daemon {
             }
             if now >= self.next_rescan {
                 self.full_rescan = true;
-                self.push_trigger(Trigger { op: "rescan".into(), path: None, path2: None, actor: None });
+                self.push_trigger(Trigger {
+                    op: "rescan".into(),
+                    path: None,
+                    path2: None,
+                    actor: None,
+                });
                 self.next_rescan = now + self.settings.rescan_interval;
             }
             if self.deadline.is_some_and(|d| d <= Instant::now()) {
@@ -362,12 +389,22 @@ impl Daemon {
                 rec.lost_before, self.lost_total
             );
             self.notice(NoticeLevel::Warning, msg);
-            self.push_trigger(Trigger { op: "lost_events".into(), path: None, path2: None, actor: None });
+            self.push_trigger(Trigger {
+                op: "lost_events".into(),
+                path: None,
+                path2: None,
+                actor: None,
+            });
         }
         match rec.event {
             Event::Exec(p) => {
                 let actor = attribution::actor(&p.actor);
-                let t = Trigger { op: "exec".into(), path: Some(p.path.clone()), path2: None, actor: Some(actor) };
+                let t = Trigger {
+                    op: "exec".into(),
+                    path: Some(p.path.clone()),
+                    path2: None,
+                    actor: Some(actor),
+                };
                 self.started.push((p.actor.tgid, t.clone()));
                 self.push_trigger(t);
             }
@@ -393,7 +430,10 @@ impl Daemon {
         let key = (f.actor.tgid, f.dirfd);
         if f.op == FileOp::Close {
             if let Some((_, t)) = self.open_writes.remove(&key) {
-                self.push_trigger(Trigger { op: "close".into(), ..t });
+                self.push_trigger(Trigger {
+                    op: "close".into(),
+                    ..t
+                });
             } else if self.watch.has_inode(f.dev, f.ino) {
                 let t = self.file_trigger(&f, None, None);
                 self.push_trigger(t);
@@ -404,7 +444,10 @@ impl Daemon {
             return; // a failed syscall changed nothing
         }
         let resolved = watch::resolve(f.actor.tgid, f.dirfd, &f.path);
-        let resolved2 = f.path2.as_ref().and_then(|p| watch::resolve(f.actor.tgid, f.dirfd2, p));
+        let resolved2 = f
+            .path2
+            .as_ref()
+            .and_then(|p| watch::resolve(f.actor.tgid, f.dirfd2, p));
         let relevant = match f.matched_by {
             MatchedBy::Inode | MatchedBy::Fd if self.watch.has_inode(f.dev, f.ino) => true,
             _ => {
@@ -415,7 +458,9 @@ impl Daemon {
                     None => truncated || watch::name_matches(&self.watch, given),
                 };
                 check(&resolved, &f.path, f.path_truncated)
-                    || f.path2.as_ref().is_some_and(|p| check(&resolved2, p, f.path2_truncated))
+                    || f.path2
+                        .as_ref()
+                        .is_some_and(|p| check(&resolved2, p, f.path2_truncated))
             }
         };
         if !relevant {
@@ -424,13 +469,21 @@ impl Daemon {
         let t = self.file_trigger(&f, resolved, resolved2);
         if f.op == FileOp::Open {
             // Evaluate once the writer is done (its close), or after a grace period.
-            self.open_writes.insert((f.actor.tgid, f.ret as i32), (Instant::now() + OPEN_GRACE, t));
+            self.open_writes.insert(
+                (f.actor.tgid, f.ret as i32),
+                (Instant::now() + OPEN_GRACE, t),
+            );
         } else {
             self.push_trigger(t);
         }
     }
 
-    fn file_trigger(&self, f: &FileInfo, resolved: Option<PathBuf>, resolved2: Option<PathBuf>) -> Trigger {
+    fn file_trigger(
+        &self,
+        f: &FileInfo,
+        resolved: Option<PathBuf>,
+        resolved2: Option<PathBuf>,
+    ) -> Trigger {
         Trigger {
             op: f.op.as_str().into(),
             path: resolved.or_else(|| (!f.path.as_os_str().is_empty()).then(|| f.path.clone())),
@@ -450,7 +503,12 @@ impl Daemon {
             .find(|t| t.actor.is_some() && t.op != "exit")
             .or_else(|| triggers.last())
             .cloned()
-            .unwrap_or(Trigger { op: "rescan".into(), path: None, path2: None, actor: None });
+            .unwrap_or(Trigger {
+                op: "rescan".into(),
+                path: None,
+                path2: None,
+                actor: None,
+            });
         let names = self.settings.kubelet_names.clone();
         for (pid, t) in std::mem::take(&mut self.started) {
             // The files now are what the kubelet reads: evaluate at once.

@@ -67,7 +67,11 @@ impl DriftState {
     pub fn baseline(&mut self, f: Finding) -> Transition {
         let previous = self.findings.get(&f.subject.key()).map(|p| p.status);
         self.findings.insert(f.subject.key(), f.clone());
-        Transition { change: Change::Baseline, finding: f, previous }
+        Transition {
+            change: Change::Baseline,
+            finding: f,
+            previous,
+        }
     }
 
     /// A new evaluation of a subject. A new running subject is a start; otherwise a status
@@ -76,10 +80,16 @@ impl DriftState {
         let key = f.subject.key();
         let prev = self.findings.insert(key, f.clone());
         match prev {
-            None if matches!(f.subject, Subject::Running { .. }) => {
-                Some(Transition { change: Change::KubeletStarted, finding: f, previous: None })
-            }
-            None => Some(Transition { change: Change::Baseline, finding: f, previous: None }),
+            None if matches!(f.subject, Subject::Running { .. }) => Some(Transition {
+                change: Change::KubeletStarted,
+                finding: f,
+                previous: None,
+            }),
+            None => Some(Transition {
+                change: Change::Baseline,
+                finding: f,
+                previous: None,
+            }),
             Some(p) => status_change(p.status, f.status).map(|change| Transition {
                 change,
                 finding: f,
@@ -93,7 +103,11 @@ impl DriftState {
         self.pending.remove(&pid);
         let f = self.findings.remove(&format!("running:{pid}"))?;
         let previous = Some(f.status);
-        Some(Transition { change: Change::KubeletStopped, finding: f, previous })
+        Some(Transition {
+            change: Change::KubeletStopped,
+            finding: f,
+            previous,
+        })
     }
 
     /// Compares the after-restart finding with every running kubelet's: pending drift
@@ -104,13 +118,19 @@ impl DriftState {
         };
         let mut out = Vec::new();
         for (key, running) in &self.findings {
-            let Subject::Running { pid, .. } = running.subject else { continue };
+            let Subject::Running { pid, .. } = running.subject else {
+                continue;
+            };
             let _ = key;
             let differs = running.status != after.status || running.effective != after.effective;
             let was = self.pending.get(&pid).copied().unwrap_or(false);
             if differs != was {
                 out.push(Transition {
-                    change: if differs { Change::PendingDriftAppeared } else { Change::PendingDriftCleared },
+                    change: if differs {
+                        Change::PendingDriftAppeared
+                    } else {
+                        Change::PendingDriftCleared
+                    },
                     finding: after.clone(),
                     previous: Some(running.status),
                 });
@@ -144,10 +164,18 @@ mod tests {
         }
     }
     fn running(pid: u32) -> Subject {
-        Subject::Running { pid, argv: vec!["kubelet".into()], evaluated_late: false }
+        Subject::Running {
+            pid,
+            argv: vec!["kubelet".into()],
+            evaluated_late: false,
+        }
     }
     fn after() -> Subject {
-        Subject::AfterRestart { unit: None, argv: vec![], exec_start_from: None }
+        Subject::AfterRestart {
+            unit: None,
+            argv: vec![],
+            exec_start_from: None,
+        }
     }
 
     #[test]
@@ -182,7 +210,10 @@ mod tests {
         s.baseline(finding(after(), Status::Pass));
         let t = s.update(finding(running(10), Status::Pass)).unwrap();
         assert_eq!(t.change, Change::KubeletStarted);
-        assert!(s.pending().is_empty(), "agreeing states are not pending drift");
+        assert!(
+            s.pending().is_empty(),
+            "agreeing states are not pending drift"
+        );
         // The config file is edited: after-restart fails, the running kubelet still passes.
         let t = s.update(finding(after(), Status::Fail)).unwrap();
         assert_eq!(t.change, Change::DriftDetected);

@@ -1,1 +1,3 @@
 //! Test harness shared by the integration tests.
+
+pub mod journald;

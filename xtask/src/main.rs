@@ -8,6 +8,7 @@
 //! - `cargo xtask bench`           benchmarks; prints a table, writes target/bench/summary.json
 //! - `cargo xtask deb`             build the .deb package
 
+mod deb;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -16,7 +17,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "kubelet-drift's build, run, test and bench tasks")]
+#[command(
+    name = "cargo xtask",
+    about = "kubelet-drift's build, run, test and bench tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -40,6 +44,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build the .deb package (binary, unit, default config, journald catalog) with cargo-deb.
+    Deb,
 }
 
 fn main() -> ExitCode {
@@ -64,17 +70,26 @@ fn run(cli: Cli) -> Result<()> {
             cargo(&["build", "--release", "-p", "kubelet-drift"])?;
             let bin = setup::workspace_root().join("target/release/kubelet-drift");
             setup::say(&format!("running {} run {}", bin.display(), args.join(" ")));
-            let status = Command::new(&bin).arg("run").args(&args).status()
+            let status = Command::new(&bin)
+                .arg("run")
+                .args(&args)
+                .status()
                 .with_context(|| format!("starting {}", bin.display()))?;
             if !status.success() {
                 bail!("kubelet-drift exited with {status}");
             }
             Ok(())
         }
+        Task::Deb => {
+            setup::ensure(setup::Needs::Build)?;
+            deb::deb()
+        }
         Task::Test { args } => {
             setup::ensure(setup::Needs::All)?;
             if !nix_is_root() {
-                bail!("the test suite loads eBPF programs and drives real processes: run it as root");
+                bail!(
+                    "the test suite loads eBPF programs and drives real processes: run it as root"
+                );
             }
             let mut a = vec!["test", "--workspace", "--no-fail-fast"];
             a.extend(args.iter().map(String::as_str));

@@ -29,13 +29,18 @@ pub fn say(msg: &str) {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn cargo_home() -> PathBuf {
     env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo")
+        })
 }
 
 /// PATH with `$CARGO_HOME/bin` in front, so that a freshly installed bpf-linker is found.
@@ -49,7 +54,10 @@ pub fn path_with_cargo_bin() -> std::ffi::OsString {
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
     say(what);
-    let status = cmd.env("PATH", path_with_cargo_bin()).status().with_context(|| format!("{what}: could not start"))?;
+    let status = cmd
+        .env("PATH", path_with_cargo_bin())
+        .status()
+        .with_context(|| format!("{what}: could not start"))?;
     if !status.success() {
         bail!("{what}: failed ({status})");
     }
@@ -58,14 +66,20 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
 
 fn output_ok(cmd: &mut Command) -> Option<String> {
     let out = cmd.env("PATH", path_with_cargo_bin()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub fn ensure(needs: Needs) -> Result<()> {
     ensure_nightly()?;
     ensure_bpf_linker()?;
     if needs == Needs::All {
-        ensure_apt(&[("inotifywait", "inotify-tools"), ("bpftrace", "bpftrace"), ("vi", "vim-tiny")])?;
+        ensure_apt(&[
+            ("inotifywait", "inotify-tools"),
+            ("bpftrace", "bpftrace"),
+            ("vi", "vim-tiny"),
+        ])?;
     }
     Ok(())
 }
@@ -83,19 +97,35 @@ fn ensure_nightly() -> Result<()> {
         )),
         None => {
             run(
-                Command::new("rustup").args(["toolchain", "install", NIGHTLY, "--profile", "minimal", "--component", "rust-src"]),
+                Command::new("rustup").args([
+                    "toolchain",
+                    "install",
+                    NIGHTLY,
+                    "--profile",
+                    "minimal",
+                    "--component",
+                    "rust-src",
+                ]),
                 &format!("installing the {NIGHTLY} toolchain"),
             )?;
-            let dir = output_ok(Command::new("rustup").args(["run", NIGHTLY, "rustc", "--print", "sysroot"]))
-                .context("finding the new toolchain's sysroot")?;
+            let dir = output_ok(
+                Command::new("rustup").args(["run", NIGHTLY, "rustc", "--print", "sysroot"]),
+            )
+            .context("finding the new toolchain's sysroot")?;
             run(
                 Command::new("rustup").args(["toolchain", "link", "nightly", dir.trim()]),
                 &format!("naming {NIGHTLY} `nightly` for the eBPF build"),
             )?;
         }
     }
-    let installed = output_ok(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
-        .unwrap_or_default();
+    let installed = output_ok(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .unwrap_or_default();
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
         run(
             Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]),
@@ -133,7 +163,9 @@ fn ensure_bpf_linker() -> Result<()> {
 fn ensure_apt(wanted: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = wanted
         .iter()
-        .filter(|(cmd, _)| output_ok(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_none())
+        .filter(|(cmd, _)| {
+            output_ok(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_none()
+        })
         .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
@@ -143,7 +175,10 @@ fn ensure_apt(wanted: &[(&str, &str)]) -> Result<()> {
 }
 
 fn apt_install(pkgs: &[&str]) -> Result<()> {
-    run(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
+    run(
+        Command::new("apt-get").args(["update", "-qq"]),
+        "apt-get update",
+    )?;
     run(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
