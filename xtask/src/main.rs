@@ -85,13 +85,13 @@ fn run(cli: Cli) -> Result<()> {
             deb::deb()
         }
         Task::Test { args } => {
-            setup::ensure(setup::Needs::All)?;
+            setup::ensure(setup::Needs::Test)?;
             if !nix_is_root() {
                 bail!(
                     "the test suite loads eBPF programs and drives real processes: run it as root"
                 );
             }
-            let mut a = vec!["test", "--workspace", "--no-fail-fast"];
+            let mut a = vec!["test", "--no-fail-fast"];
             a.extend(args.iter().map(String::as_str));
             cargo(&a)
         }

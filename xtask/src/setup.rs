@@ -20,7 +20,11 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
+    /// The eBPF build: nightly rust-src, llvm-22-dev, bpf-linker.
     Build,
+    /// The test suite: the build, plus vim-tiny (editor evasion tests) and journald's binary.
+    Test,
+    /// Everything, benchmarks included (inotify-tools, bpftrace).
     All,
 }
 
