@@ -244,7 +244,7 @@ pub fn join_argv(argv: &[String]) -> String {
 
 /// The plain sentence every output uses for a report, e.g.
 /// "CIS 4.2.7 drift detected: kubelet (pid 1234) runs with makeIPTablesUtilChains=false:
-/// /var/lib/kubelet/config.yaml line 3 sets it false; changed by sed (pid 99, uid 0 root)".
+/// /var/lib/kubelet/config.yaml line 3 sets it false; rename of /var/lib/kubelet/config.yaml by sed (pid 99, ppid 98, uid 0 root)".
 /// Values are not escaped here: each output escapes for its medium.
 pub fn sentence(r: &DriftReport) -> String {
     use crate::report::Change::*;
@@ -275,15 +275,21 @@ pub fn sentence(r: &DriftReport) -> String {
         s.push_str(&f.reason);
     }
     if let Some(a) = &r.trigger.actor {
-        s.push_str(&format!(
-            "; changed by {} (pid {}, uid {}",
-            a.comm, a.pid, a.uid
-        ));
+        let mut who = format!("{} (pid {}, ppid {}, uid {}", a.comm, a.pid, a.ppid, a.uid);
         if let Some(u) = &a.user {
-            s.push(' ');
-            s.push_str(u);
+            who.push(' ');
+            who.push_str(u);
         }
-        s.push(')');
+        who.push(')');
+        let path = r.trigger.path.as_ref().map(|p| p.display().to_string());
+        let clause = match (r.trigger.op.as_str(), path) {
+            ("exec", _) => format!("; started: {who}"),
+            ("exit", _) => format!("; exited: {who}"),
+            ("baseline" | "rescan" | "lost_events", _) => format!("; found running: {who}"),
+            (op, Some(p)) => format!("; {op} of {p} by {who}"),
+            (op, None) => format!("; {op} by {who}"),
+        };
+        s.push_str(&clause);
     }
     s
 }
@@ -532,7 +538,7 @@ mod tests {
         assert_eq!(
             sentence(&r),
             "CIS 4.2.7 drift detected: kubelet (pid 1234) runs with makeIPTablesUtilChains=false: \
-             /var/lib/kubelet/config.yaml line 3 sets it false; changed by sed (pid 99, uid 0 root)"
+             /var/lib/kubelet/config.yaml line 3 sets it false; rename of /var/lib/kubelet/config.yaml by sed (pid 99, ppid 98, uid 0 root)"
         );
     }
 
