@@ -206,13 +206,23 @@ fn unit_error_finding(e: UnitError, benchmark: Benchmark) -> Finding {
     }
 }
 
-/// What the kubelet would run with if (re)started now.
+/// What the kubelet would run with if (re)started now, from `kubelet.service`.
 pub fn evaluate_after_restart(
     fs: &RootFs,
     running: &[KubeletProcess],
     benchmark: Benchmark,
 ) -> Finding {
-    let not_found = match unit::assemble(fs, KUBELET_UNIT) {
+    evaluate_after_restart_of(fs, KUBELET_UNIT, running, benchmark)
+}
+
+/// What the kubelet would run with if systemd (re)started `unit_name` now.
+pub fn evaluate_after_restart_of(
+    fs: &RootFs,
+    unit_name: &str,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+) -> Finding {
+    let not_found = match unit::assemble(fs, unit_name) {
         Ok(u) => return evaluate_unit(fs, u, benchmark),
         Err(e) if e.kind == UnitErrorKind::NotFound => e,
         Err(e) => return unit_error_finding(e, benchmark),
@@ -243,7 +253,7 @@ pub fn evaluate_after_restart(
             ev = not_exact(ev);
         }
         ev.reason = format!(
-            "{} (no {KUBELET_UNIT} found: the command line of the running kubelet pid {} is assumed to be reused on restart{})",
+            "{} (no {unit_name} found: the command line of the running kubelet pid {} is assumed to be reused on restart{})",
             ev.reason,
             p.pid,
             if running.len() > 1 {
@@ -273,12 +283,12 @@ pub fn evaluate_after_restart(
         subject: after_restart_subject(None),
         source: Source::None {
             detail: format!(
-                "no running kubelet and no {KUBELET_UNIT} in {}",
+                "no running kubelet and no {unit_name} in {}",
                 fs.root().display()
             ),
         },
         reason: format!(
-            "no kubelet is running and no {KUBELET_UNIT} was found under {} ({}): nothing to evaluate",
+            "no kubelet is running and no {unit_name} was found under {} ({}): nothing to evaluate",
             fs.root().display(),
             not_found.message
         ),
