@@ -9,7 +9,7 @@
 //! | `open.rs`     | `kd_open`, `kd_openat`, `kd_openat2`, `kd_creat` | syscalls:sys_enter_open/openat/creat, openat2 (5.6) |
 //! | `close.rs`    | `kd_close`                                 | syscalls:sys_enter_close                          |
 //! | `path_ops.rs` | `kd_rename*`, `kd_unlink*`, `kd_link*`, `kd_symlink*`, `kd_mkdir*`, `kd_truncate`, `kd_ftruncate` | syscalls:sys_enter_* |
-//! | `sys_exit.rs` | `kd_sys_exit` (one program, attached to every `sys_exit_*` above) | syscalls:sys_exit_* |
+//! | `sys_exit.rs` | `kd_open_exit`, `kd_path_exit` (each attached to the `sys_exit_*` of its family) | syscalls:sys_exit_* |
 //!
 //! Tracepoint field offsets and kernel structure offsets come from userspace at load time
 //! (tracefs `format` files and BTF) through the `OFFSETS` global; nothing is hard-coded.
@@ -83,15 +83,17 @@ static WATCHED_INODES: HashMap<InodeKey, u32> = HashMap::with_max_entries(8192, 
 #[map]
 static TRACKED: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
-/// Write-intent opens between sys_enter and sys_exit, keyed by pid_tgid.
+/// Write-intent opens between sys_enter and sys_exit, keyed by pid_tgid. A plain
+/// (preallocated) hash: every enter is paired with its exit, even for a killed task, so
+/// entries do not leak, and it is cheaper than an LRU hash.
 #[cfg(target_arch = "bpf")]
 #[map]
-static OPEN_STASH: LruHashMap<u64, OpenStash> = LruHashMap::with_max_entries(16384, 0);
+static OPEN_STASH: HashMap<u64, OpenStash> = HashMap::with_max_entries(16384, 0);
 
 /// Matched path operations between sys_enter and sys_exit, keyed by pid_tgid.
 #[cfg(target_arch = "bpf")]
 #[map]
-static PATH_STASH: LruHashMap<u64, FileEvent> = LruHashMap::with_max_entries(1024, 0);
+static PATH_STASH: HashMap<u64, FileEvent> = HashMap::with_max_entries(1024, 0);
 
 /// Watched files open for writing, keyed by tgid << 32 | fd, so that their close is reported.
 #[cfg(target_arch = "bpf")]

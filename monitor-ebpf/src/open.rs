@@ -9,7 +9,12 @@ use aya_ebpf::{
 };
 use monitor_common::OpenStash;
 
-use crate::{OPEN_STASH, util::arg};
+use monitor_common::counter;
+
+use crate::{
+    OPEN_STASH,
+    util::{arg, count},
+};
 
 const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
@@ -24,11 +29,16 @@ fn stash(path: u64, flags: u64, dirfd: i64) {
     if flags & WRITE_INTENT == 0 {
         return;
     }
-    let _ = OPEN_STASH.insert(
-        &bpf_get_current_pid_tgid(),
-        &OpenStash { path, flags, dirfd },
-        0,
-    );
+    if OPEN_STASH
+        .insert(
+            &bpf_get_current_pid_tgid(),
+            &OpenStash { path, flags, dirfd },
+            0,
+        )
+        .is_err()
+    {
+        count(counter::STASH_FULL);
+    }
 }
 
 #[tracepoint]

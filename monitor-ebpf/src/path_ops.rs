@@ -55,7 +55,12 @@ fn path_op(
         -1
     };
     ev.sys_flags = if flags != NONE { arg(ctx, flags) } else { 0 };
-    let _ = PATH_STASH.insert(&bpf_get_current_pid_tgid(), &*ev, 0);
+    if PATH_STASH
+        .insert(&bpf_get_current_pid_tgid(), &*ev, 0)
+        .is_err()
+    {
+        count(counter::STASH_FULL);
+    }
 }
 
 #[tracepoint]
@@ -137,7 +142,12 @@ pub fn kd_ftruncate(ctx: TracePointContext) -> u32 {
     ev.ino = key.ino;
     ev.sys_flags = arg(&ctx, 1);
     ev.path[0] = 0;
-    let _ = PATH_STASH.insert(&bpf_get_current_pid_tgid(), &*ev, 0);
+    if PATH_STASH
+        .insert(&bpf_get_current_pid_tgid(), &*ev, 0)
+        .is_err()
+    {
+        count(counter::STASH_FULL);
+    }
     0
 }
 

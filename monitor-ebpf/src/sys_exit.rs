@@ -1,4 +1,6 @@
-//! One program for every `sys_exit_*` we attach: completes what a sys_enter program stashed.
+//! Two programs complete what a sys_enter program stashed: `kd_open_exit` on the exits of the
+//! open family, `kd_path_exit` on the exits of the path operations (one lookup each, so a
+//! read-only openat costs one hash miss at exit).
 //! - a write-intent open: the returned fd's inode (or its directory's) decides, by BTF walk of
 //!   the file table; so hard links, `/proc/self/fd/N`, dirfds, chroots, other mount
 //!   namespaces and paths of any length are all seen. Matched fds are remembered for close.
@@ -18,14 +20,19 @@ use crate::{
 };
 
 #[tracepoint]
-pub fn kd_sys_exit(ctx: TracePointContext) -> u32 {
+pub fn kd_open_exit(ctx: TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     if let Some(p) = OPEN_STASH.get_ptr(&id) {
         let stash = unsafe { *p };
         let _ = OPEN_STASH.remove(&id);
         open_exit(&ctx, id, stash.path, stash.flags, stash.dirfd);
-        return 0;
     }
+    0
+}
+
+#[tracepoint]
+pub fn kd_path_exit(ctx: TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
     if let Some(p) = PATH_STASH.get_ptr_mut(&id) {
         let r = ret(&ctx);
         let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {

@@ -9,7 +9,7 @@
 //! | `kd_openat2`   | syscalls:sys_enter_openat2                          | 5.6    | no       |
 //! | `kd_close`     | syscalls:sys_enter_close                            | 2.6.37 | yes      |
 //! | path ops       | syscalls:sys_enter_rename/renameat/renameat2, unlink/unlinkat, link/linkat, symlink/symlinkat, mkdir/mkdirat, truncate, ftruncate | 3.15 (renameat2) | renameat2, unlinkat, linkat, symlinkat, mkdirat, truncate, ftruncate: yes |
-//! | `kd_sys_exit`  | syscalls:sys_exit_* of all of the above             |        | as above |
+//! | `kd_open_exit`, `kd_path_exit` | syscalls:sys_exit_* of the open family / of the path ops | | as above |
 //!
 //! Ring buffers need 5.8; BTF (for the inode match and the actor's ppid) 5.2 with
 //! CONFIG_DEBUG_INFO_BTF. Without BTF the programs still load and match by name only.
@@ -34,8 +34,8 @@ use monitor_common::{CommKey, InodeKey, NameKey, Offsets, counter};
 /// The kernel programs, built by `monitor/build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kubelet-drift-ebpf"));
 
-/// (program, syscall) pairs: each enter program is attached to `sys_enter_<syscall>` and
-/// `kd_sys_exit` to `sys_exit_<syscall>`. The bool says whether a missing tracepoint is fatal.
+/// (program, syscall) pairs: each enter program is attached to `sys_enter_<syscall>`, and
+/// `kd_open_exit` or `kd_path_exit` to `sys_exit_<syscall>`. The bool says whether a missing tracepoint is fatal.
 const SYSCALLS: &[(&str, &str, bool)] = &[
     ("kd_open", "open", false),
     ("kd_openat", "openat", true),
@@ -161,15 +161,18 @@ impl Probes {
         for (prog, sc) in &present {
             attach(&mut ebpf, prog, "syscalls", &format!("sys_enter_{sc}"))?;
         }
-        {
+        for (exit_prog, family) in [("kd_open_exit", true), ("kd_path_exit", false)] {
             let p: &mut TracePoint = ebpf
-                .program_mut("kd_sys_exit")
-                .ok_or_else(|| anyhow!("program kd_sys_exit missing from the object"))?
+                .program_mut(exit_prog)
+                .ok_or_else(|| anyhow!("program {exit_prog} missing from the object"))?
                 .try_into()?;
-            p.load().map_err(|e| anyhow!("loading kd_sys_exit: {e}"))?;
-            for (_, sc) in &present {
+            p.load().map_err(|e| anyhow!("loading {exit_prog}: {e}"))?;
+            for (_, sc) in present
+                .iter()
+                .filter(|(_, sc)| is_open_family(sc) == family)
+            {
                 p.attach("syscalls", &format!("sys_exit_{sc}"))
-                    .with_context(|| format!("attaching kd_sys_exit to sys_exit_{sc}"))?;
+                    .with_context(|| format!("attaching {exit_prog} to sys_exit_{sc}"))?;
             }
         }
         Ok(Probes {
@@ -267,6 +270,10 @@ impl Probes {
             stash_full: sum(counter::STASH_FULL)?,
         })
     }
+}
+
+fn is_open_family(syscall: &str) -> bool {
+    matches!(syscall, "open" | "openat" | "openat2" | "creat")
 }
 
 fn trim_nul(b: &[u8]) -> &[u8] {
