@@ -316,24 +316,17 @@ fn evaluate_inner(
         }
         let final_of = |v: bool| flag_override.as_ref().map(|(_, b)| *b).unwrap_or(v);
         let (a, b) = (&outcomes[0].1, &outcomes[1].1);
-        let alpha_unset = !input.env.contains_key(DROPIN_ALPHA_ENV);
+        // Kubelet 1.28-1.29 refuse to start with --config-dir unless KUBELET_CONFIG_DROPIN_DIR_ALPHA
+        // is set ("startup fails"), and 1.30+ apply the drop-ins: no version ignores them, so the
+        // verdict is the applied one (a kubelet that does not start runs with nothing).
         let differs_by_era = final_of(a.0) != final_of(b.0);
-        let differs_without = alpha_unset && final_of(a.0) != final_of(value);
-        if differs_by_era || differs_without {
-            let why = if differs_by_era {
-                format!(
-                    "the drop-ins in {} give {FIELD} {} on kubelet 1.28-1.31 but {} on 1.32+ (the merge changed in 1.32)",
-                    dir_shown.display(),
-                    a.0,
-                    b.0
-                )
-            } else {
-                format!(
-                    "the drop-ins in {} change {FIELD} to {}, but kubelet 1.28-1.29 uses them only with {DROPIN_ALPHA_ENV} set (it is not)",
-                    dir_shown.display(),
-                    a.0
-                )
-            };
+        if differs_by_era {
+            let why = format!(
+                "the drop-ins in {} give {FIELD} {} on kubelet 1.28-1.31 but {} on 1.32+ (the merge changed in 1.32)",
+                dir_shown.display(),
+                a.0,
+                b.0
+            );
             return error(
                 Source::DropIn {
                     path: dir_shown.clone(),
@@ -385,6 +378,11 @@ fn evaluate_inner(
                 };
             }
             _ => {}
+        }
+        if !input.env.contains_key(DROPIN_ALPHA_ENV) && !dropins.is_empty() {
+            notes.push(format!(
+                "kubelet 1.28-1.29 refuse to start with --config-dir unless {DROPIN_ALPHA_ENV} is set; 1.30+ apply the drop-ins"
+            ));
         }
     }
 
@@ -595,8 +593,8 @@ mod tests {
         let d = |body: &str| format!("{HEAD}{body}");
         let args = ["--config=/c.yaml", "--config-dir=/d"];
         let alpha = [(DROPIN_ALPHA_ENV, "1")];
-        // A drop-in false: same on every version that applies drop-ins; with the alpha env set
-        // there is no doubt; without it, 1.28-1.29 would not apply it -> error.
+        // A drop-in false: same on every version that applies drop-ins. Without the alpha env,
+        // 1.28-1.29 refuse to start and 1.30+ apply it: a fail either way, never a pass.
         let w = world(&[
             ("/c.yaml", HEAD),
             ("/d/sub/10.conf", &d("makeIPTablesUtilChains: false\n")),
@@ -607,7 +605,13 @@ mod tests {
         assert!(
             matches!(&ev.source, Source::DropIn { path, line: Some(3) } if path == Path::new("/d/sub/10.conf"))
         );
-        assert_eq!(run(&w, &args, &[]).status, Status::Error);
+        let ev = run(&w, &args, &[]);
+        assert_eq!(ev.status, Status::Fail, "{}", ev.reason);
+        assert!(
+            ev.reason.contains("1.28-1.29 refuse to start"),
+            "{}",
+            ev.reason
+        );
         // A drop-in null after a config-file false: 1.28-1.31 keeps false, 1.32+ defaults to true.
         let w = world(&[
             ("/c.yaml", &cfg_false),

@@ -473,9 +473,10 @@ mod tests {
 
     #[test]
     fn live_node_finds_a_running_kubelet() {
-        // a copy of sleep named kubelet: its argv ("30") is a positional the kubelet refuses
+        // a copy of sleep named like a kubelet: its argv ("30") is a positional the kubelet
+        // refuses. A name of its own, so that other tests' stand-in kubelets are not found.
         let d = tempfile::tempdir().unwrap();
-        let exe = d.path().join("kubelet");
+        let exe = d.path().join("kubelet-node-t");
         std::fs::copy("/bin/sleep", &exe).unwrap();
         let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
         let pid = child.id();
@@ -495,7 +496,12 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         let (_e, empty) = node(&[]);
-        let found = evaluate_node(&empty, true, &["kubelet".to_string()], Benchmark::Cis16);
+        let found = evaluate_node(
+            &empty,
+            true,
+            &["kubelet-node-t".to_string()],
+            Benchmark::Cis16,
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         let running = found
