@@ -43,16 +43,12 @@ impl Stream {
     pub async fn next_batch(&mut self, out: &mut Vec<Record>) -> io::Result<()> {
         loop {
             let mut guard = self.fd.readable_mut().await?;
-            let ring = guard.get_inner_mut();
-            while let Some(item) = ring.next() {
-                match decode::decode(&item) {
-                    Ok(r) => out.push(r),
-                    Err(e) => {
-                        self.decode_errors += 1;
-                        self.last_decode_error = Some(e);
-                    }
-                }
-            }
+            take_all(
+                guard.get_inner_mut(),
+                out,
+                &mut self.decode_errors,
+                &mut self.last_decode_error,
+            );
             guard.clear_ready();
             if !out.is_empty() {
                 return Ok(());
@@ -62,14 +58,28 @@ impl Stream {
 
     /// Takes what is available now, without waiting.
     pub fn drain_now(&mut self, out: &mut Vec<Record>) {
-        let ring = self.fd.get_mut();
-        while let Some(item) = ring.next() {
-            match decode::decode(&item) {
-                Ok(r) => out.push(r),
-                Err(e) => {
-                    self.decode_errors += 1;
-                    self.last_decode_error = Some(e);
-                }
+        take_all(
+            self.fd.get_mut(),
+            out,
+            &mut self.decode_errors,
+            &mut self.last_decode_error,
+        );
+    }
+}
+
+/// Decodes every record available in `ring` into `out`; bad records are counted.
+fn take_all(
+    ring: &mut RingBuf<MapData>,
+    out: &mut Vec<Record>,
+    errors: &mut u64,
+    last: &mut Option<decode::DecodeError>,
+) {
+    while let Some(item) = ring.next() {
+        match decode::decode(&item) {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                *errors += 1;
+                *last = Some(e);
             }
         }
     }

@@ -41,16 +41,7 @@ pub fn evaluate_node(
 
 /// A running kubelet, against its own root and cwd.
 pub fn evaluate_process(p: &KubeletProcess, benchmark: Benchmark, evaluated_late: bool) -> Finding {
-    let fs = RootFs::new(&p.root);
-    let mut ev = evaluate(&EvalInput {
-        fs: &fs,
-        argv: &p.argv,
-        cwd: &p.cwd,
-        env: &p.env,
-    });
-    if p.non_utf8 {
-        ev = not_exact(ev);
-    }
+    let mut ev = evaluate_own_command_line(p);
     if evaluated_late {
         ev.reason.push_str(
             " (the kubelet was already running: its files were read as they are now, not as it read them at start)",
@@ -206,6 +197,19 @@ fn unit_error_finding(e: UnitError, benchmark: Benchmark) -> Finding {
     }
 }
 
+/// A kubelet's own argv, cwd and environment against the files in its own root, as they are
+/// now. An argument that could not be read exactly makes it an error.
+fn evaluate_own_command_line(p: &KubeletProcess) -> super::evaluate::Evaluation {
+    let fs = RootFs::new(&p.root);
+    let ev = evaluate(&EvalInput {
+        fs: &fs,
+        argv: &p.argv,
+        cwd: &p.cwd,
+        env: &p.env,
+    });
+    if p.non_utf8 { not_exact(ev) } else { ev }
+}
+
 /// What the kubelet would run with if (re)started now, from `kubelet.service`.
 pub fn evaluate_after_restart(
     fs: &RootFs,
@@ -242,16 +246,7 @@ pub fn evaluate_after_restart_of(
     }
     if let Some(p) = running.first() {
         // Not managed by a unit we can read: it restarts with its own command line.
-        let proc_fs = RootFs::new(&p.root);
-        let mut ev = evaluate(&EvalInput {
-            fs: &proc_fs,
-            argv: &p.argv,
-            cwd: &p.cwd,
-            env: &p.env,
-        });
-        if p.non_utf8 {
-            ev = not_exact(ev);
-        }
+        let mut ev = evaluate_own_command_line(p);
         ev.reason = format!(
             "{} (no {unit_name} found: the command line of the running kubelet pid {} is assumed to be reused on restart{})",
             ev.reason,
