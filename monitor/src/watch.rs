@@ -19,6 +19,7 @@ use crate::probes::{Probes, inode_key};
 pub const DEFAULT_PATHS: &[&str] = &[
     // kubeadm, kind
     "/var/lib/kubelet/config.yaml",
+    "/var/lib/kubelet/config.yml",
     "/var/lib/kubelet/kubeadm-flags.env",
     "/etc/default/kubelet",
     "/etc/sysconfig/kubelet",
@@ -30,6 +31,15 @@ pub const DEFAULT_PATHS: &[&str] = &[
     "/etc/kubernetes/kubelet/config.json",
     "/etc/kubernetes/kubelet/config.json.d",
     "/etc/eks/kubelet/environment",
+    // GKE (COS), other kube-bench-known locations
+    "/home/kubernetes/kubelet-config.yaml",
+    "/home/kubernetes/kubelet-config.yml",
+    "/etc/kubernetes/kubelet/config",
+    "/etc/kubernetes/kubelet.yaml",
+    "/etc/default/kubeletconfig.json",
+    // snaps (MicroK8s, the kubelet snap): flag files
+    "/var/snap/microk8s/current/args/kubelet",
+    "/var/snap/kubelet/current/args",
     // RKE2 / k3s drop-ins
     "/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
     "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d",

@@ -16,3 +16,6 @@ pub mod flags;
 pub mod node;
 pub mod rootfs;
 pub mod unit;
+
+#[cfg(test)]
+mod corpus_tests;
