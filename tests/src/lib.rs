@@ -6,11 +6,11 @@
 //! silence from anyone else.
 
 use std::{
-    fmt,
-    fs,
+    fmt, fs,
     os::unix::{fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{Condvar, Mutex, MutexGuard, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -50,12 +50,14 @@ pub fn python3() -> &'static str {
 }
 
 /// Starts the stand-in kubelet (`exe`: `env!("CARGO_BIN_EXE_kubelet")` in an integration
-/// test) with `args`. Its stdin/stdout are null; kill it with [`Child::kill`].
+/// test) with `args`. Its stdio is null; kill it with [`Child::kill`], or hold it in a
+/// [`KillOnDrop`] so that a failing test does not leave it running.
 pub fn spawn_kubelet(exe: &Path, args: &[&str]) -> Child {
     Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning the stand-in kubelet {}: {e}", exe.display()))
 }
@@ -90,12 +92,23 @@ pub fn spawn_kubelet_copy(
         .gid(gid)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {}: {e}", copy.display()));
     CopiedKubelet {
         dir,
         exe: copy,
         child,
+    }
+}
+
+/// Kills and reaps the child when dropped (a test that panics leaves no process behind).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -204,15 +217,161 @@ impl Monitor {
     }
 
     /// [`Monitor::collect_until`] that panics on timeout, saying what it waited for.
-    pub async fn wait_for(
-        &mut self,
-        what: &str,
-        pred: impl FnMut(&Record) -> bool,
-    ) -> Vec<Record> {
+    pub async fn wait_for(&mut self, what: &str, pred: impl FnMut(&Record) -> bool) -> Vec<Record> {
         match self.collect_until(pred, TIMEOUT).await {
             Ok(r) => r,
             Err(t) => panic!("waiting for {what}: {t:?}"),
         }
+    }
+}
+
+/// One loaded instance of the programs shared by the tests that only observe (each load
+/// parses the kernel's BTF and verifies ~25 programs: seconds on a busy CI machine). A
+/// background thread drains its ring buffer into an append-only log; tests take a cursor
+/// (the log's length) before they act and look at what came after it.
+pub struct SharedMonitor {
+    probes: Mutex<(Probes, WatchSet)>,
+    log: Mutex<Vec<Record>>,
+    grew: Condvar,
+}
+
+/// The basename of [`SharedMonitor::sync`]'s marker: watched by the shared instance only.
+const SYNC_MARKER: &str = "/nonexistent-kd-sync/kd-shared-sync-marker";
+
+/// The shared instance, loaded on first use, reporting execs of `kubelet`.
+pub fn shared() -> &'static SharedMonitor {
+    static SHARED: OnceLock<SharedMonitor> = OnceLock::new();
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    let m = SHARED.get_or_init(|| {
+        let mut probes = Probes::load(&ProbeOptions::default())
+            .unwrap_or_else(|e| panic!("loading the probes: {e:#}"));
+        probes.set_comms(&["kubelet"]).expect("set_comms");
+        let mut set = WatchSet::new();
+        set.add(Path::new(SYNC_MARKER));
+        set.apply(&mut probes).expect("applying the watch set");
+        SharedMonitor {
+            probes: Mutex::new((probes, set)),
+            log: Mutex::new(Vec::new()),
+            grew: Condvar::new(),
+        }
+    });
+    STARTED.call_once(|| {
+        let ring = lock(&m.probes).0.take_ring().expect("take_ring");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kd-shared-drain".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let mut stream = Stream::new(ring).expect("Stream::new");
+                    ready_tx.send(()).unwrap();
+                    loop {
+                        let mut batch = Vec::new();
+                        stream
+                            .next_batch(&mut batch)
+                            .await
+                            .expect("reading the ring buffer");
+                        assert_eq!(
+                            stream.decode_errors, 0,
+                            "undecodable records: {:?}",
+                            stream.last_decode_error
+                        );
+                        lock(&m.log).extend(batch);
+                        m.grew.notify_all();
+                    }
+                })
+            })
+            .expect("spawning the drain thread");
+        ready_rx.recv().expect("the drain thread started");
+    });
+    m
+}
+
+/// A poisoned lock only means another test failed while holding it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SharedMonitor {
+    /// Adds `paths` to what is watched and returns a cursor for the records from now on.
+    pub fn watch(&self, paths: &[&Path]) -> usize {
+        let mut g = lock(&self.probes);
+        let (probes, set) = &mut *g;
+        for p in paths {
+            set.add(p);
+        }
+        set.apply(probes).expect("applying the watch set");
+        self.cursor()
+    }
+
+    /// The log's length: records after it are newer than this call.
+    pub fn cursor(&self) -> usize {
+        lock(&self.log).len()
+    }
+
+    pub fn counters(&self) -> Counters {
+        lock(&self.probes)
+            .0
+            .counters()
+            .expect("reading the counters")
+    }
+
+    /// Waits until a record after `since` satisfies `pred`; returns all records from `since`
+    /// up to now. Panics after [`TIMEOUT`], listing what was seen.
+    pub fn wait_for(
+        &self,
+        since: usize,
+        what: &str,
+        mut pred: impl FnMut(&Record) -> bool,
+    ) -> Vec<Record> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut log = lock(&self.log);
+        let mut checked = since;
+        loop {
+            if log[checked..].iter().any(&mut pred) {
+                return log[since..].to_vec();
+            }
+            checked = log.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "waiting for {what}: {:?}",
+                    Timeout {
+                        after: TIMEOUT,
+                        records: log[since..].to_vec()
+                    }
+                );
+            }
+            log = self
+                .grew
+                .wait_timeout(log, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Every record after `since` of everything that happened before this call: causes a
+    /// marker event (an unlink of a nonexistent path whose basename only this instance
+    /// watches, reported by name) and waits for it, so that whatever was in the ring before
+    /// it is in the log.
+    pub fn sync(&self, since: usize) -> Vec<Record> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = PathBuf::from(format!(
+            "/nonexistent-kd-sync-{}-{n}/kd-shared-sync-marker",
+            std::process::id()
+        ));
+        let _ = fs::remove_file(&marker);
+        let mut recs = self.wait_for(
+            since,
+            "the sync marker",
+            |r| matches!(&r.event, Event::File(f) if f.path == marker),
+        );
+        recs.retain(|r| !matches!(&r.event, Event::File(f) if f.path == marker));
+        recs
     }
 }
 
