@@ -1,0 +1,737 @@
+//! The event pipeline on the real kernel: the kernel programs loaded and attached, real
+//! processes exec'ing and exiting, real tools editing a watched file, the ring buffer
+//! overflowing. Runs as root (`require_root` fails otherwise, it never skips).
+//!
+//! Every test loads its own programs; each sees every process on the machine (and the other
+//! tests of this binary, running in parallel), so every assertion is about the test's own
+//! pids and paths.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use kubelet_drift::{
+    decode::{Event, FileInfo, FileOp, MatchedBy, Record},
+    probes::{ProbeOptions, Probes, inode_key},
+};
+use kubelet_drift_tests::{
+    ConfigDir, KillOnDrop, Monitor, file_events, is_file_of, python3, require_root, run, sh,
+    shared, spawn_kubelet, spawn_kubelet_copy, summary,
+};
+use monitor_common::InodeKey;
+
+const KUBELET: &str = env!("CARGO_BIN_EXE_kubelet");
+const AT_FDCWD: i32 = -100;
+
+fn key_of(path: &Path) -> InodeKey {
+    inode_key(&fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())))
+}
+
+fn show(events: &[&FileInfo]) -> String {
+    events
+        .iter()
+        .map(|f| {
+            format!(
+                "\n  {} by={:?} ret={} dirfd={} dev={} ino={} path={:?} path2={:?} flags={:#o}",
+                f.op.as_str(),
+                f.matched_by,
+                f.ret,
+                f.dirfd,
+                f.dev,
+                f.ino,
+                f.path,
+                f.path2,
+                f.sys_flags
+            )
+        })
+        .collect()
+}
+
+/// A name no other test (or run) uses.
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. exec and exit of the kubelet
+// ---------------------------------------------------------------------------------------
+
+/// Starts a kubelet with `spawn` (which returns it and the path it executed), checks its
+/// exec, kills it and checks its exit.
+fn exec_and_exit(spawn: impl FnOnce() -> (Child, PathBuf), uid: u32, gid: u32) {
+    let m = shared();
+    let since = m.cursor();
+    let (child, exe) = spawn();
+    let mut child = KillOnDrop(child);
+    let pid = child.0.id();
+    let is_exec = |r: &Record| matches!(&r.event, Event::Exec(p) if p.actor.tgid == pid);
+    let recs = m.wait_for(since, "the kubelet's exec", is_exec);
+    let exec_rec = recs.iter().find(|r| is_exec(r)).unwrap();
+    let Event::Exec(exec) = &exec_rec.event else {
+        unreachable!()
+    };
+    assert_eq!(exec.actor.pid, pid, "exec: pid");
+    assert_eq!(exec.actor.tgid, pid, "exec: tgid");
+    assert_eq!(
+        exec.actor.ppid,
+        std::process::id(),
+        "exec: ppid is the test"
+    );
+    assert_eq!(exec.actor.uid, uid, "exec: uid");
+    assert_eq!(exec.actor.gid, gid, "exec: gid");
+    assert_eq!(exec.actor.comm, b"kubelet", "exec: comm");
+    assert_eq!(exec.path, exe, "exec: the executed file");
+    assert_eq!(exec.exit_code, 0);
+
+    child.0.kill().expect("kill");
+    child.0.wait().expect("wait");
+    let is_exit = |r: &Record| matches!(&r.event, Event::Exit(p) if p.actor.tgid == pid);
+    let recs = m.wait_for(since, "the kubelet's exit", is_exit);
+    let exit_rec = recs.iter().find(|r| is_exit(r)).unwrap();
+    let Event::Exit(exit) = &exit_rec.event else {
+        unreachable!()
+    };
+    assert_eq!(exit.actor.pid, pid, "exit: pid");
+    assert_eq!(exit.actor.tgid, pid, "exit: tgid");
+    assert_eq!(exit.actor.comm, b"kubelet", "exit: comm");
+    assert_eq!(
+        exit.exit_code & 0x7f,
+        libc::SIGKILL,
+        "exit: wait status says killed by SIGKILL ({})",
+        summary(exit_rec)
+    );
+    assert!(exit_rec.ktime_ns > exec_rec.ktime_ns, "exit after exec");
+    let n = |f: &dyn Fn(&Record) -> bool| recs.iter().filter(|r| f(r)).count();
+    assert_eq!((n(&is_exec), n(&is_exit)), (1, 1), "one exec, one exit");
+}
+
+#[test]
+fn kubelet_exec_and_exit_are_delivered() {
+    require_root();
+    exec_and_exit(
+        || {
+            let child = spawn_kubelet(Path::new(KUBELET), &["--config", "/nonexistent.yaml"]);
+            (child, PathBuf::from(KUBELET))
+        },
+        0,
+        0,
+    );
+    assert!(shared().counters().exit_seen >= 1);
+}
+
+#[test]
+fn kubelet_copy_as_other_user_and_cwd_is_delivered() {
+    require_root();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    exec_and_exit(
+        || {
+            let k = spawn_kubelet_copy(Path::new(KUBELET), &["--v=2"], cwd.path(), 65534, 65533);
+            dirs.push(k.dir);
+            (k.child, k.exe)
+        },
+        65534,
+        65533,
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. other programs' execs are dropped in the kernel
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn execs_of_other_programs_are_filtered_in_the_kernel() {
+    require_root();
+    let mut m = Monitor::new(&["kubelet"], &[]);
+    m.drain_now();
+    let c0 = m.counters();
+    let pids: Vec<u32> = (0..50)
+        .map(|_| run(&mut Command::new("/bin/true")).0)
+        .collect();
+    let c1 = m.counters();
+    let recs = m.drain_now();
+    let ours: Vec<&Record> = recs
+        .iter()
+        .filter(
+            |r| matches!(&r.event, Event::Exec(p) | Event::Exit(p) if pids.contains(&p.actor.tgid)),
+        )
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "execs of /bin/true delivered: {:?}",
+        ours.iter().map(|r| summary(r)).collect::<Vec<_>>()
+    );
+    assert!(
+        c1.exec_seen - c0.exec_seen >= 50,
+        "exec_seen grew by {} for 50 execs",
+        c1.exec_seen - c0.exec_seen
+    );
+    assert!(
+        c1.exec_filtered - c0.exec_filtered >= 50,
+        "exec_filtered grew by {} for 50 unwatched execs",
+        c1.exec_filtered - c0.exec_filtered
+    );
+    // Whatever was sent meanwhile (other tests' kubelets, `*.conf` edits anywhere) is in what
+    // was drained, and none of it is ours: nothing was sent for /bin/true.
+    assert!(
+        c1.sent - c0.sent <= recs.len() as u64,
+        "sent grew by {} but only {} records were delivered",
+        c1.sent - c0.sent,
+        recs.len()
+    );
+    // Control: the same programs deliver /bin/true once it is watched.
+    m.probes.set_comms(&["kubelet", "true"]).unwrap();
+    let (pid, _) = run(&mut Command::new("/bin/true"));
+    let recs = m
+        .wait_for("the exec of a watched /bin/true", |r| {
+            matches!(&r.event, Event::Exec(p) if p.actor.tgid == pid && p.actor.comm == b"true")
+        })
+        .await;
+    assert!(!recs.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. edits of a watched file, by each tool
+// ---------------------------------------------------------------------------------------
+
+/// Watches `d/config.yaml`, runs `cmd`, and returns its pid, its stdout and all the file
+/// events of that pid (all of them are in the ring once the process has exited).
+fn edit(d: &ConfigDir, cmd: &mut Command) -> (u32, String, Vec<FileInfo>) {
+    let m = shared();
+    let since = m.watch(&[&d.config]);
+    let (pid, stdout) = run(cmd);
+    let recs = m.sync(since);
+    let events: Vec<FileInfo> = file_events(&recs, pid).into_iter().cloned().collect();
+    assert!(!events.is_empty(), "no file event from {cmd:?} (pid {pid})");
+    (pid, stdout, events)
+}
+
+fn assert_actor(events: &[FileInfo], pid: u32, comm: &str) {
+    for f in events {
+        assert_eq!(f.actor.pid, pid, "actor pid");
+        assert_eq!(f.actor.tgid, pid, "actor tgid");
+        assert_eq!(f.actor.ppid, std::process::id(), "actor ppid is the test");
+        assert_eq!(f.actor.uid, 0);
+        assert_eq!(
+            String::from_utf8_lossy(&f.actor.comm),
+            comm,
+            "actor comm of {} {:?}",
+            f.op.as_str(),
+            f.path
+        );
+    }
+}
+
+/// The write-intent open of `key` (matched by inode), then its close with the same dev/ino
+/// and the fd the open returned. Returns the open.
+fn assert_open_then_close<'a>(events: &'a [FileInfo], key: InodeKey, path: &str) -> &'a FileInfo {
+    let refs: Vec<&FileInfo> = events.iter().collect();
+    let i = events
+        .iter()
+        .position(|f| f.op == FileOp::Open && f.ino == key.ino)
+        .unwrap_or_else(|| panic!("no open of ino {}: {}", key.ino, show(&refs)));
+    let open = &events[i];
+    assert_eq!(open.matched_by, MatchedBy::Inode, "{}", show(&refs));
+    assert_eq!(open.dev, key.dev);
+    assert_eq!(open.path, PathBuf::from(path));
+    assert!(open.ret >= 0, "open succeeded: {}", show(&refs));
+    assert!(
+        open.sys_flags & (libc::O_WRONLY | libc::O_RDWR) as u64 != 0,
+        "open flags {:#o} are write intent",
+        open.sys_flags
+    );
+    let close = events[i + 1..]
+        .iter()
+        .find(|f| f.op == FileOp::Close && f.dirfd as i64 == open.ret)
+        .unwrap_or_else(|| {
+            panic!(
+                "no close of fd {} after the open: {}",
+                open.ret,
+                show(&refs)
+            )
+        });
+    assert_eq!(close.matched_by, MatchedBy::Fd);
+    assert_eq!(
+        (close.dev, close.ino),
+        (key.dev, key.ino),
+        "close: same file"
+    );
+    open
+}
+
+fn renames_onto_config<'a>(events: &'a [FileInfo], from_prefix: &str) -> &'a FileInfo {
+    let refs: Vec<&FileInfo> = events.iter().collect();
+    let r = events
+        .iter()
+        .find(|f| {
+            f.op == FileOp::Rename
+                && f.ret == 0
+                && f.path2.as_deref() == Some(Path::new("config.yaml"))
+        })
+        .unwrap_or_else(|| panic!("no successful rename onto config.yaml: {}", show(&refs)));
+    assert_eq!(r.matched_by, MatchedBy::Name);
+    assert!(
+        r.path.to_string_lossy().starts_with(from_prefix),
+        "renamed from {:?}, expected {from_prefix}...",
+        r.path
+    );
+    r
+}
+
+#[test]
+fn edit_by_shell_redirect() {
+    require_root();
+    let d = ConfigDir::new();
+    let key = key_of(&d.config);
+    let (pid, _, ev) = edit(&d, &mut sh(d.path(), "echo x > config.yaml"));
+    assert_actor(&ev, pid, "sh");
+    let open = assert_open_then_close(&ev, key, "config.yaml");
+    assert_eq!(open.dirfd, AT_FDCWD);
+    assert!(open.sys_flags & libc::O_TRUNC as u64 != 0);
+    assert_eq!(fs::read_to_string(&d.config).unwrap(), "x\n");
+}
+
+#[test]
+fn edit_by_sed_in_place() {
+    require_root();
+    let d = ConfigDir::new();
+    let mut cmd = Command::new("sed");
+    cmd.args(["-i", "s/true/false/", "config.yaml"])
+        .current_dir(d.path());
+    let (pid, _, ev) = edit(&d, &mut cmd);
+    assert_actor(&ev, pid, "sed");
+    renames_onto_config(&ev, "./sed");
+    assert!(fs::read_to_string(&d.config).unwrap().contains("false"));
+}
+
+#[test]
+fn edit_by_mv() {
+    require_root();
+    let d = ConfigDir::new();
+    fs::write(d.path().join("other"), "a: 1\n").unwrap();
+    let mut cmd = Command::new("mv");
+    cmd.args(["other", "config.yaml"]).current_dir(d.path());
+    let (pid, _, ev) = edit(&d, &mut cmd);
+    assert_actor(&ev, pid, "mv");
+    renames_onto_config(&ev, "other");
+}
+
+#[test]
+fn edit_by_cp() {
+    require_root();
+    let d = ConfigDir::new();
+    fs::write(d.path().join("src"), "a: 1\n").unwrap();
+    let key = key_of(&d.config);
+    let mut cmd = Command::new("cp");
+    cmd.args(["src", "config.yaml"]).current_dir(d.path());
+    let (pid, _, ev) = edit(&d, &mut cmd);
+    assert_actor(&ev, pid, "cp");
+    let open = assert_open_then_close(&ev, key, "config.yaml");
+    assert!(open.sys_flags & libc::O_TRUNC as u64 != 0);
+    assert_eq!(fs::read_to_string(&d.config).unwrap(), "a: 1\n");
+}
+
+#[test]
+fn edit_by_truncate() {
+    require_root();
+    let d = ConfigDir::new();
+    let key = key_of(&d.config);
+    let mut cmd = Command::new("truncate");
+    cmd.args(["-s", "0", "config.yaml"]).current_dir(d.path());
+    let (pid, _, ev) = edit(&d, &mut cmd);
+    assert_actor(&ev, pid, "truncate");
+    let refs: Vec<&FileInfo> = ev.iter().collect();
+    // coreutils truncate(1) opens the file (O_WRONLY|O_CREAT|O_NONBLOCK) and ftruncate(2)s
+    // the fd; a truncate(2) by path would do as well.
+    if let Some(t) = ev.iter().find(|f| f.op == FileOp::Truncate) {
+        assert_eq!(t.path, PathBuf::from("config.yaml"));
+        assert_eq!(t.ret, 0);
+    } else {
+        let open = assert_open_then_close(&ev, key, "config.yaml");
+        let ft = ev
+            .iter()
+            .find(|f| f.op == FileOp::Ftruncate)
+            .unwrap_or_else(|| panic!("neither truncate nor ftruncate: {}", show(&refs)));
+        assert_eq!(ft.dirfd as i64, open.ret, "ftruncate of the opened fd");
+        assert_eq!((ft.dev, ft.ino), (key.dev, key.ino));
+        assert_eq!(ft.matched_by, MatchedBy::Inode);
+        assert_eq!(ft.sys_flags, 0, "length 0");
+        assert_eq!(ft.ret, 0);
+    }
+    assert_eq!(fs::metadata(&d.config).unwrap().len(), 0);
+}
+
+#[test]
+fn edit_by_python_os_replace() {
+    require_root();
+    let d = ConfigDir::new();
+    let mut cmd = Command::new(python3());
+    cmd.args([
+        "-c",
+        "import os\nwith open('new.tmp', 'w') as f: f.write('a: 2\\n')\nos.replace('new.tmp', 'config.yaml')",
+    ])
+    .current_dir(d.path());
+    let (pid, _, ev) = edit(&d, &mut cmd);
+    assert_actor(&ev, pid, "python3");
+    renames_onto_config(&ev, "new.tmp");
+}
+
+#[test]
+fn edit_through_relative_path_after_cd() {
+    require_root();
+    let d = ConfigDir::new();
+    let key = key_of(&d.config);
+    let parent = d.path().parent().unwrap();
+    let name = d.path().file_name().unwrap().to_str().unwrap();
+    let (pid, _, ev) = edit(
+        &d,
+        &mut sh(parent, &format!("cd '{name}' && echo x > config.yaml")),
+    );
+    assert_actor(&ev, pid, "sh");
+    let open = assert_open_then_close(&ev, key, "config.yaml");
+    assert_eq!(open.dirfd, AT_FDCWD);
+}
+
+#[test]
+fn edit_through_dotdot_path_from_another_cwd() {
+    require_root();
+    let d = ConfigDir::new();
+    let sub = d.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let key = key_of(&d.config);
+    let (pid, _, ev) = edit(&d, &mut sh(&sub, "echo x > ../config.yaml"));
+    assert_actor(&ev, pid, "sh");
+    let open = assert_open_then_close(&ev, key, "../config.yaml");
+    assert_eq!(open.dirfd, AT_FDCWD);
+}
+
+#[test]
+fn edit_through_openat_with_a_dirfd() {
+    require_root();
+    let d = ConfigDir::new();
+    let key = key_of(&d.config);
+    let mut cmd = Command::new(python3());
+    cmd.args([
+        "-c",
+        "import os, sys\n\
+         d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n\
+         print(d, flush=True)\n\
+         f = os.open('config.yaml', os.O_WRONLY | os.O_TRUNC, dir_fd=d)\n\
+         os.write(f, b'a: 3\\n')\n\
+         os.close(f)",
+    ])
+    .arg(d.path())
+    .current_dir("/");
+    let (pid, stdout, ev) = edit(&d, &mut cmd);
+    let dirfd: i32 = stdout.trim().parse().expect("python printed its dirfd");
+    assert_actor(&ev, pid, "python3");
+    let open = assert_open_then_close(&ev, key, "config.yaml");
+    assert_eq!(open.dirfd, dirfd, "the dirfd given to openat");
+    assert_eq!(fs::read_to_string(&d.config).unwrap(), "a: 3\n");
+}
+
+#[test]
+fn open_write_close_gives_open_then_close_of_the_same_file() {
+    require_root();
+    let d = ConfigDir::new();
+    let key = key_of(&d.config);
+    let mut cmd = Command::new(python3());
+    cmd.args([
+        "-c",
+        "import os, sys\n\
+         f = os.open(sys.argv[1], os.O_WRONLY)\n\
+         print(f, flush=True)\n\
+         os.write(f, b'# edited\\n')\n\
+         os.close(f)",
+    ])
+    .arg(&d.config);
+    let (pid, stdout, ev) = edit(&d, &mut cmd);
+    let fd: i64 = stdout.trim().parse().unwrap();
+    assert_actor(&ev, pid, "python3");
+    let open = assert_open_then_close(&ev, key, d.config.to_str().unwrap());
+    assert_eq!(open.ret, fd);
+    assert_eq!(open.sys_flags & libc::O_TRUNC as u64, 0);
+    let ops: Vec<FileOp> = ev.iter().map(|f| f.op).collect();
+    assert_eq!(
+        ops,
+        [FileOp::Open, FileOp::Close],
+        "exactly an open then a close"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. unrelated files are dropped in the kernel
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn writes_to_unrelated_files_are_filtered_in_the_kernel() {
+    require_root();
+    let d = ConfigDir::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let m = shared();
+    let since = m.watch(&[&d.config]);
+    let c0 = m.counters();
+    let mut pids = Vec::new();
+    for (dir, script) in [
+        (d.path(), "echo x > other.yaml"),
+        (d.path(), "echo x > config.yaml.bak"),
+        (d.path(), "echo x >> notes.txt"),
+        (elsewhere.path(), "echo x > kubelet.yaml"),
+        (elsewhere.path(), "echo x > config.yml"),
+    ] {
+        pids.push(run(&mut sh(dir, script)).0);
+    }
+    for (dir, args) in [
+        (d.path(), &["mv", "other.yaml", "other2.yaml"][..]),
+        (d.path(), &["truncate", "-s", "0", "config.yaml.bak"]),
+        (d.path(), &["cp", "notes.txt", "notes2.txt"]),
+        (d.path(), &["rm", "notes2.txt"]),
+        (elsewhere.path(), &["mv", "config.yml", "config.yml.1"]),
+    ] {
+        let mut cmd = Command::new(args[0]);
+        cmd.args(&args[1..]).current_dir(dir);
+        pids.push(run(&mut cmd).0);
+    }
+    let c1 = m.counters();
+    // Control, after all of the above: the ring is ordered, so anything they caused would
+    // be drained before this.
+    let (ctl, _) = run(&mut sh(d.path(), "echo x > config.yaml"));
+    let recs = m.wait_for(since, "the control write", |r| is_file_of(r, ctl));
+    let leaked: Vec<String> = recs
+        .iter()
+        .filter(|r| matches!(&r.event, Event::File(f) if pids.contains(&f.actor.tgid)))
+        .map(summary)
+        .collect();
+    assert!(leaked.is_empty(), "unrelated edits delivered: {leaked:#?}");
+    // 5 redirects + mv + truncate's open and ftruncate + cp's open + rm + mv, at least.
+    assert!(
+        c1.file_filtered - c0.file_filtered >= 10,
+        "file_filtered grew by {} for 11 unrelated write opens and path operations",
+        c1.file_filtered - c0.file_filtered
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. ring-buffer overflow and loss accounting
+// ---------------------------------------------------------------------------------------
+
+/// Pins the calling thread to one CPU (the per-CPU "lost" count travels with the next record
+/// *of the same CPU*), restoring its affinity on drop.
+struct Pinned(libc::cpu_set_t);
+
+impl Pinned {
+    fn here() -> Pinned {
+        // SAFETY: plain libc calls on a zeroed cpu_set_t for the calling thread (pid 0).
+        unsafe {
+            let mut old: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut old),
+                0
+            );
+            let cpu = libc::sched_getcpu();
+            assert!(cpu >= 0);
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu as usize, &mut one);
+            assert_eq!(
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one),
+                0
+            );
+            Pinned(old)
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask read in `here`.
+        unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &self.0) };
+    }
+}
+
+fn touches(f: &FileInfo, name: &str) -> bool {
+    let is = |p: &Path| p.file_name().is_some_and(|n| n == name);
+    is(&f.path) || f.path2.as_deref().is_some_and(is)
+}
+
+/// Overflows a one-page ring with `burst` (which causes `caused` matched events of this
+/// process on the pinned CPU), drains, causes `more` more with `one_more`, and checks the
+/// loss accounting. `ours` says which records are the test's own.
+async fn overflow(
+    burst: impl FnOnce(),
+    caused: u64,
+    one_more: impl FnOnce(),
+    more: u64,
+    m: &mut Monitor,
+    ours: impl Fn(&FileInfo) -> bool,
+) {
+    let me = std::process::id();
+    let _pin = Pinned::here();
+    m.drain_now();
+    let before = m.counters();
+    burst();
+    let after_burst = m.counters();
+    let mut all = m.drain_now();
+    let delivered_in_burst = all.len();
+    one_more();
+    let last = m
+        .wait_for(
+            "the record after the overflow",
+            |r| matches!(&r.event, Event::File(f) if f.actor.tgid == me && ours(f)),
+        )
+        .await;
+    all.extend(last);
+    all.extend(m.drain_now());
+    let c = m.counters();
+    let own: Vec<&Record> = all
+        .iter()
+        .filter(|r| matches!(&r.event, Event::File(f) if f.actor.tgid == me && ours(f)))
+        .collect();
+    let dropped = c.dropped - before.dropped;
+    assert!(
+        after_burst.dropped > before.dropped,
+        "a one-page ring did not overflow: {after_burst:?} ({delivered_in_burst} delivered)"
+    );
+    // The first own record after the drain carries what this CPU lost before it.
+    let first_after = all[delivered_in_burst..]
+        .iter()
+        .find(|r| matches!(&r.event, Event::File(f) if f.actor.tgid == me && ours(f)))
+        .expect("a record after the drain");
+    assert!(
+        first_after.lost_before > 0,
+        "the first record after the overflow says nothing was lost: {}",
+        summary(first_after)
+    );
+    assert_eq!(
+        own.len() as u64 + dropped,
+        caused + more,
+        "records received ({}) + dropped ({dropped}) == events caused ({})",
+        own.len(),
+        caused + more
+    );
+    // `sent` counts successful submissions only: what was sent is what was received.
+    assert_eq!(
+        c.sent - before.sent,
+        all.len() as u64,
+        "sent ({}) == records received ({})",
+        c.sent - before.sent,
+        all.len()
+    );
+    let reported: u64 = all.iter().map(|r| r.lost_before as u64).sum();
+    assert_eq!(
+        reported,
+        dropped,
+        "sum of lost_before over the records ({reported}) == the dropped counter ({dropped}); \
+         first record after the drain: {}",
+        summary(first_after)
+    );
+    assert_eq!(m.stream.decode_errors, 0);
+}
+
+#[tokio::test]
+async fn ring_overflow_of_renames_is_accounted() {
+    require_root();
+    let d = tempfile::tempdir().unwrap();
+    let name = unique("kd-overflow-rename") + ".yaml";
+    let watched = d.path().join(&name);
+    let other = d.path().join("other.yaml");
+    fs::write(&watched, "x").unwrap();
+    let mut m = Monitor::start(4096, &["kd-no-such-comm"], &[&watched]).unwrap();
+    const N: u64 = 2000;
+    overflow(
+        || {
+            for i in 0..N {
+                let (a, b) = if i % 2 == 0 {
+                    (&watched, &other)
+                } else {
+                    (&other, &watched)
+                };
+                fs::rename(a, b).unwrap();
+            }
+        },
+        N,
+        || fs::rename(&watched, &other).unwrap(),
+        1,
+        &mut m,
+        |f| f.op == FileOp::Rename && touches(f, &name),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ring_overflow_of_opens_is_accounted() {
+    require_root();
+    let d = tempfile::tempdir().unwrap();
+    let name = unique("kd-overflow-open") + ".yaml";
+    let watched = d.path().join(&name);
+    fs::write(&watched, "x").unwrap();
+    let key = key_of(&watched);
+    let mut m = Monitor::start(4096, &["kd-no-such-comm"], &[&watched]).unwrap();
+    let write_once = || {
+        drop(
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&watched)
+                .expect("open"),
+        )
+    };
+    const N: u64 = 1000;
+    overflow(
+        || (0..N).for_each(|_| write_once()),
+        2 * N, // an open and a close each
+        write_once,
+        2,
+        &mut m,
+        |f| f.ino == key.ino && f.dev == key.dev,
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. bad settings fail clearly
+// ---------------------------------------------------------------------------------------
+
+/// aya (like libbpf) rounds a ring-buffer size up to a power-of-two number of pages before
+/// the kernel sees it, so a size that is not a power of two loads (12288 becomes 16384).
+#[test]
+fn ring_size_not_a_power_of_two_is_rounded_up_and_loads() {
+    require_root();
+    Probes::load(&ProbeOptions { ring_bytes: 12288 })
+        .unwrap_or_else(|e| panic!("a 12288-byte ring (rounded to 16384) should load: {e:#}"));
+}
+
+/// Sizes that cannot be made valid (0; above 2 GiB, where aya's rounding overflows u32)
+/// must give an error that names the ring-buffer size, not a panic or a bare "failed to
+/// create map".
+#[test]
+fn ring_size_that_cannot_work_is_a_clear_error() {
+    require_root();
+    let mut problems = Vec::new();
+    for bad in [0u32, u32::MAX] {
+        match std::panic::catch_unwind(|| Probes::load(&ProbeOptions { ring_bytes: bad })) {
+            Err(p) => problems.push(format!(
+                "ring_bytes = {bad}: Probes::load panicked: {}",
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default()
+            )),
+            Ok(Ok(_)) => problems.push(format!("ring_bytes = {bad}: loaded")),
+            Ok(Err(e)) => {
+                let msg = format!("{e:#}");
+                if !(msg.contains("ring") && msg.contains(&bad.to_string())) {
+                    problems.push(format!(
+                        "ring_bytes = {bad}: the error does not name the ring-buffer size: {msg}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
