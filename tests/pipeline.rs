@@ -296,6 +296,16 @@ fn edit_by_shell_redirect() {
     assert_eq!(open.dirfd, AT_FDCWD);
     assert!(open.sys_flags & libc::O_TRUNC as u64 != 0);
     assert_eq!(fs::read_to_string(&d.config).unwrap(), "x\n");
+    // The shell dup2s the fd to 1 and closes the original BEFORE echo writes: the close is not
+    // the end of the write. The writer's exit is, and it is reported, after the close.
+    let ops: Vec<FileOp> = ev.iter().map(|f| f.op).collect();
+    let close = ops.iter().position(|o| *o == FileOp::Close).unwrap();
+    let exit = ops
+        .iter()
+        .position(|o| *o == FileOp::WriterExit)
+        .unwrap_or_else(|| panic!("no writer_exit for the shell: {ops:?}"));
+    assert!(close < exit, "{ops:?}");
+    assert_eq!(ev[exit].actor.tgid, pid);
 }
 
 #[test]
@@ -461,8 +471,8 @@ fn open_write_close_gives_open_then_close_of_the_same_file() {
     let ops: Vec<FileOp> = ev.iter().map(|f| f.op).collect();
     assert_eq!(
         ops,
-        [FileOp::Open, FileOp::Close],
-        "exactly an open then a close"
+        [FileOp::Open, FileOp::Close, FileOp::WriterExit],
+        "exactly an open, a close, and the writer's exit"
     );
 }
 

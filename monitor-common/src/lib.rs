@@ -33,6 +33,10 @@ pub mod op {
     /// A watched directory name created (a drop-in dir that did not exist): userspace
     /// starts watching it.
     pub const MKDIR: u32 = 9;
+    /// A process that had a watched file open for writing exited: whatever it wrote, through
+    /// any fd (a shell's `>` dup2s the fd to 1 and closes the original before writing), is
+    /// final now.
+    pub const WRITER_EXIT: u32 = 10;
 }
 
 /// `path` was longer than [`PATH_LEN`] (or unreadable) and is cut.
@@ -54,6 +58,16 @@ pub mod watch {
     pub const DIR_ANY: u32 = 2;
     /// A directory: children whose name is in the watched-names map or ends in `.conf`.
     pub const DIR_NAMED: u32 = 4;
+}
+
+/// Values of the `TRACKED` map (per tgid): why its exit is reported.
+pub mod tracked {
+    /// A kubelet whose exec was seen (or that userspace found running): its exit is a
+    /// `kind::EXIT` record.
+    pub const KUBELET: u8 = 1;
+    /// A process that opened a watched file for writing: its exit closes every fd it still
+    /// had (dup'ed ones too), so its exit is a `op::WRITER_EXIT` file record.
+    pub const WRITER: u8 = 2;
 }
 
 /// Per-CPU counters, indices into the `COUNTERS` per-CPU array.

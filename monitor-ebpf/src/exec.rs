@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use monitor_common::{CommKey, ProcEvent, counter, kind};
+use monitor_common::{CommKey, ProcEvent, counter, kind, tracked};
 
 use crate::{
     EVENTS, TRACKED, WATCHED_COMMS,
@@ -26,7 +26,8 @@ pub fn kd_exec(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let _ = TRACKED.insert(&tgid, &1, 0);
+    let why = unsafe { TRACKED.get(&tgid) }.copied().unwrap_or(0) | tracked::KUBELET;
+    let _ = TRACKED.insert(&tgid, &why, 0);
     let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
         lost();
         return 0;

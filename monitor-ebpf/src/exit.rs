@@ -1,4 +1,5 @@
-//! `sched:sched_process_exit`: a tracked kubelet (its exec was reported) ended. Threads and
+//! `sched:sched_process_exit`: a tracked process ended: a kubelet (its exec was reported), or
+//! a writer of a watched file (its remaining fds are closed by the exit). Threads and
 //! untracked processes cost one hash lookup.
 
 use aya_ebpf::{
@@ -6,21 +7,34 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use monitor_common::{ProcEvent, counter, kind};
+use monitor_common::{ProcEvent, counter, kind, op, tracked};
 
 use crate::{
     EVENTS, TRACKED,
-    util::{count, fill_actor, header, lost, off},
+    util::{count, fill_actor, header, lost, off, scratch, submit_file},
 };
 
 #[tracepoint]
 pub fn kd_exit(_ctx: TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     let (pid, tgid) = (id as u32, (id >> 32) as u32);
-    if pid != tgid || unsafe { TRACKED.get(&tgid) }.is_none() {
+    if pid != tgid {
         return 0;
     }
+    let Some(why) = (unsafe { TRACKED.get(&tgid) }).copied() else {
+        return 0;
+    };
     let _ = TRACKED.remove(&tgid);
+    if why & tracked::WRITER != 0 {
+        if let Some(ev) = scratch() {
+            ev.op = op::WRITER_EXIT;
+            ev.path[0] = 0;
+            submit_file(ev);
+        }
+    }
+    if why & tracked::KUBELET == 0 {
+        return 0;
+    }
     count(counter::EXIT_SEEN);
     let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
         lost();

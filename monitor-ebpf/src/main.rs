@@ -78,10 +78,11 @@ static WATCHED_NAMES: HashMap<NameKey, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 static WATCHED_INODES: HashMap<InodeKey, u32> = HashMap::with_max_entries(8192, 0);
 
-/// Kubelet processes (tgid) whose exec was reported: their exit is reported too.
+/// Processes (tgid) whose exit is reported, with why (`tracked::*` bits): kubelets whose exec
+/// was reported, and writers of watched files.
 #[cfg(target_arch = "bpf")]
 #[map]
-static TRACKED: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+static TRACKED: HashMap<u32, u8> = HashMap::with_max_entries(16384, 0);
 
 /// Write-intent opens between sys_enter and sys_exit, keyed by pid_tgid. A plain
 /// (preallocated) hash: every enter is paired with its exit, even for a killed task, so

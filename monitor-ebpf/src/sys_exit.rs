@@ -9,10 +9,10 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use monitor_common::{FLAG_MATCH_NAME, FLAG_PATH_TRUNCATED, FileEvent, counter, op};
+use monitor_common::{FLAG_MATCH_NAME, FLAG_PATH_TRUNCATED, FileEvent, counter, op, tracked};
 
 use crate::{
-    EVENTS, OPEN_FDS, OPEN_STASH, PATH_STASH,
+    EVENTS, OPEN_FDS, OPEN_STASH, PATH_STASH, TRACKED,
     util::{
         count, fill_actor, header, lost, match_fd, off, read_path_and_match, ret, scratch,
         submit_file,
@@ -76,6 +76,9 @@ fn open_exit(ctx: &TracePointContext, id: u64, path: u64, flags: u64, dirfd: i64
         }
         let fd_key = (id & 0xffff_ffff_0000_0000) | (r as u64 & 0xffff_ffff);
         let _ = OPEN_FDS.insert(&fd_key, &key, 0);
+        let tgid = (id >> 32) as u32;
+        let why = unsafe { TRACKED.get(&tgid) }.copied().unwrap_or(0) | tracked::WRITER;
+        let _ = TRACKED.insert(&tgid, &why, 0);
     } else {
         // Degraded (no BTF): the basename decides.
         let (m, truncated) = read_path_and_match(path, &mut ev.path, &mut ev.path_len);

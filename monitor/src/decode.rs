@@ -84,6 +84,8 @@ pub enum FileOp {
     Link,
     Symlink,
     Mkdir,
+    /// A writer of a watched file exited (its fds, dup'ed ones included, are closed now).
+    WriterExit,
 }
 
 impl FileOp {
@@ -98,6 +100,7 @@ impl FileOp {
             op::LINK => FileOp::Link,
             op::SYMLINK => FileOp::Symlink,
             op::MKDIR => FileOp::Mkdir,
+            op::WRITER_EXIT => FileOp::WriterExit,
             other => return Err(DecodeError::UnknownOp(other)),
         })
     }
@@ -113,6 +116,7 @@ impl FileOp {
             FileOp::Link => "link",
             FileOp::Symlink => "symlink",
             FileOp::Mkdir => "mkdir",
+            FileOp::WriterExit => "writer_exit",
         }
     }
 }
@@ -224,7 +228,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         _ => {
             let e: FileEvent = read_pod(buf, "file event")?;
             let op = FileOp::from_wire(e.op)?;
-            let matched_by = if matches!(op, FileOp::Close) {
+            let matched_by = if matches!(op, FileOp::Close | FileOp::WriterExit) {
                 MatchedBy::Fd
             } else if e.flags & FLAG_MATCH_INODE != 0 {
                 MatchedBy::Inode
@@ -236,7 +240,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
                 MatchedBy::Fd
             };
             let has_path2 = matches!(op, FileOp::Rename | FileOp::Link | FileOp::Symlink);
-            let p = if matches!(op, FileOp::Close | FileOp::Ftruncate) {
+            let p = if matches!(op, FileOp::Close | FileOp::Ftruncate | FileOp::WriterExit) {
                 Vec::new()
             } else {
                 cstr(&e.path, e.path_len)

@@ -172,7 +172,7 @@ async fn run(args: EventsArgs) -> anyhow::Result<()> {
         args.kubelet_names.clone()
     };
     probes.set_comms(&names)?;
-    let set = watch_set_for(&args.watch, !args.no_default_watch);
+    let mut set = watch_set_for(&args.watch, !args.no_default_watch);
     set.apply(&mut probes)?;
     let mut stream = Stream::new(probes.take_ring()?)?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -214,6 +214,13 @@ async fn run(args: EventsArgs) -> anyhow::Result<()> {
             out.write_all(b"\n")?;
         }
         out.flush()?;
+        drop(out);
+        // Files are replaced (sed -i, editors): follow their new inodes, forget the old ones.
+        let fresh = watch_set_for(&args.watch, !args.no_default_watch);
+        if fresh != set {
+            fresh.apply(&mut probes)?;
+            set = fresh;
+        }
     }
     if args.counters {
         eprintln!("{}", serde_json::to_string(&probes.counters()?)?);

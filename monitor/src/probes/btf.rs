@@ -11,7 +11,9 @@ pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 /// Fills the BTF part of `off`. Returns what could not be found (the programs then run in a
 /// degraded mode: no ppid, or matching by name instead of by inode).
 pub fn fill(off: &mut Offsets) -> Result<()> {
-    let btf = Btf::from_file(VMLINUX).with_context(|| format!("reading {VMLINUX}"))?;
+    // Read it whole first: parsing through the file makes >100k small reads and seeks.
+    let bytes = std::fs::read(VMLINUX).with_context(|| format!("reading {VMLINUX}"))?;
+    let btf = Btf::from_bytes(&bytes).with_context(|| format!("parsing {VMLINUX}"))?;
     let m = |s: &str, path: &[&str]| member_offset(&btf, s, path);
 
     off.task_real_parent = m("task_struct", &["real_parent"])?;

@@ -96,6 +96,16 @@ pub struct Probes {
 impl Probes {
     /// Loads and attaches everything. Errors say what is missing (capability, tracefs, BTF).
     pub fn load(opts: &ProbeOptions) -> Result<Probes> {
+        // aya rounds the size up to a power-of-two number of pages; refuse what cannot work
+        // before the kernel does it with a less clear message.
+        const MAX_RING: u32 = 1 << 30;
+        if opts.ring_bytes == 0 || opts.ring_bytes > MAX_RING {
+            bail!(
+                "ring buffer size {} bytes is out of range: it must be between 1 and {MAX_RING} \
+                 bytes (it is rounded up to a power-of-two number of pages)",
+                opts.ring_bytes
+            );
+        }
         if OBJECT.is_empty() {
             bail!(
                 "this kubelet-drift binary was built without its eBPF programs (bpf-linker was \
@@ -252,7 +262,8 @@ impl Probes {
     pub fn track(&mut self, tgid: u32) -> Result<()> {
         let mut map: BpfHashMap<_, u32, u8> =
             BpfHashMap::try_from(self.ebpf.map_mut("TRACKED").unwrap())?;
-        map.insert(tgid, 1, 0)?;
+        let why = map.get(&tgid, 0).unwrap_or(0) | monitor_common::tracked::KUBELET;
+        map.insert(tgid, why, 0)?;
         Ok(())
     }
 
@@ -293,7 +304,13 @@ fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()>
 }
 
 fn explain_load_error(e: aya::EbpfError) -> anyhow::Error {
-    let text = format!("{e}");
+    // The whole chain: the top-level message alone ("failed to create map") hides the cause.
+    let mut text = format!("{e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
     if text.contains("Operation not permitted") || text.contains("EPERM") {
         anyhow!(
             "loading the eBPF programs was refused ({text}): kubelet-drift needs CAP_BPF and \
