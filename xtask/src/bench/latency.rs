@@ -58,6 +58,8 @@ pub fn edit(path: &Path, value: bool, kind: EditKind) -> Result<Instant> {
 pub struct EditResult {
     /// ms, one per edit whose finding arrived.
     pub daemon_ms: Vec<f64>,
+    /// The same samples split by edit kind (truncate, rename-over).
+    pub daemon_ms_by_kind: [Vec<f64>; 2],
     pub inotify_ms: Vec<f64>,
     pub edits: usize,
     pub missing_findings: usize,
@@ -76,6 +78,7 @@ pub fn edits(
 ) -> Result<EditResult> {
     let mut r = EditResult {
         daemon_ms: Vec::new(),
+        daemon_ms_by_kind: [Vec::new(), Vec::new()],
         inotify_ms: Vec::new(),
         edits,
         missing_findings: 0,
@@ -101,7 +104,10 @@ pub fn edits(
                 .push(format!("{}/{}", procs::change(v), procs::subject_kind(v)));
             procs::change(v) == want && procs::subject_kind(v) == "after_restart"
         }) {
-            Some((t, _)) => r.daemon_ms.push(ms(t - t0)),
+            Some((t, _)) => {
+                r.daemon_ms.push(ms(t - t0));
+                r.daemon_ms_by_kind[kind as usize].push(ms(t - t0));
+            }
             None => {
                 r.missing_findings += 1;
                 r.missing.push(format!(
