@@ -49,10 +49,10 @@ impl Daemon {
                     Ok(_) => {}
                 }
                 let t = Instant::now();
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send((t, v)).is_err() {
-                        break;
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send((t, v)).is_err()
+                {
+                    break;
                 }
             }
         });
