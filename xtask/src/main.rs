@@ -8,6 +8,7 @@
 //! - `cargo xtask bench`           benchmarks; prints a table, writes target/bench/summary.json
 //! - `cargo xtask deb`             build the .deb package
 
+mod bench;
 mod deb;
 mod setup;
 
@@ -46,6 +47,9 @@ enum Task {
     },
     /// Build the .deb package (binary, unit, default config, journald catalog) with cargo-deb.
     Deb,
+    /// Benchmarks (as root): latency, host overhead, footprint; prints a table and writes
+    /// target/bench/summary.json (see BENCHMARKS.md).
+    Bench,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,7 @@ fn run(cli: Cli) -> Result<()> {
             setup::ensure(setup::Needs::Build)?;
             deb::deb()
         }
+        Task::Bench => bench::run(),
         Task::Test { args } => {
             setup::ensure(setup::Needs::Test)?;
             if !nix_is_root() {
