@@ -8,11 +8,14 @@ use monitor_common::op;
 
 use crate::{
     OPEN_FDS,
-    util::{arg, scratch, submit_file},
+    util::{any_writers, arg, scratch, submit_file},
 };
 
 #[tracepoint]
 pub fn kd_close(ctx: TracePointContext) -> u32 {
+    if !any_writers() {
+        return 0;
+    }
     let fd = arg(&ctx, 0) as u32;
     let key = (bpf_get_current_pid_tgid() & 0xffff_ffff_0000_0000) | fd as u64;
     let Some(inode) = (unsafe { OPEN_FDS.get(&key) }).copied() else {

@@ -11,7 +11,7 @@ use monitor_common::{ProcEvent, counter, kind, op, tracked};
 
 use crate::{
     EVENTS, TRACKED,
-    util::{count, fill_actor, header, lost, off, scratch, submit_file},
+    util::{count, fill_actor, header, lost, off, scratch, submit_file, writers_add},
 };
 
 #[tracepoint]
@@ -26,6 +26,7 @@ pub fn kd_exit(_ctx: TracePointContext) -> u32 {
     };
     let _ = TRACKED.remove(&tgid);
     if why & tracked::WRITER != 0 {
+        writers_add(-1);
         if let Some(ev) = scratch() {
             ev.op = op::WRITER_EXIT;
             ev.path[0] = 0;

@@ -17,6 +17,7 @@
 // program, so workspace-wide commands work.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
 mod close;
@@ -36,7 +37,7 @@ mod util;
 #[cfg(target_arch = "bpf")]
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 #[cfg(target_arch = "bpf")]
 use monitor_common::{CommKey, FileEvent, InodeKey, NameKey, Offsets, OpenStash, counter};
@@ -83,6 +84,12 @@ static WATCHED_INODES: HashMap<InodeKey, u32> = HashMap::with_max_entries(8192, 
 #[cfg(target_arch = "bpf")]
 #[map]
 static TRACKED: HashMap<u32, u8> = HashMap::with_max_entries(16384, 0);
+
+/// How many processes hold (or held, until they exit) a watched file open for writing. While it
+/// is zero, which is nearly always, `kd_close` returns after one array load.
+#[cfg(target_arch = "bpf")]
+#[map]
+static WRITERS: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Write-intent opens between sys_enter and sys_exit, keyed by pid_tgid. A plain
 /// (preallocated) hash: every enter is paired with its exit, even for a killed task, so

@@ -15,7 +15,7 @@ use crate::{
     EVENTS, OPEN_FDS, OPEN_STASH, PATH_STASH, TRACKED,
     util::{
         count, fill_actor, header, lost, match_fd, off, read_path_and_match, ret, scratch,
-        submit_file,
+        submit_file, writers_add,
     },
 };
 
@@ -77,8 +77,11 @@ fn open_exit(ctx: &TracePointContext, id: u64, path: u64, flags: u64, dirfd: i64
         let fd_key = (id & 0xffff_ffff_0000_0000) | (r as u64 & 0xffff_ffff);
         let _ = OPEN_FDS.insert(&fd_key, &key, 0);
         let tgid = (id >> 32) as u32;
-        let why = unsafe { TRACKED.get(&tgid) }.copied().unwrap_or(0) | tracked::WRITER;
-        let _ = TRACKED.insert(&tgid, &why, 0);
+        let was = unsafe { TRACKED.get(&tgid) }.copied().unwrap_or(0);
+        if was & tracked::WRITER == 0 && TRACKED.insert(&tgid, &(was | tracked::WRITER), 0).is_ok()
+        {
+            writers_add(1);
+        }
     } else {
         // Degraded (no BTF): the basename decides.
         let (m, truncated) = read_path_and_match(path, &mut ev.path, &mut ev.path_len);

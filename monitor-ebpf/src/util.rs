@@ -291,3 +291,26 @@ pub fn arg(ctx: &TracePointContext, n: usize) -> u64 {
 pub fn ret(ctx: &TracePointContext) -> i64 {
     unsafe { ctx.read_at::<i64>(off!(sys_ret) as usize) }.unwrap_or(-1)
 }
+
+/// Adds `delta` to the writers count (see `WRITERS`).
+#[inline(always)]
+pub fn writers_add(delta: i64) {
+    if let Some(p) = crate::WRITERS.get_ptr_mut(0) {
+        // BPF_ATOMIC add (XADD): every CPU updates the one counter. core's atomics are not
+        // available for this target, the instruction is (since the first eBPF kernels).
+        unsafe {
+            core::arch::asm!(
+                "lock *(u64 *)({p} + 0) += {v}",
+                p = in(reg) p,
+                v = in(reg) delta,
+                options(nostack)
+            )
+        };
+    }
+}
+
+/// Is any watched file open for writing anywhere?
+#[inline(always)]
+pub fn any_writers() -> bool {
+    crate::WRITERS.get(0).is_some_and(|n| *n != 0)
+}

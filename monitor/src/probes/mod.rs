@@ -81,6 +81,8 @@ pub struct Counters {
     pub dropped: u64,
     pub exit_seen: u64,
     pub stash_full: u64,
+    /// Processes now holding a watched file open for writing (a gauge, not a counter).
+    pub writers: u64,
 }
 
 /// The loaded, attached programs and handles on their maps.
@@ -279,6 +281,11 @@ impl Probes {
             dropped: sum(counter::DROPPED)?,
             exit_seen: sum(counter::EXIT_SEEN)?,
             stash_full: sum(counter::STASH_FULL)?,
+            writers: {
+                let w: aya::maps::Array<_, u64> =
+                    aya::maps::Array::try_from(self.ebpf.map("WRITERS").unwrap())?;
+                w.get(&0, 0)?
+            },
         })
     }
 }
