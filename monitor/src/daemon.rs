@@ -410,12 +410,17 @@ impl Daemon {
             }
             Event::Exit(p) => {
                 let tgid = p.actor.tgid;
-                self.running.remove(&tgid);
+                let mut actor = report_actor_from_exit(&p.actor);
+                // It is gone from /proc now; what we read while it ran still names it.
+                if let Some(k) = self.running.remove(&tgid) {
+                    actor.exe = k.exe;
+                    actor.argv = Some(k.argv);
+                }
                 let t = Trigger {
                     op: "exit".into(),
                     path: None,
                     path2: None,
-                    actor: Some(report_actor_from_exit(&p.actor)),
+                    actor: Some(actor),
                 };
                 if let Some(tr) = self.state.stopped(tgid) {
                     self.report(tr, &t);
