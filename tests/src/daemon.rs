@@ -6,6 +6,9 @@
 //! the machine, so each test uses its own node root, its own kubelet name (`--kubelet-name`)
 //! and filters what it reads by node name, pid and path.
 
+// Included with #[path] by every test binary, which each use a part of it.
+#![allow(dead_code)]
+
 use std::{
     ffi::OsStr,
     fs,
