@@ -456,16 +456,23 @@ impl Daemon {
         let relevant = match f.matched_by {
             MatchedBy::Inode | MatchedBy::Fd if self.watch.has_inode(f.dev, f.ino) => true,
             _ => {
-                let check = |r: &Option<PathBuf>, given: &Path, truncated: bool| match r {
-                    Some(p) => self.watch.matches(p),
-                    // Unresolvable (the process is gone) or cut: decide by name, err on the
-                    // side of re-evaluating.
-                    None => truncated || watch::name_matches(&self.watch, given),
+                let tgid = f.actor.tgid;
+                let check = |r: &Option<PathBuf>, given: &Path, dirfd: i32, truncated: bool| {
+                    if truncated {
+                        // A cut path resolves to a path that does not exist: compare its head.
+                        return watch::truncated_matches(&self.watch, tgid, dirfd, given);
+                    }
+                    match r {
+                        Some(p) => self.watch.matches(p),
+                        // Unresolvable (the process is gone): decide by name, err on the side
+                        // of re-evaluating.
+                        None => watch::name_matches(&self.watch, given),
+                    }
                 };
-                check(&resolved, &f.path, f.path_truncated)
+                check(&resolved, &f.path, f.dirfd, f.path_truncated)
                     || f.path2
                         .as_ref()
-                        .is_some_and(|p| check(&resolved2, p, f.path2_truncated))
+                        .is_some_and(|p| check(&resolved2, p, f.dirfd2, f.path2_truncated))
             }
         };
         if !relevant {
