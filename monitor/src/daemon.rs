@@ -157,6 +157,37 @@ pub fn effective_settings(args: &RunArgs) -> Result<Settings> {
 
 /// How long a write-intent open may stay open before we evaluate without its close.
 const OPEN_GRACE: Duration = Duration::from_millis(200);
+/// How often a write-intent fd still open after its grace period is checked for writes (the
+/// kernel programs see opens and closes, not writes).
+const HELD_POLL: Duration = Duration::from_millis(100);
+
+/// A write-intent open of a watched file, waiting for its close.
+struct OpenWrite {
+    /// When to evaluate (the grace period's end), then when to look at the file again.
+    deadline: Instant,
+    trigger: Trigger,
+    /// After the grace period: the file's identity and change stamp as last seen through
+    /// `/proc/<tgid>/fd/<fd>`, taken before the evaluation it leads to.
+    seen: Option<FdStamp>,
+}
+
+/// dev, ino, and what a write changes: mtime, ctime (seconds and nanoseconds), size.
+type FdStamp = (u64, u64, i64, i64, i64, i64, u64);
+
+/// The stamp of the file a process's fd refers to; `None` when the fd or process is gone.
+fn fd_stamp(tgid: u32, fd: i32) -> Option<FdStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{tgid}/fd/{fd}")).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.size(),
+    ))
+}
 
 struct Daemon {
     settings: Settings,
@@ -174,7 +205,7 @@ struct Daemon {
     started: Vec<(u32, Trigger)>,
     full_rescan: bool,
     /// Write-intent opens of watched files waiting for their close: (tgid, fd).
-    open_writes: HashMap<(u32, i32), (Instant, Trigger)>,
+    open_writes: HashMap<(u32, i32), OpenWrite>,
     lost_total: u64,
     next_rescan: Instant,
 }
@@ -321,7 +352,7 @@ impl Daemon {
             if let Some(p) = next_ping {
                 wake = wake.min(p);
             }
-            if let Some(d) = self.open_writes.values().map(|(d, _)| *d).min() {
+            if let Some(d) = self.open_writes.values().map(|o| o.deadline).min() {
                 wake = wake.min(d);
             }
             tokio::select! {
@@ -336,16 +367,38 @@ impl Daemon {
                 _ = sigint.recv() => break,
             }
             let now = Instant::now();
-            // Opens whose close did not come in time are evaluated anyway.
+            // Opens whose close did not come in time are evaluated anyway; while the fd stays
+            // open, the file is looked at again every HELD_POLL, and any write through it (or
+            // the fd going away without a close we saw) is evaluated too.
             let expired: Vec<(u32, i32)> = self
                 .open_writes
                 .iter()
-                .filter(|(_, (d, _))| *d <= now)
+                .filter(|(_, o)| o.deadline <= now)
                 .map(|(k, _)| *k)
                 .collect();
             for k in expired {
-                if let Some((_, t)) = self.open_writes.remove(&k) {
-                    self.push_trigger(t);
+                let Some(mut o) = self.open_writes.remove(&k) else {
+                    continue;
+                };
+                let stamp = fd_stamp(k.0, k.1);
+                let changed = match (&o.seen, &stamp) {
+                    // The grace period ended: evaluate now.
+                    (None, _) => true,
+                    (Some(old), Some(new)) => old != new,
+                    // Closed (or the process died) without a close event.
+                    (Some(_), None) => true,
+                };
+                let same_file = match (&o.seen, &stamp) {
+                    (Some(old), Some(new)) => (old.0, old.1) == (new.0, new.1),
+                    _ => true,
+                };
+                if changed {
+                    self.push_trigger(o.trigger.clone());
+                }
+                if let Some(st) = stamp.filter(|_| same_file) {
+                    o.seen = Some(st);
+                    o.deadline = now + HELD_POLL;
+                    self.open_writes.insert(k, o);
                 }
             }
             if now >= self.next_rescan {
@@ -434,10 +487,10 @@ impl Daemon {
     fn classify_file(&mut self, f: FileInfo) {
         let key = (f.actor.tgid, f.dirfd);
         if f.op == FileOp::Close {
-            if let Some((_, t)) = self.open_writes.remove(&key) {
+            if let Some(o) = self.open_writes.remove(&key) {
                 self.push_trigger(Trigger {
                     op: "close".into(),
-                    ..t
+                    ..o.trigger
                 });
             } else if self.watch.has_inode(f.dev, f.ino) {
                 let t = self.file_trigger(&f, None, None);
@@ -480,10 +533,15 @@ impl Daemon {
         }
         let t = self.file_trigger(&f, resolved, resolved2);
         if f.op == FileOp::Open {
-            // Evaluate once the writer is done (its close), or after a grace period.
+            // Evaluate once the writer is done (its close), or after a grace period and then
+            // whenever the file changes while the fd stays open.
             self.open_writes.insert(
                 (f.actor.tgid, f.ret as i32),
-                (Instant::now() + OPEN_GRACE, t),
+                OpenWrite {
+                    deadline: Instant::now() + OPEN_GRACE,
+                    trigger: t,
+                    seen: None,
+                },
             );
         } else {
             self.push_trigger(t);
