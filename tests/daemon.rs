@@ -500,3 +500,34 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
         assert!(foreign_fields(&e).is_empty(), "{e:?}");
     }
 }
+
+/// Two writers in quick succession: each change is named for the writer that made it, even
+/// when the second write lands while the daemon is still busy with the first.
+#[test]
+fn back_to_back_edits_are_each_named_for_their_writer() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let d = Daemon::start(&node, opts("b2b"));
+    for _ in 0..5 {
+        let s1 = sed(TO_FALSE, &node.config());
+        d.wait_for("drift_detected", WAIT, |v| {
+            change(v) == "drift_detected" && actor_pid(v) == Some(s1 as u64)
+        });
+        let s2 = sed(TO_TRUE, &node.config());
+        let v = d.wait_for("drift_resolved", WAIT, |v| {
+            change(v) == "drift_resolved" && trigger_op(v) == "rename" && {
+                let a = actor_pid(v).unwrap_or(0);
+                a == s1 as u64 || a == s2 as u64
+            }
+        });
+        assert_eq!(
+            actor_pid(&v),
+            Some(s2 as u64),
+            "the second sed's change named for the first:\n{}",
+            d.summary()
+        );
+    }
+    assert_all_valid(&d);
+}

@@ -416,7 +416,8 @@ impl Daemon {
             .iter()
             .map(|v| {
                 format!(
-                    "  {} {} pid={} {} op={} path={} actor={}({})",
+                    "  {} {} {} pid={} {} op={} path={} actor={}({})",
+                    v["time"],
                     change(v),
                     kind(v),
                     v["unmapped"]["subject"]["pid"],
