@@ -412,7 +412,7 @@ impl Daemon {
                 self.next_rescan = now + self.settings.rescan_interval;
             }
             if self.deadline.is_some_and(|d| d <= Instant::now()) {
-                self.evaluate()?;
+                self.evaluate(&mut stream)?;
             }
             if let (Some(p), Some(every)) = (next_ping, watchdog) {
                 if Instant::now() >= p {
@@ -563,14 +563,11 @@ impl Daemon {
     }
 
     /// The burst window closed: evaluate what the triggers call for and report changes.
-    fn evaluate(&mut self) -> Result<()> {
+    fn evaluate(&mut self, stream: &mut Stream) -> Result<()> {
         self.deadline = None;
         let triggers = std::mem::take(&mut self.triggers);
         // The trigger reported: the last one with an actor (the write that completed the change).
-        let main = triggers
-            .iter()
-            .rev()
-            .find(|t| t.actor.is_some() && t.op != "exit")
+        let mut main = last_with_actor(&triggers)
             .or_else(|| triggers.last())
             .cloned()
             .unwrap_or(Trigger {
@@ -599,8 +596,29 @@ impl Daemon {
         }
         // Up to three rounds: an evaluation can name new inputs (a new --config path); the
         // watch set follows, then the state is read again so no write falls in between.
+        let mut batch = Vec::new();
         for _ in 0..3 {
-            let after = self.evaluate_after_restart();
+            // Events that came while we evaluated (another write, right after the one we were
+            // called for) are taken first, and again after the read: what the read sees is
+            // named for the last write known when it ended; when one came during the read,
+            // it is read again. Their triggers stay queued and lead to one more (quiet)
+            // evaluation.
+            let mut after = None;
+            for _ in 0..4 {
+                self.drain_into_triggers(stream, &mut batch);
+                if let Some(t) = last_with_actor(&self.triggers) {
+                    main = t.clone();
+                }
+                let known = self.triggers.len();
+                let f = self.evaluate_after_restart();
+                self.drain_into_triggers(stream, &mut batch);
+                let quiet = self.triggers.len() == known;
+                after = Some(f);
+                if quiet {
+                    break;
+                }
+            }
+            let after = after.expect("read at least once");
             if let Some(tr) = self.state.update(after) {
                 self.report(tr, &main);
             }
@@ -612,6 +630,14 @@ impl Daemon {
             self.report(tr, &main);
         }
         Ok(())
+    }
+
+    /// Classifies the records available now, without waiting.
+    fn drain_into_triggers(&mut self, stream: &mut Stream, batch: &mut Vec<Record>) {
+        stream.drain_now(batch);
+        for rec in batch.drain(..) {
+            self.classify(rec);
+        }
     }
 
     /// A full rescan: kubelets that appeared or vanished without our seeing it.
@@ -640,6 +666,15 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The trigger a report names: the last one with an actor (the write that completed the
+/// change), exits aside (they report themselves).
+fn last_with_actor(triggers: &[Trigger]) -> Option<&Trigger> {
+    triggers
+        .iter()
+        .rev()
+        .find(|t| t.actor.is_some() && t.op != "exit")
 }
 
 fn report_actor_from_exit(a: &crate::decode::ActorInfo) -> crate::report::Actor {
