@@ -305,7 +305,7 @@ fn truncate_by_path() {
     }
     let node = Node::new();
     // Duplicate keys: the last wins. Cutting the last line leaves false.
-    let keep = format!("{}", false_text());
+    let keep = false_text().to_string();
     fs::write(node.config(), format!("{keep}{TRUE_LINE}\n")).unwrap();
     let v = evade("truncate", &node, |n| {
         py(

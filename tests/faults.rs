@@ -30,14 +30,13 @@ fn assert_all_valid(d: &Daemon) {
 fn after_restart_status(d: &Daemon) -> String {
     d.lines()
         .iter()
-        .filter(|v| {
+        .rfind(|v| {
             kind(v) == "after_restart"
                 && !matches!(
                     change(v),
                     "pending_drift_appeared" | "pending_drift_cleared"
                 )
         })
-        .last()
         .map(|v| status(v).to_string())
         .unwrap_or_default()
 }

@@ -414,11 +414,11 @@ impl Daemon {
             if self.deadline.is_some_and(|d| d <= Instant::now()) {
                 self.evaluate(&mut stream)?;
             }
-            if let (Some(p), Some(every)) = (next_ping, watchdog) {
-                if Instant::now() >= p {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                    next_ping = Some(Instant::now() + every);
-                }
+            if let (Some(p), Some(every)) = (next_ping, watchdog)
+                && Instant::now() >= p
+            {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                next_ping = Some(Instant::now() + every);
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -79,11 +79,11 @@ impl WatchSet {
             if let Ok(meta) = fs::metadata(&path) {
                 self.inodes.entry(inode_key(&meta)).or_insert(watch::FILE);
             }
-            if let Ok(target) = fs::canonicalize(&path) {
-                if target != path {
-                    self.add_name(&target);
-                    self.files.insert(target);
-                }
+            if let Ok(target) = fs::canonicalize(&path)
+                && target != path
+            {
+                self.add_name(&target);
+                self.files.insert(target);
             }
             self.files.insert(path);
         }
@@ -244,9 +244,9 @@ mod tests {
         w.add(&link);
         w.add(&d);
         w.add(&t.path().join("missing.env"));
-        assert!(w.names.contains(&b"config.yaml".to_vec()));
-        assert!(w.names.contains(&b"real.yaml".to_vec()));
-        assert!(w.names.contains(&b"missing.env".to_vec()));
+        assert!(w.names.contains(b"config.yaml".as_slice()));
+        assert!(w.names.contains(b"real.yaml".as_slice()));
+        assert!(w.names.contains(b"missing.env".as_slice()));
         assert!(w.matches(&real));
         assert!(w.matches(&d.join("sub/new.conf")));
         assert!(w.matches(t.path()), "renaming a parent moves the files");

@@ -548,7 +548,7 @@ pub fn ocsf_problems(v: &Value) -> Vec<String> {
         }
     };
     let string = |path: &str, p: &mut Vec<String>| {
-        if !at(path).as_str().is_some_and(|s| !s.is_empty()) {
+        if at(path).as_str().is_none_or(|s| s.is_empty()) {
             p.push(format!("{path} is not a non-empty string: {}", at(path)));
         }
     };
