@@ -157,6 +157,37 @@ pub fn effective_settings(args: &RunArgs) -> Result<Settings> {
 
 /// How long a write-intent open may stay open before we evaluate without its close.
 const OPEN_GRACE: Duration = Duration::from_millis(200);
+/// How often a write-intent fd still open after its grace period is checked for writes (the
+/// kernel programs see opens and closes, not writes).
+const HELD_POLL: Duration = Duration::from_millis(100);
+
+/// A write-intent open of a watched file, waiting for its close.
+struct OpenWrite {
+    /// When to evaluate (the grace period's end), then when to look at the file again.
+    deadline: Instant,
+    trigger: Trigger,
+    /// After the grace period: the file's identity and change stamp as last seen through
+    /// `/proc/<tgid>/fd/<fd>`, taken before the evaluation it leads to.
+    seen: Option<FdStamp>,
+}
+
+/// dev, ino, and what a write changes: mtime, ctime (seconds and nanoseconds), size.
+type FdStamp = (u64, u64, i64, i64, i64, i64, u64);
+
+/// The stamp of the file a process's fd refers to; `None` when the fd or process is gone.
+fn fd_stamp(tgid: u32, fd: i32) -> Option<FdStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{tgid}/fd/{fd}")).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.size(),
+    ))
+}
 
 struct Daemon {
     settings: Settings,
@@ -174,7 +205,7 @@ struct Daemon {
     started: Vec<(u32, Trigger)>,
     full_rescan: bool,
     /// Write-intent opens of watched files waiting for their close: (tgid, fd).
-    open_writes: HashMap<(u32, i32), (Instant, Trigger)>,
+    open_writes: HashMap<(u32, i32), OpenWrite>,
     lost_total: u64,
     next_rescan: Instant,
 }
@@ -321,7 +352,7 @@ impl Daemon {
             if let Some(p) = next_ping {
                 wake = wake.min(p);
             }
-            if let Some(d) = self.open_writes.values().map(|(d, _)| *d).min() {
+            if let Some(d) = self.open_writes.values().map(|o| o.deadline).min() {
                 wake = wake.min(d);
             }
             tokio::select! {
@@ -336,16 +367,38 @@ impl Daemon {
                 _ = sigint.recv() => break,
             }
             let now = Instant::now();
-            // Opens whose close did not come in time are evaluated anyway.
+            // Opens whose close did not come in time are evaluated anyway; while the fd stays
+            // open, the file is looked at again every HELD_POLL, and any write through it (or
+            // the fd going away without a close we saw) is evaluated too.
             let expired: Vec<(u32, i32)> = self
                 .open_writes
                 .iter()
-                .filter(|(_, (d, _))| *d <= now)
+                .filter(|(_, o)| o.deadline <= now)
                 .map(|(k, _)| *k)
                 .collect();
             for k in expired {
-                if let Some((_, t)) = self.open_writes.remove(&k) {
-                    self.push_trigger(t);
+                let Some(mut o) = self.open_writes.remove(&k) else {
+                    continue;
+                };
+                let stamp = fd_stamp(k.0, k.1);
+                let changed = match (&o.seen, &stamp) {
+                    // The grace period ended: evaluate now.
+                    (None, _) => true,
+                    (Some(old), Some(new)) => old != new,
+                    // Closed (or the process died) without a close event.
+                    (Some(_), None) => true,
+                };
+                let same_file = match (&o.seen, &stamp) {
+                    (Some(old), Some(new)) => (old.0, old.1) == (new.0, new.1),
+                    _ => true,
+                };
+                if changed {
+                    self.push_trigger(o.trigger.clone());
+                }
+                if let Some(st) = stamp.filter(|_| same_file) {
+                    o.seen = Some(st);
+                    o.deadline = now + HELD_POLL;
+                    self.open_writes.insert(k, o);
                 }
             }
             if now >= self.next_rescan {
@@ -359,13 +412,13 @@ impl Daemon {
                 self.next_rescan = now + self.settings.rescan_interval;
             }
             if self.deadline.is_some_and(|d| d <= Instant::now()) {
-                self.evaluate()?;
+                self.evaluate(&mut stream)?;
             }
-            if let (Some(p), Some(every)) = (next_ping, watchdog) {
-                if Instant::now() >= p {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                    next_ping = Some(Instant::now() + every);
-                }
+            if let (Some(p), Some(every)) = (next_ping, watchdog)
+                && Instant::now() >= p
+            {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                next_ping = Some(Instant::now() + every);
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -410,12 +463,17 @@ impl Daemon {
             }
             Event::Exit(p) => {
                 let tgid = p.actor.tgid;
-                self.running.remove(&tgid);
+                let mut actor = report_actor_from_exit(&p.actor);
+                // It is gone from /proc now; what we read while it ran still names it.
+                if let Some(k) = self.running.remove(&tgid) {
+                    actor.exe = k.exe;
+                    actor.argv = Some(k.argv);
+                }
                 let t = Trigger {
                     op: "exit".into(),
                     path: None,
                     path2: None,
-                    actor: Some(report_actor_from_exit(&p.actor)),
+                    actor: Some(actor),
                 };
                 if let Some(tr) = self.state.stopped(tgid) {
                     self.report(tr, &t);
@@ -429,10 +487,10 @@ impl Daemon {
     fn classify_file(&mut self, f: FileInfo) {
         let key = (f.actor.tgid, f.dirfd);
         if f.op == FileOp::Close {
-            if let Some((_, t)) = self.open_writes.remove(&key) {
+            if let Some(o) = self.open_writes.remove(&key) {
                 self.push_trigger(Trigger {
                     op: "close".into(),
-                    ..t
+                    ..o.trigger
                 });
             } else if self.watch.has_inode(f.dev, f.ino) {
                 let t = self.file_trigger(&f, None, None);
@@ -451,16 +509,23 @@ impl Daemon {
         let relevant = match f.matched_by {
             MatchedBy::Inode | MatchedBy::Fd if self.watch.has_inode(f.dev, f.ino) => true,
             _ => {
-                let check = |r: &Option<PathBuf>, given: &Path, truncated: bool| match r {
-                    Some(p) => self.watch.matches(p),
-                    // Unresolvable (the process is gone) or cut: decide by name, err on the
-                    // side of re-evaluating.
-                    None => truncated || watch::name_matches(&self.watch, given),
+                let tgid = f.actor.tgid;
+                let check = |r: &Option<PathBuf>, given: &Path, dirfd: i32, truncated: bool| {
+                    if truncated {
+                        // A cut path resolves to a path that does not exist: compare its head.
+                        return watch::truncated_matches(&self.watch, tgid, dirfd, given);
+                    }
+                    match r {
+                        Some(p) => self.watch.matches(p),
+                        // Unresolvable (the process is gone): decide by name, err on the side
+                        // of re-evaluating.
+                        None => watch::name_matches(&self.watch, given),
+                    }
                 };
-                check(&resolved, &f.path, f.path_truncated)
+                check(&resolved, &f.path, f.dirfd, f.path_truncated)
                     || f.path2
                         .as_ref()
-                        .is_some_and(|p| check(&resolved2, p, f.path2_truncated))
+                        .is_some_and(|p| check(&resolved2, p, f.dirfd2, f.path2_truncated))
             }
         };
         if !relevant {
@@ -468,10 +533,15 @@ impl Daemon {
         }
         let t = self.file_trigger(&f, resolved, resolved2);
         if f.op == FileOp::Open {
-            // Evaluate once the writer is done (its close), or after a grace period.
+            // Evaluate once the writer is done (its close), or after a grace period and then
+            // whenever the file changes while the fd stays open.
             self.open_writes.insert(
                 (f.actor.tgid, f.ret as i32),
-                (Instant::now() + OPEN_GRACE, t),
+                OpenWrite {
+                    deadline: Instant::now() + OPEN_GRACE,
+                    trigger: t,
+                    seen: None,
+                },
             );
         } else {
             self.push_trigger(t);
@@ -493,14 +563,11 @@ impl Daemon {
     }
 
     /// The burst window closed: evaluate what the triggers call for and report changes.
-    fn evaluate(&mut self) -> Result<()> {
+    fn evaluate(&mut self, stream: &mut Stream) -> Result<()> {
         self.deadline = None;
         let triggers = std::mem::take(&mut self.triggers);
         // The trigger reported: the last one with an actor (the write that completed the change).
-        let main = triggers
-            .iter()
-            .rev()
-            .find(|t| t.actor.is_some() && t.op != "exit")
+        let mut main = last_with_actor(&triggers)
             .or_else(|| triggers.last())
             .cloned()
             .unwrap_or(Trigger {
@@ -529,8 +596,29 @@ impl Daemon {
         }
         // Up to three rounds: an evaluation can name new inputs (a new --config path); the
         // watch set follows, then the state is read again so no write falls in between.
+        let mut batch = Vec::new();
         for _ in 0..3 {
-            let after = self.evaluate_after_restart();
+            // Events that came while we evaluated (another write, right after the one we were
+            // called for) are taken first, and again after the read: what the read sees is
+            // named for the last write known when it ended; when one came during the read,
+            // it is read again. Their triggers stay queued and lead to one more (quiet)
+            // evaluation.
+            let mut after = None;
+            for _ in 0..4 {
+                self.drain_into_triggers(stream, &mut batch);
+                if let Some(t) = last_with_actor(&self.triggers) {
+                    main = t.clone();
+                }
+                let known = self.triggers.len();
+                let f = self.evaluate_after_restart();
+                self.drain_into_triggers(stream, &mut batch);
+                let quiet = self.triggers.len() == known;
+                after = Some(f);
+                if quiet {
+                    break;
+                }
+            }
+            let after = after.expect("read at least once");
             if let Some(tr) = self.state.update(after) {
                 self.report(tr, &main);
             }
@@ -542,6 +630,14 @@ impl Daemon {
             self.report(tr, &main);
         }
         Ok(())
+    }
+
+    /// Classifies the records available now, without waiting.
+    fn drain_into_triggers(&mut self, stream: &mut Stream, batch: &mut Vec<Record>) {
+        stream.drain_now(batch);
+        for rec in batch.drain(..) {
+            self.classify(rec);
+        }
     }
 
     /// A full rescan: kubelets that appeared or vanished without our seeing it.
@@ -570,6 +666,15 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The trigger a report names: the last one with an actor (the write that completed the
+/// change), exits aside (they report themselves).
+fn last_with_actor(triggers: &[Trigger]) -> Option<&Trigger> {
+    triggers
+        .iter()
+        .rev()
+        .find(|t| t.actor.is_some() && t.op != "exit")
 }
 
 fn report_actor_from_exit(a: &crate::decode::ActorInfo) -> crate::report::Actor {

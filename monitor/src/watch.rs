@@ -89,11 +89,11 @@ impl WatchSet {
             if let Ok(meta) = fs::metadata(&path) {
                 self.inodes.entry(inode_key(&meta)).or_insert(watch::FILE);
             }
-            if let Ok(target) = fs::canonicalize(&path) {
-                if target != path {
-                    self.add_name(&target);
-                    self.files.insert(target);
-                }
+            if let Ok(target) = fs::canonicalize(&path)
+                && target != path
+            {
+                self.add_name(&target);
+                self.files.insert(target);
             }
             self.files.insert(path);
         }
@@ -188,6 +188,40 @@ pub fn resolve(tgid: u32, dirfd: i32, path: &Path) -> Option<PathBuf> {
     Some(normalize(&base.join(path)))
 }
 
+/// For a path the kernel cut to its buffer (`path_truncated`): `head` is the first bytes of
+/// the path the process gave. Relative heads are taken against the process's cwd or `dirfd`
+/// (not normalized: a cut component cannot be). Relevant when the head could continue into
+/// a watched path (it is a byte prefix of one), or when it is already inside a watched
+/// directory; and whenever the head cannot be placed (the process is gone) or holds `.`/`..`
+/// components, which make a byte comparison meaningless.
+pub fn truncated_matches(set: &WatchSet, tgid: u32, dirfd: i32, head: &Path) -> bool {
+    let full = if head.is_absolute() {
+        head.to_path_buf()
+    } else {
+        let base = if dirfd == libc::AT_FDCWD {
+            fs::read_link(format!("/proc/{tgid}/cwd"))
+        } else {
+            fs::read_link(format!("/proc/{tgid}/fd/{dirfd}"))
+        };
+        match base {
+            Ok(b) => b.join(head),
+            Err(_) => return true,
+        }
+    };
+    if full
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+    {
+        return true;
+    }
+    let h = full.as_os_str().as_bytes();
+    set.files
+        .iter()
+        .chain(set.dirs.iter())
+        .any(|w| w.as_os_str().as_bytes().starts_with(h))
+        || set.dirs.iter().any(|d| full.starts_with(d))
+}
+
 /// For a name-matched path that could not be resolved: does its basename belong to the set?
 pub fn name_matches(set: &WatchSet, path: &Path) -> bool {
     path.file_name()
@@ -220,9 +254,9 @@ mod tests {
         w.add(&link);
         w.add(&d);
         w.add(&t.path().join("missing.env"));
-        assert!(w.names.contains(&b"config.yaml".to_vec()));
-        assert!(w.names.contains(&b"real.yaml".to_vec()));
-        assert!(w.names.contains(&b"missing.env".to_vec()));
+        assert!(w.names.contains(b"config.yaml".as_slice()));
+        assert!(w.names.contains(b"real.yaml".as_slice()));
+        assert!(w.names.contains(b"missing.env".as_slice()));
         assert!(w.matches(&real));
         assert!(w.matches(&d.join("sub/new.conf")));
         assert!(w.matches(t.path()), "renaming a parent moves the files");
@@ -232,5 +266,49 @@ mod tests {
         assert!(w.has_inode(k.dev, k.ino));
         let dk = inode_key(&fs::metadata(d.join("sub")).unwrap());
         assert_eq!(w.inodes[&dk] & watch::DIR_ANY, watch::DIR_ANY);
+    }
+
+    #[test]
+    fn truncated_heads() {
+        let t = tempfile::tempdir().unwrap();
+        let deep = t.path().join("a".repeat(100)).join("b".repeat(100));
+        let conf = deep.join("var/lib/kubelet/config.yaml");
+        fs::create_dir(t.path().join("conf.d")).unwrap();
+        let mut w = WatchSet::new();
+        w.add(&conf);
+        w.add(&t.path().join("conf.d"));
+        let me = std::process::id();
+        let cut =
+            |p: &Path, n: usize| PathBuf::from(OsStr::from_bytes(&p.as_os_str().as_bytes()[..n]));
+        // The head of the watched path, cut mid-component.
+        assert!(truncated_matches(&w, me, libc::AT_FDCWD, &cut(&conf, 150)));
+        // The head of another path under the same parent.
+        let other = deep.join("var/lib/other/config.yaml");
+        assert!(!truncated_matches(
+            &w,
+            me,
+            libc::AT_FDCWD,
+            &cut(&other, other.as_os_str().len() - 5)
+        ));
+        assert!(!truncated_matches(
+            &w,
+            me,
+            libc::AT_FDCWD,
+            Path::new("/usr/share/x")
+        ));
+        // Inside a watched directory.
+        assert!(truncated_matches(
+            &w,
+            me,
+            libc::AT_FDCWD,
+            &t.path().join("conf.d/x".to_owned() + &"y".repeat(300))
+        ));
+        // Dots: cannot compare bytes.
+        assert!(truncated_matches(
+            &w,
+            me,
+            libc::AT_FDCWD,
+            Path::new("/usr/../tmp/x")
+        ));
     }
 }

@@ -5,6 +5,7 @@
 //! run in parallel: tests filter records by their own pids and paths and never assume
 //! silence from anyone else.
 
+pub mod daemon;
 pub mod journald;
 
 use std::{

@@ -27,6 +27,9 @@ struct Slot {
     sink: Box<dyn Sink>,
     /// Set while the sink is failing (after its failure has been told once).
     failing: bool,
+    /// The sink writes to stderr (text): while it works, a failure told through it is not
+    /// written to stderr a second time.
+    on_stderr: bool,
 }
 
 /// Fan-out to several sinks. See the module documentation for the failure rules.
@@ -62,7 +65,16 @@ impl Outputs {
             name: name.into(),
             sink,
             failing: false,
+            on_stderr: false,
         });
+    }
+
+    /// Adds a sink that writes to the same stderr failures are told on.
+    pub fn add_on_stderr(&mut self, name: impl Into<String>, sink: Box<dyn Sink>) {
+        self.add(name, sink);
+        if let Some(s) = self.slots.last_mut() {
+            s.on_stderr = true;
+        }
     }
 
     /// The sinks the settings ask for: journald when its socket exists (or when forced),
@@ -82,7 +94,7 @@ impl Outputs {
             use std::io::IsTerminal;
             std::io::stderr().is_terminal()
         }) {
-            o.add("text", Box::new(text::TextSink::stderr()));
+            o.add_on_stderr("text", Box::new(text::TextSink::stderr()));
         }
         Ok(o)
     }
@@ -141,6 +153,12 @@ impl Outputs {
     }
 
     fn transition(&mut self, i: usize, res: anyhow::Result<()>) -> Option<Notice> {
+        // A working sink on stderr other than this one tells it there (as a notice) already.
+        let told_on_stderr = self
+            .slots
+            .iter()
+            .enumerate()
+            .any(|(j, s)| j != i && s.on_stderr && !s.failing);
         let slot = &mut self.slots[i];
         match (res, slot.failing) {
             (Err(e), false) => {
@@ -150,7 +168,9 @@ impl Outputs {
                     slot.name,
                     text::escape(&format!("{e:#}"))
                 );
-                let _ = writeln!(self.stderr, "kubelet-drift: {message}");
+                if !told_on_stderr {
+                    let _ = writeln!(self.stderr, "kubelet-drift: {message}");
+                }
                 Some(Notice {
                     level: NoticeLevel::Error,
                     message,
@@ -159,7 +179,9 @@ impl Outputs {
             (Ok(()), true) => {
                 slot.failing = false;
                 let message = format!("output {} works again", slot.name);
-                let _ = writeln!(self.stderr, "kubelet-drift: {message}");
+                if !told_on_stderr {
+                    let _ = writeln!(self.stderr, "kubelet-drift: {message}");
+                }
                 Some(Notice {
                     level: NoticeLevel::Info,
                     message,
@@ -514,6 +536,27 @@ mod tests {
         assert_eq!(bn[1], "output journald works again");
         let e = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
         assert_eq!(e.matches("works again").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_failure_is_not_told_twice_on_stderr() {
+        let err = Buf::default();
+        let mut o = Outputs::new().with_stderr(Box::new(err.clone()));
+        let (a, _, afail) = fake();
+        let (text, tlog, tfail) = fake();
+        o.add("journald", a);
+        o.add_on_stderr("text", text);
+        *afail.lock().unwrap() = true;
+        o.report(&testutil::report(Change::DriftDetected));
+        // Told through the text sink, which is stderr: not written there directly too.
+        assert_eq!(tlog.lock().unwrap().notices.len(), 1);
+        assert!(err.0.lock().unwrap().is_empty());
+        // With the text sink failing as well, stderr is written directly.
+        *tfail.lock().unwrap() = true;
+        *afail.lock().unwrap() = false;
+        o.report(&testutil::report(Change::DriftDetected));
+        let e = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
+        assert!(e.contains("output text failed"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,409 @@
+//! Ways of changing the kubelet's config file that a path-matching monitor could miss. Each
+//! must produce a drift_detected by the event path: the daemon runs with `--rescan-interval
+//! 1h`, and the report must arrive within 2 s with a file event (not a rescan) as its trigger.
+//! Run with `--nocapture` to see each one's latency.
+
+use kubelet_drift_tests::daemon as harness;
+
+use std::{
+    ffi::OsStr,
+    fs,
+    os::unix::fs::symlink,
+    process::Command,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use harness::*;
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(2);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Starts a daemon on `node` (after `setup`), runs `act`, and asserts that a drift_detected
+/// of the after-restart state arrives within [`DEADLINE`], triggered by a file event. Returns
+/// the report.
+/// `act` returns the pid of the process that makes the change: the report must name it (and
+/// not some other process on the machine whose event happened to cause a re-evaluation).
+fn evade(tag: &str, node: &Node, act: impl FnOnce(&Node) -> u32) -> Value {
+    assert!(tag.len() <= 11);
+    let d = Daemon::start(
+        node,
+        Opts {
+            kubelet_name: format!("kdt-{tag}"),
+            node_name: format!("node-ev-{tag}"),
+            args: vec!["--rescan-interval".into(), "1h".into()],
+            ..Default::default()
+        },
+    );
+    let t0 = now_ms();
+    let writer = act(node);
+    let acted = now_ms();
+    let v = d
+        .try_wait_for(DEADLINE, |v| {
+            change(v) == "drift_detected" && kind(v) == "after_restart"
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{tag}: no drift_detected within {DEADLINE:?} of the change; lines:\n{}\nstderr:\n{}",
+                d.summary(),
+                d.stderr_text()
+            )
+        });
+    let at = v["time"].as_u64().unwrap();
+    eprintln!(
+        "evasion {tag}: drift_detected {} ms after the change began ({} ms after it ended), trigger {} by {}",
+        at.saturating_sub(t0),
+        at.saturating_sub(acted),
+        trigger_op(&v),
+        actor_name(&v)
+    );
+    assert_eq!(status(&v), "Fail");
+    assert_eq!(v["unmapped"]["effective"], "false", "{v}");
+    assert!(
+        !matches!(trigger_op(&v), "rescan" | "baseline"),
+        "{tag}: found by a rescan, not by the event: {v}"
+    );
+    assert_eq!(
+        actor_pid(&v),
+        Some(writer as u64),
+        "{tag}: not attributed to the writer: {v}"
+    );
+    for l in d.lines() {
+        let p = ocsf_problems(&l);
+        assert!(p.is_empty(), "{p:?} in {l}");
+    }
+    v
+}
+
+fn false_text() -> String {
+    config_text(false)
+}
+
+fn py(code: &str, args: &[&OsStr]) -> u32 {
+    python(code, args)
+}
+
+#[test]
+fn rename_over_the_config() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let v = evade("rename", &node, |n| {
+        let tmp = n.path("var/lib/kubelet/.config.yaml.new");
+        py(
+            "import sys, os; open(sys.argv[1], 'w').write(sys.argv[3]); os.rename(sys.argv[1], sys.argv[2])",
+            &[
+                tmp.as_os_str(),
+                n.config().as_os_str(),
+                OsStr::new(&false_text()),
+            ],
+        )
+    });
+    assert_eq!(trigger_op(&v), "rename");
+}
+
+#[test]
+fn sed_in_place() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let v = evade("sed", &node, |n| {
+        run(Command::new("sed")
+            .arg("-i")
+            .arg(format!("s/{TRUE_LINE}/{FALSE_LINE}/"))
+            .arg(n.config()))
+    });
+    assert_eq!(actor_name(&v), "sed");
+}
+
+#[test]
+fn vim_backup_then_rename_write() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let v = evade("vim", &node, |n| {
+        // backupcopy=no: vim renames the original to the backup and writes a new file.
+        run(Command::new("vi")
+            .args(["-u", "NONE", "-i", "NONE", "-e", "-s"])
+            .args(["-c", "set backup backupcopy=no backupdir=."])
+            .arg("-c")
+            .arg(format!("%s/{TRUE_LINE}/{FALSE_LINE}/"))
+            .args(["-c", "wq"])
+            .arg(n.config())
+            .current_dir(n.path("var/lib/kubelet")))
+    });
+    assert!(actor_name(&v).starts_with("vi"), "{v}");
+}
+
+#[test]
+fn symlink_swapped_at_the_config_path() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let dir = node.path("var/lib/kubelet");
+    fs::rename(node.config(), dir.join("real.yaml")).unwrap();
+    fs::write(dir.join("other.yaml"), false_text()).unwrap();
+    symlink("real.yaml", node.config()).unwrap();
+    evade("symlink", &node, |n| {
+        run(Command::new("ln")
+            .args(["-sfn", "other.yaml", "config.yaml"])
+            .current_dir(n.path("var/lib/kubelet")))
+    });
+}
+
+#[test]
+fn hardlink_written_through_its_other_name() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let alias = node.path("alias.yaml");
+    fs::hard_link(node.config(), &alias).unwrap();
+    evade("hardlink", &node, |_| {
+        py(
+            "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
+            &[alias.as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}
+
+#[test]
+fn relative_path_with_a_dirfd() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    evade("dirfd", &node, |n| {
+        py(
+            "import sys, os\n\
+             d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n\
+             fd = os.open('config.yaml', os.O_WRONLY | os.O_TRUNC, dir_fd=d)\n\
+             os.write(fd, sys.argv[2].encode()); os.close(fd)",
+            &[
+                n.path("var/lib/kubelet").as_os_str(),
+                OsStr::new(&false_text()),
+            ],
+        )
+    });
+}
+
+#[test]
+fn openat2() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    evade("openat2", &node, |n| {
+        py(
+            "import sys, os, ctypes\n\
+             class how(ctypes.Structure):\n\
+             \x20   _fields_ = [('flags', ctypes.c_uint64), ('mode', ctypes.c_uint64), ('resolve', ctypes.c_uint64)]\n\
+             libc = ctypes.CDLL(None, use_errno=True)\n\
+             h = how(os.O_WRONLY | os.O_TRUNC, 0, 0)\n\
+             fd = libc.syscall(437, -100, sys.argv[1].encode(), ctypes.byref(h), ctypes.sizeof(h))\n\
+             assert fd >= 0, ctypes.get_errno()\n\
+             os.write(fd, sys.argv[2].encode()); os.close(fd)",
+            &[n.config().as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}
+
+#[test]
+fn o_trunc_then_write() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    evade("otrunc", &node, |n| {
+        py(
+            "import sys, os, time\n\
+             fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)\n\
+             time.sleep(0.05)\n\
+             os.write(fd, sys.argv[2].encode()); os.close(fd)",
+            &[n.config().as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}
+
+/// An fd opened O_RDWR after the daemon started, written with pwrite well after the open, and
+/// kept open: the write comes after the open's grace period and there is no close to wait for.
+#[test]
+fn pwrite_into_an_fd_held_open() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let text = fs::read_to_string(node.config()).unwrap();
+    let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
+    let mut child = None;
+    evade("pwrite", &node, |n| {
+        // "true\n" becomes "false": same length.
+        let c = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sys, os, time\n\
+                 fd = os.open(sys.argv[1], os.O_RDWR)\n\
+                 time.sleep(0.5)\n\
+                 os.pwrite(fd, b'false', int(sys.argv[2]))\n\
+                 print('written', flush=True)\n\
+                 time.sleep(10)",
+            )
+            .arg(n.config())
+            .arg(off.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child = Some(c);
+        // Returns once the write is done.
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.as_mut().unwrap().stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "written\n");
+        child.as_ref().unwrap().id()
+    });
+    let mut c = child.unwrap();
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+#[test]
+fn pwrite_then_close() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    let text = fs::read_to_string(node.config()).unwrap();
+    let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
+    evade("pwriteclose", &node, |n| {
+        py(
+            "import sys, os\n\
+             fd = os.open(sys.argv[1], os.O_RDWR)\n\
+             os.pwrite(fd, b'false', int(sys.argv[2])); os.close(fd)",
+            &[n.config().as_os_str(), OsStr::new(&off.to_string())],
+        )
+    });
+}
+
+#[test]
+fn truncate_by_path() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    // Duplicate keys: the last wins. Cutting the last line leaves false.
+    let keep = false_text().to_string();
+    fs::write(node.config(), format!("{keep}{TRUE_LINE}\n")).unwrap();
+    let v = evade("truncate", &node, |n| {
+        py(
+            "import sys, os; os.truncate(sys.argv[1], int(sys.argv[2]))",
+            &[n.config().as_os_str(), OsStr::new(&keep.len().to_string())],
+        )
+    });
+    assert_eq!(trigger_op(&v), "truncate");
+}
+
+#[test]
+fn write_through_proc_self_fd() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    evade("procfd", &node, |n| {
+        py(
+            "import sys, os\n\
+             r = os.open(sys.argv[1], os.O_RDONLY)\n\
+             fd = os.open('/proc/self/fd/%d' % r, os.O_WRONLY | os.O_TRUNC)\n\
+             os.write(fd, sys.argv[2].encode()); os.close(fd); os.close(r)",
+            &[n.config().as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}
+
+#[test]
+fn writer_in_another_mount_namespace() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    evade("mntns", &node, |n| {
+        run(Command::new("unshare")
+            .args(["-m", "sh", "-c", "printf '%s' \"$1\" > \"$2\"", "sh"])
+            .arg(false_text())
+            .arg(n.config()))
+    });
+}
+
+#[test]
+fn path_longer_than_the_kernel_buffer() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::deep(300);
+    assert!(node.config().as_os_str().len() > 300);
+    evade("longpath", &node, |n| {
+        run(Command::new("sed")
+            .arg("-i")
+            .arg(format!("s/{TRUE_LINE}/{FALSE_LINE}/"))
+            .arg(n.config()))
+    });
+}
+
+#[test]
+fn long_path_written_in_place() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::deep(300);
+    evade("longopen", &node, |n| {
+        py(
+            "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
+            &[n.config().as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}
+
+#[test]
+fn writer_in_a_chroot() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    evade("chroot", &node, |n| {
+        py(
+            "import sys, os\n\
+             os.chroot(sys.argv[1]); os.chdir('/')\n\
+             open('/var/lib/kubelet/config.yaml', 'w').write(sys.argv[2])",
+            &[n.root.as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}
+
+#[test]
+fn renamed_in_a_chroot() {
+    if !is_root() {
+        return;
+    }
+    let node = Node::new();
+    evade("chrootmv", &node, |n| {
+        py(
+            "import sys, os\n\
+             os.chroot(sys.argv[1]); os.chdir('/var/lib/kubelet')\n\
+             open('new.yaml', 'w').write(sys.argv[2])\n\
+             os.rename('new.yaml', 'config.yaml')",
+            &[n.root.as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}

@@ -1,0 +1,667 @@
+//! Harness for running the real `kubelet-drift run` as users do: a fake node root in a
+//! tempdir, stand-in kubelets under names of their own, and the daemon's OCSF JSON lines read
+//! back from its `--json-out` file.
+//!
+//! Tests in one binary run in parallel and every daemon sees every process and file event on
+//! the machine, so each test uses its own node root, its own kubelet name (`--kubelet-name`)
+//! and filters what it reads by node name, pid and path.
+
+// Included with #[path] by every test binary, which each use a part of it.
+#![allow(dead_code)]
+
+use std::{
+    ffi::OsStr,
+    fs,
+    io::Read,
+    os::unix::{ffi::OsStrExt, fs::PermissionsExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The corpus the fake node is built from (shared, read-only).
+const CORPUS: &str = "/work/shared/corpus";
+
+/// Root, or the test says so and returns (these tests need CAP_BPF and friends).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("daemon harness: not root, skipped");
+    }
+    root
+}
+
+/// `target/<profile>/`: where cargo put this test's executable's sibling binaries.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test exe in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The real `kubelet-drift` binary, built (once per test binary) from the current sources:
+/// cargo does not build a dependency's binaries for another package's tests, and a stale
+/// binary would test old code.
+pub fn daemon_exe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let dir = target_dir();
+        let exe = dir.join("kubelet-drift");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "kubelet-drift",
+            "--bin",
+            "kubelet-drift",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest);
+        if dir.file_name() == Some(OsStr::new("release")) {
+            cmd.arg("--release");
+        }
+        match cmd.status() {
+            Ok(s) if s.success() => {}
+            other => {
+                assert!(
+                    exe.exists(),
+                    "building kubelet-drift failed ({other:?}) and {} does not exist",
+                    exe.display()
+                );
+                eprintln!(
+                    "daemon harness: building kubelet-drift failed ({other:?}); using {}",
+                    exe.display()
+                );
+            }
+        }
+        exe
+    })
+}
+
+/// The stand-in kubelet (ignores its arguments, waits until killed).
+pub fn standin_exe() -> PathBuf {
+    target_dir().join("kubelet")
+}
+
+/// A fake node root: kubeadm's unit and drop-in, and a config file that says
+/// `makeIPTablesUtilChains: true` on a line of its own.
+pub struct Node {
+    _dir: Option<tempfile::TempDir>,
+    pub root: PathBuf,
+}
+
+pub const TRUE_LINE: &str = "makeIPTablesUtilChains: true";
+pub const FALSE_LINE: &str = "makeIPTablesUtilChains: false";
+
+impl Node {
+    pub fn new() -> Node {
+        let dir = tempfile::Builder::new()
+            .prefix("kd-node-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let n = Node {
+            _dir: Some(dir),
+            root,
+        };
+        n.populate();
+        n
+    }
+
+    /// A node whose root is `base` followed by directories until the root's path is at least
+    /// `min_len` bytes (for paths longer than the kernel's buffers).
+    pub fn deep(min_len: usize) -> Node {
+        let dir = tempfile::Builder::new()
+            .prefix("kd-deep-")
+            .tempdir()
+            .expect("tempdir");
+        let mut root = dir.path().to_path_buf();
+        let mut i = 0;
+        while root.as_os_str().len() < min_len {
+            root.push(format!("d{i:02}-{}", "x".repeat(40)));
+            i += 1;
+        }
+        fs::create_dir_all(&root).unwrap();
+        let n = Node {
+            _dir: Some(dir),
+            root,
+        };
+        n.populate();
+        n
+    }
+
+    fn populate(&self) {
+        let unit_dir = self.path("lib/systemd/system");
+        fs::create_dir_all(&unit_dir).unwrap();
+        fs::copy(
+            format!("{CORPUS}/kubernetes-release/kubelet.service"),
+            unit_dir.join("kubelet.service"),
+        )
+        .unwrap();
+        fs::create_dir_all(self.dropin_dir()).unwrap();
+        fs::copy(
+            format!("{CORPUS}/kind/10-kubeadm.conf"),
+            self.dropin_dir().join("10-kubeadm.conf"),
+        )
+        .unwrap();
+        fs::create_dir_all(self.path("var/lib/kubelet")).unwrap();
+        fs::write(self.config(), config_text(true)).unwrap();
+    }
+
+    /// `rel` (relative to the node's /) on the host.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel.trim_start_matches('/'))
+    }
+
+    /// `/var/lib/kubelet/config.yaml` on the host.
+    pub fn config(&self) -> PathBuf {
+        self.path("var/lib/kubelet/config.yaml")
+    }
+
+    /// `/etc/systemd/system/kubelet.service.d` on the host.
+    pub fn dropin_dir(&self) -> PathBuf {
+        self.path("etc/systemd/system/kubelet.service.d")
+    }
+
+    /// `--config=<host path of the config>`: the stand-in kubelet runs in the host's root.
+    pub fn config_flag(&self) -> String {
+        format!("--config={}", self.config().display())
+    }
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// kubeadm's generated config, with makeIPTablesUtilChains on a line of its own.
+pub fn config_text(value: bool) -> String {
+    let base = fs::read_to_string(format!(
+        "{CORPUS}/kubeadm-generated/joneconsulting-config.yaml"
+    ))
+    .unwrap();
+    format!("{base}{}\n", if value { TRUE_LINE } else { FALSE_LINE })
+}
+
+/// A stand-in kubelet, copied under `name` (its comm) into a tempdir of its own.
+pub struct Kubelet {
+    pub child: Child,
+    pub argv: Vec<String>,
+}
+
+/// A directory holding a copy of the stand-in kubelet named `name`.
+pub struct KubeletBin {
+    _dir: tempfile::TempDir,
+    pub exe: PathBuf,
+}
+
+impl KubeletBin {
+    pub fn new(name: &str) -> KubeletBin {
+        assert!(name.len() <= 15, "comm is cut to 15 bytes: {name}");
+        let dir = tempfile::Builder::new()
+            .prefix("kd-bin-")
+            .tempdir()
+            .unwrap();
+        let exe = dir.path().join(name);
+        fs::copy(standin_exe(), &exe).expect("copying the stand-in kubelet");
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        KubeletBin { _dir: dir, exe }
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Kubelet {
+        let child = Command::new(&self.exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting the stand-in kubelet");
+        let mut argv = vec![self.exe.to_string_lossy().into_owned()];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        Kubelet { child, argv }
+    }
+}
+
+impl Kubelet {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `kubelet-drift run`, its stderr and JSON lines in files of its own.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub json: PathBuf,
+    pub stderr: PathBuf,
+    pub node_name: String,
+    pub started: Instant,
+}
+
+/// What a test wants different from the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Opts {
+    /// `--kubelet-name`.
+    pub kubelet_name: String,
+    /// `--node-name` (also what lines are filtered by).
+    pub node_name: String,
+    /// `--journald true` (else false).
+    pub journald: bool,
+    /// Extra arguments.
+    pub args: Vec<String>,
+    /// Run inside `unshare -m` with `/run/systemd` replaced by a tmpfs holding, as
+    /// `/run/systemd/journal`, this directory (a test journald's namespace directory), or
+    /// nothing when `Some(None)`.
+    pub journal_dir: Option<Option<PathBuf>>,
+}
+
+impl Daemon {
+    /// Starts the daemon on `node` and waits for its baseline (its after-restart line).
+    pub fn start(node: &Node, o: Opts) -> Daemon {
+        let d = Daemon::spawn(node, o);
+        d.wait_for("baseline after_restart", Duration::from_secs(60), |v| {
+            change(v) == "baseline" && kind(v) == "after_restart"
+        });
+        d
+    }
+
+    /// Starts the daemon without waiting.
+    pub fn spawn(node: &Node, o: Opts) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("kd-run-")
+            .tempdir()
+            .unwrap();
+        let json = dir.path().join("findings.json");
+        let stderr = dir.path().join("stderr");
+        let conf = dir.path().join("config.yaml");
+        // Hermetic: no /etc/kubelet-drift/config.yaml of the machine.
+        fs::write(&conf, "outputs:\n  journald: false\n  text: false\n").unwrap();
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--config".into(),
+            conf.to_string_lossy().into_owned(),
+            "--host-root".into(),
+            node.root.to_string_lossy().into_owned(),
+            "--json-out".into(),
+            json.to_string_lossy().into_owned(),
+            "--text".into(),
+            "true".into(),
+            "--journald".into(),
+            if o.journald { "true" } else { "false" }.into(),
+            "--node-name".into(),
+            o.node_name.clone(),
+            "--kubelet-name".into(),
+            o.kubelet_name.clone(),
+        ];
+        args.extend(o.args.iter().cloned());
+        let exe = daemon_exe();
+        let mut cmd = match &o.journal_dir {
+            None => {
+                let mut c = Command::new(exe);
+                c.args(&args);
+                c
+            }
+            Some(jd) => {
+                // As systemd does for a unit with LogNamespace=: the namespace's socket
+                // directory appears as /run/systemd/journal in a mount namespace of its own.
+                let stash = dir.path().join("journal-stash");
+                fs::create_dir(&stash).unwrap();
+                let mut script = String::from("set -e\n");
+                if jd.is_some() {
+                    script.push_str("mount --bind \"$JD\" \"$STASH\"\n");
+                }
+                script.push_str("mount -t tmpfs tmpfs /run/systemd\nmkdir /run/systemd/journal\n");
+                if jd.is_some() {
+                    script.push_str("mount --move \"$STASH\" /run/systemd/journal\n");
+                }
+                script.push_str("exec \"$@\"\n");
+                let mut c = Command::new("unshare");
+                c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+                    .arg(exe)
+                    .args(&args)
+                    .env("STASH", &stash)
+                    .env("JD", jd.clone().unwrap_or_default());
+                c
+            }
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("starting kubelet-drift");
+        Daemon {
+            child,
+            dir,
+            json,
+            stderr,
+            node_name: o.node_name,
+            started: Instant::now(),
+        }
+    }
+
+    /// Every JSON line written so far (complete lines only), parsed. Panics on a line that is
+    /// not one JSON object.
+    pub fn lines(&self) -> Vec<Value> {
+        let Ok(text) = fs::read(&self.json) else {
+            return Vec::new();
+        };
+        let complete = match text.iter().rposition(|&b| b == b'\n') {
+            Some(i) => &text[..=i],
+            None => return Vec::new(),
+        };
+        complete
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let v: Value = serde_json::from_slice(l).unwrap_or_else(|e| {
+                    panic!("not a JSON line ({e}): {:?}", String::from_utf8_lossy(l))
+                });
+                assert!(v.is_object(), "not an object: {v}");
+                v
+            })
+            .collect()
+    }
+
+    /// Waits for a line matching `pred`; panics with everything seen after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        self.try_wait_for(timeout, pred).unwrap_or_else(|| {
+            panic!(
+                "no {what} within {timeout:?}; lines:\n{}\nstderr:\n{}",
+                self.summary(),
+                self.stderr_text()
+            )
+        })
+    }
+
+    pub fn try_wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.lines().into_iter().find(|v| pred(v)) {
+                return Some(v);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            if self.exited() {
+                // One last look: it may have written before exiting.
+                return self.lines().into_iter().find(|v| pred(v));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// One line per report: change, subject, status, trigger op and actor, for failure output.
+    pub fn summary(&self) -> String {
+        self.lines()
+            .iter()
+            .map(|v| {
+                format!(
+                    "  {} {} {} pid={} {} op={} path={} actor={}({})",
+                    v["time"],
+                    change(v),
+                    kind(v),
+                    v["unmapped"]["subject"]["pid"],
+                    v["compliance"]["status"],
+                    v["unmapped"]["trigger"]["op"],
+                    v["unmapped"]["trigger"]["path"],
+                    v["actor"]["process"]["name"],
+                    v["actor"]["process"]["pid"],
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn stderr_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(&self.stderr) {
+            let mut b = Vec::new();
+            let _ = f.read_to_end(&mut b);
+            s = String::from_utf8_lossy(&b).into_owned();
+        }
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the daemon has exited (a zombie, not yet waited for).
+    pub fn exited(&self) -> bool {
+        match fs::read_to_string(format!("/proc/{}/stat", self.pid())) {
+            Ok(s) => s
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z')),
+            Err(_) => true,
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// `unmapped.change`.
+pub fn change(v: &Value) -> &str {
+    v["unmapped"]["change"].as_str().unwrap_or("")
+}
+
+/// `unmapped.subject.kind`: running or after_restart.
+pub fn kind(v: &Value) -> &str {
+    v["unmapped"]["subject"]["kind"].as_str().unwrap_or("")
+}
+
+pub fn status(v: &Value) -> &str {
+    v["compliance"]["status"].as_str().unwrap_or("")
+}
+
+pub fn subject_pid(v: &Value) -> Option<u64> {
+    v["unmapped"]["subject"]["pid"].as_u64()
+}
+
+pub fn actor_pid(v: &Value) -> Option<u64> {
+    v["actor"]["process"]["pid"].as_u64()
+}
+
+pub fn actor_name(v: &Value) -> &str {
+    v["actor"]["process"]["name"].as_str().unwrap_or("")
+}
+
+pub fn trigger_op(v: &Value) -> &str {
+    v["unmapped"]["trigger"]["op"].as_str().unwrap_or("")
+}
+
+/// Runs a command to completion; panics unless it succeeds. Returns its pid.
+pub fn run(cmd: &mut Command) -> u32 {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let pid = child.id();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{cmd:?}: {st}");
+    pid
+}
+
+/// Runs a python3 snippet (argv[1..] are `args`) to completion; returns its pid.
+pub fn python(code: &str, args: &[&OsStr]) -> u32 {
+    run(Command::new("python3").arg("-c").arg(code).args(args))
+}
+
+/// The path as bytes, for snippets that need exact bytes.
+pub fn bytes(p: &Path) -> &[u8] {
+    p.as_os_str().as_bytes()
+}
+
+/// Checks the OCSF fields every line must have (Compliance Finding 1.3.0 as documented in
+/// docs/siem.md). Returns the problems found, empty when the line is valid.
+pub fn ocsf_problems(v: &Value) -> Vec<String> {
+    let mut p = Vec::new();
+    let at = |path: &str| path.split('.').fold(v, |v, k| &v[k]);
+    let int = |path: &str, p: &mut Vec<String>| {
+        if !at(path).is_u64() {
+            p.push(format!("{path} is not an integer: {}", at(path)));
+        }
+    };
+    let string = |path: &str, p: &mut Vec<String>| {
+        if at(path).as_str().is_none_or(|s| s.is_empty()) {
+            p.push(format!("{path} is not a non-empty string: {}", at(path)));
+        }
+    };
+    for k in [
+        "class_uid",
+        "category_uid",
+        "activity_id",
+        "type_uid",
+        "time",
+        "severity_id",
+        "status_id",
+        "compliance.status_id",
+    ] {
+        int(k, &mut p);
+    }
+    for k in [
+        "metadata.version",
+        "metadata.product.name",
+        "metadata.product.vendor_name",
+        "metadata.product.version",
+        "metadata.uid",
+        "finding_info.uid",
+        "finding_info.title",
+        "compliance.control",
+        "compliance.status",
+        "device.hostname",
+        "message",
+        "unmapped.change",
+    ] {
+        string(k, &mut p);
+    }
+    if v["class_uid"] != 2003 {
+        p.push(format!("class_uid {}", v["class_uid"]));
+    }
+    if v["category_uid"] != 2 {
+        p.push(format!("category_uid {}", v["category_uid"]));
+    }
+    let a = v["activity_id"].as_u64().unwrap_or(0);
+    if !(1..=3).contains(&a) {
+        p.push(format!("activity_id {a}"));
+    }
+    if v["type_uid"].as_u64() != Some(2003 * 100 + a) {
+        p.push(format!("type_uid {} for activity {a}", v["type_uid"]));
+    }
+    let t = v["time"].as_u64().unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    if t + 3_600_000 < now || t > now + 60_000 {
+        p.push(format!(
+            "time {t} is not ms since the epoch around now ({now})"
+        ));
+    }
+    if !v["metadata"]["version"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("1."))
+    {
+        p.push("metadata.version".into());
+    }
+    if v["compliance"]["control"] != "4.2.7" {
+        p.push(format!("compliance.control {}", v["compliance"]["control"]));
+    }
+    if !v["compliance"]["standards"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
+    {
+        p.push("compliance.standards".into());
+    }
+    let (sev, cst) = match status(v) {
+        "Pass" => (1, 1),
+        "Fail" => (4, 3),
+        "Error" => (3, 99),
+        other => {
+            p.push(format!("compliance.status {other}"));
+            (0, 0)
+        }
+    };
+    if v["severity_id"] != sev || v["compliance"]["status_id"] != cst {
+        p.push(format!(
+            "severity_id {} / compliance.status_id {} for {}",
+            v["severity_id"],
+            v["compliance"]["status_id"],
+            status(v)
+        ));
+    }
+    if !v["remediation"]["desc"].is_string() {
+        p.push("remediation.desc missing".into());
+    }
+    if status(v) != "Pass" {
+        string("remediation.desc", &mut p);
+    }
+    // The actor: every report caused by an event names who did it. Reports from the
+    // baseline and rescans have no actor, except a running kubelet's (the process itself).
+    let op = trigger_op(v);
+    let has_actor = !matches!(op, "baseline" | "rescan" | "lost_events") || kind(v) == "running";
+    if has_actor {
+        for k in ["actor.process.pid", "actor.process.parent_process.pid"] {
+            int(k, &mut p);
+        }
+        for k in ["actor.process.name", "actor.process.user.uid"] {
+            string(k, &mut p);
+        }
+    }
+    p
+}
+
+/// [`ocsf_problems`] plus `actor.process.file.path`, which needs the actor still running
+/// when the daemon reads `/proc/<pid>/exe`.
+pub fn ocsf_problems_with_exe(v: &Value) -> Vec<String> {
+    let mut p = ocsf_problems(v);
+    if v.get("actor").is_some() && !v["actor"]["process"]["file"]["path"].is_string() {
+        p.push("actor.process.file.path missing".into());
+    }
+    p
+}
