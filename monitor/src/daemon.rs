@@ -160,6 +160,8 @@ const OPEN_GRACE: Duration = Duration::from_millis(200);
 /// How often a write-intent fd still open after its grace period is checked for writes (the
 /// kernel programs see opens and closes, not writes).
 const HELD_POLL: Duration = Duration::from_millis(100);
+/// The longest a write in flight may hold back an evaluation that other events call for.
+const MAX_DEFER: Duration = Duration::from_millis(50);
 
 /// A write-intent open of a watched file, waiting for its close.
 struct OpenWrite {
@@ -201,6 +203,11 @@ struct Daemon {
     /// Triggers waiting for the burst window to close, and when it closes.
     triggers: Vec<Trigger>,
     deadline: Option<Instant>,
+    /// When the oldest waiting trigger came (bounds how long writes in flight may defer).
+    since: Option<Instant>,
+    /// The evaluation's inputs when the watch set was last built: rebuilt when they change
+    /// or a path operation may have changed what exists.
+    watched_inputs: Vec<PathBuf>,
     /// Kubelet pids whose exec was seen, to evaluate.
     started: Vec<(u32, Trigger)>,
     full_rescan: bool,
@@ -245,12 +252,18 @@ async fn run(settings: Settings) -> Result<()> {
         running: BTreeMap::new(),
         triggers: Vec::new(),
         deadline: None,
+        since: None,
+        watched_inputs: Vec::new(),
         started: Vec::new(),
         full_rescan: false,
         open_writes: HashMap::new(),
         lost_total: 0,
     };
     d.baseline()?;
+    // Start-up (BTF, program loading) leaves tens of MiB of freed heap that glibc keeps; give
+    // it back once, so the resident size is what the daemon really uses.
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
     let _ = sd_notify::notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("watching; baseline reported"),
@@ -277,6 +290,9 @@ impl Daemon {
     }
 
     fn baseline(&mut self) -> Result<()> {
+        // The usual locations are watched before anything is read, so that no write between
+        // the read and the watch goes unseen; the inputs the evaluation names follow below.
+        self.refresh_watch()?;
         let trigger = Trigger {
             op: "baseline".into(),
             path: None,
@@ -328,6 +344,7 @@ impl Daemon {
                 set.add(&in_root(&p.root, exe));
             }
         }
+        self.watched_inputs = self.current_inputs();
         let changed = set != self.watch;
         if changed {
             set.apply(&mut self.probes)
@@ -335,6 +352,27 @@ impl Daemon {
             self.watch = set;
         }
         Ok(changed)
+    }
+
+    fn current_inputs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .state
+            .findings()
+            .flat_map(|f| f.inputs.iter().chain(f.input_dirs.iter()).cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The earliest end of a grace period of a write still in flight (an open of a watched
+    /// file whose close has not come): reading the file before it would see it half written.
+    fn writes_in_flight(&self, now: Instant) -> Option<Instant> {
+        self.open_writes
+            .values()
+            .filter(|o| o.seen.is_none() && o.deadline > now)
+            .map(|o| o.deadline)
+            .min()
     }
 
     async fn main_loop(&mut self, mut stream: Stream) -> Result<()> {
@@ -427,9 +465,14 @@ impl Daemon {
 
     fn push_trigger(&mut self, t: Trigger) {
         self.triggers.push(t);
-        if self.deadline.is_none() {
-            self.deadline = Some(Instant::now() + self.settings.coalesce);
+        let now = Instant::now();
+        if self.since.is_none() {
+            self.since = Some(now);
         }
+        // The burst window runs from the first trigger; a later trigger only brings it
+        // forward (when an evaluation put off for a write in flight can now go ahead).
+        let end = now + self.settings.coalesce;
+        self.deadline = Some(self.deadline.map_or(end, |d| d.min(end)));
     }
 
     /// Decides what a record means. Only cheap work here: no evaluation.
@@ -486,12 +529,44 @@ impl Daemon {
 
     fn classify_file(&mut self, f: FileInfo) {
         let key = (f.actor.tgid, f.dirfd);
+        if f.op == FileOp::WriterExit {
+            // Every fd it had is closed now, dup'ed ones included: what it wrote is final.
+            // (Without a write still waiting, its last close was already the end of it.)
+            let keys: Vec<(u32, i32)> = self
+                .open_writes
+                .keys()
+                .filter(|k| k.0 == f.actor.tgid)
+                .copied()
+                .collect();
+            for k in keys {
+                if let Some(o) = self.open_writes.remove(&k) {
+                    self.push_trigger(Trigger {
+                        op: "close".into(),
+                        ..o.trigger
+                    });
+                }
+            }
+            return;
+        }
         if f.op == FileOp::Close {
             if let Some(o) = self.open_writes.remove(&key) {
-                self.push_trigger(Trigger {
-                    op: "close".into(),
-                    ..o.trigger
-                });
+                match other_fd_on(f.actor.tgid, key.1, f.dev, f.ino) {
+                    // Still open through a dup (a shell's `>` dup2s it to 1 and closes the
+                    // original before writing): wait for that fd, or the writer's exit.
+                    Some(fd) => {
+                        self.open_writes.insert(
+                            (f.actor.tgid, fd),
+                            OpenWrite {
+                                deadline: Instant::now() + OPEN_GRACE,
+                                ..o
+                            },
+                        );
+                    }
+                    None => self.push_trigger(Trigger {
+                        op: "close".into(),
+                        ..o.trigger
+                    }),
+                }
             } else if self.watch.has_inode(f.dev, f.ino) {
                 let t = self.file_trigger(&f, None, None);
                 self.push_trigger(t);
@@ -564,8 +639,18 @@ impl Daemon {
 
     /// The burst window closed: evaluate what the triggers call for and report changes.
     fn evaluate(&mut self, stream: &mut Stream) -> Result<()> {
+        let mut batch = Vec::new();
+        self.drain_into_triggers(stream, &mut batch);
+        let since = self.since.unwrap_or_else(Instant::now);
+        if self.defer_for_writes(since) {
+            return Ok(());
+        }
         self.deadline = None;
-        let triggers = std::mem::take(&mut self.triggers);
+        self.since = None;
+        let mut triggers = std::mem::take(&mut self.triggers);
+        let path_ops = triggers
+            .iter()
+            .any(|t| !matches!(t.op.as_str(), "open" | "close" | "truncate" | "ftruncate"));
         // The trigger reported: the last one with an actor (the write that completed the change).
         let mut main = last_with_actor(&triggers)
             .or_else(|| triggers.last())
@@ -596,8 +681,7 @@ impl Daemon {
         }
         // Up to three rounds: an evaluation can name new inputs (a new --config path); the
         // watch set follows, then the state is read again so no write falls in between.
-        let mut batch = Vec::new();
-        for _ in 0..3 {
+        for round in 0..3 {
             // Events that came while we evaluated (another write, right after the one we were
             // called for) are taken first, and again after the read: what the read sees is
             // named for the last write known when it ended; when one came during the read,
@@ -606,6 +690,13 @@ impl Daemon {
             let mut after = None;
             for _ in 0..4 {
                 self.drain_into_triggers(stream, &mut batch);
+                if self.defer_for_writes(since) {
+                    // A new write started meanwhile: read after it, with the same triggers.
+                    triggers.append(&mut self.triggers);
+                    self.triggers = triggers;
+                    self.since = Some(since);
+                    return Ok(());
+                }
                 if let Some(t) = last_with_actor(&self.triggers) {
                     main = t.clone();
                 }
@@ -622,6 +713,12 @@ impl Daemon {
             if let Some(tr) = self.state.update(after) {
                 self.report(tr, &main);
             }
+            // Writes to files that exist change no inode or name we watch: the watch set is
+            // rebuilt (a stat of every watched path) only after a path operation, an exec or
+            // exit, a rescan, or when the evaluation names other inputs.
+            if round == 0 && !path_ops && self.current_inputs() == self.watched_inputs {
+                break;
+            }
             if !self.refresh_watch()? {
                 break;
             }
@@ -630,6 +727,21 @@ impl Daemon {
             self.report(tr, &main);
         }
         Ok(())
+    }
+
+    /// While a watched file is being written (an open whose close has not come), reading it
+    /// would see it half written: put the evaluation off until the write ends, but never past
+    /// MAX_DEFER after the first trigger. Says whether it was put off.
+    fn defer_for_writes(&mut self, since: Instant) -> bool {
+        let now = Instant::now();
+        let cap = since + MAX_DEFER;
+        match self.writes_in_flight(now) {
+            Some(until) if now < cap => {
+                self.deadline = Some(until.min(cap));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Classifies the records available now, without waiting.
@@ -666,6 +778,20 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Another fd of process `tgid` (not `closed`) open on the same file, if any.
+fn other_fd_on(tgid: u32, closed: i32, dev: u32, ino: u64) -> Option<i32> {
+    let want = monitor_common::InodeKey { dev, _pad: 0, ino };
+    std::fs::read_dir(format!("/proc/{tgid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|fd| *fd != closed)
+        .find(|fd| {
+            std::fs::metadata(format!("/proc/{tgid}/fd/{fd}"))
+                .is_ok_and(|m| crate::probes::inode_key(&m) == want)
+        })
 }
 
 /// The trigger a report names: the last one with an actor (the write that completed the

@@ -432,7 +432,7 @@ mod tests {
         assert_eq!(s.kubelet_names, vec!["kubelet"]);
         assert_eq!(s.kubelet_unit, "kubelet.service");
         assert_eq!(s.rescan_interval, Duration::from_secs(300));
-        assert_eq!(s.coalesce, Duration::from_millis(2));
+        assert_eq!(s.coalesce, Duration::ZERO);
         assert_eq!(s.outputs.journald, Toggle::Auto);
         assert_eq!(s.outputs.json_out, None);
         assert_eq!(s.outputs.text, Toggle::Auto);

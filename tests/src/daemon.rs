@@ -219,11 +219,11 @@ impl KubeletBin {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Kubelet {
-        let child = Command::new(&self.exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("starting the stand-in kubelet");
+        let child =
+            crate::spawn_retrying_busy(Command::new(&self.exe).args(args).stdin(Stdio::null()))
+                .unwrap_or_else(|e| {
+                    panic!("starting the stand-in kubelet {}: {e}", self.exe.display())
+                });
         let mut argv = vec![self.exe.to_string_lossy().into_owned()];
         argv.extend(args.iter().map(|s| s.to_string()));
         Kubelet { child, argv }
@@ -517,9 +517,7 @@ pub fn trigger_op(v: &Value) -> &str {
 
 /// Runs a command to completion; panics unless it succeeds. Returns its pid.
 pub fn run(cmd: &mut Command) -> u32 {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .spawn()
+    let mut child = crate::spawn_retrying_busy(cmd.stdin(Stdio::null()))
         .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let pid = child.id();
     let st = child.wait().unwrap();

@@ -65,6 +65,22 @@ pub fn spawn_kubelet(exe: &Path, args: &[&str]) -> Child {
         .unwrap_or_else(|e| panic!("spawning the stand-in kubelet {}: {e}", exe.display()))
 }
 
+/// Spawns `cmd`. A copy of an executable just written can be "busy" for a moment (ETXTBSY):
+/// another test thread's fork may hold the copy's write fd until its own exec. That, and only
+/// that, is retried.
+pub fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// A stand-in kubelet run from a copy named `kubelet` in a fresh directory (readable by
 /// everyone), with `cwd` as its working directory and the given uid/gid.
 pub struct CopiedKubelet {
@@ -88,16 +104,17 @@ pub fn spawn_kubelet_copy(
     let copy = dir.path().join("kubelet");
     fs::copy(exe, &copy).expect("copying the stand-in kubelet");
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod kubelet");
-    let child = Command::new(&copy)
-        .args(args)
-        .current_dir(cwd)
-        .uid(uid)
-        .gid(gid)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {}: {e}", copy.display()));
+    let child = spawn_retrying_busy(
+        Command::new(&copy)
+            .args(args)
+            .current_dir(cwd)
+            .uid(uid)
+            .gid(gid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap_or_else(|e| panic!("spawning {}: {e}", copy.display()));
     CopiedKubelet {
         dir,
         exe: copy,
