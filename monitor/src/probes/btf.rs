@@ -54,7 +54,7 @@ pub fn member_offset(btf: &Btf, name: &str, path: &[&str]) -> Result<u32> {
         bits += off;
         cur = member_ty;
     }
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         bail!("struct {name}.{} is a bitfield", path.join("."));
     }
     Ok(bits / 8)
@@ -75,10 +75,10 @@ fn find_member(btf: &Btf, ty: &Type, want: &str, depth: u32) -> Result<Option<(u
         if name == want {
             return Ok(Some((member.bit_offset(), mty)));
         }
-        if name.is_empty() {
-            if let Some((off, t)) = find_member(btf, &mty, want, depth + 1)? {
-                return Ok(Some((member.bit_offset() + off, t)));
-            }
+        if name.is_empty()
+            && let Some((off, t)) = find_member(btf, &mty, want, depth + 1)?
+        {
+            return Ok(Some((member.bit_offset() + off, t)));
         }
     }
     Ok(None)

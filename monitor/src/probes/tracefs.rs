@@ -87,8 +87,6 @@ impl Format {
                     offset = v.parse::<u32>().ok();
                 } else if let Some(v) = part.strip_prefix("size:") {
                     size = v.parse::<u32>().ok();
-                } else if decl.is_none() && !part.is_empty() && !part.contains(':') {
-                    decl = Some(part.to_string());
                 } else if decl.is_none() && !part.is_empty() {
                     decl = Some(part.to_string());
                 }
