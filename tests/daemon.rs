@@ -444,7 +444,7 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
     let tools = tempfile::tempdir().unwrap();
     let w = writer_named(tools.path(), comm);
     // A drop-in whose name holds the same kinds of bytes, and a right-to-left override. (Valid
-    // UTF-8: the unit evaluator skips drop-in names that are not, see the report.)
+    // UTF-8: a drop-in name that is not makes the after-restart state an error, not a fail.)
     let dropin_name: &[u8] = "x\nPRIORITY=0\n\x1b[31m\u{202e}=1.conf".as_bytes();
     let dropin = node.dropin_dir().join(OsStr::from_bytes(dropin_name));
     let pid = run(Command::new(&w)

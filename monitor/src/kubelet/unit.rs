@@ -894,6 +894,17 @@ pub fn assemble(fs: &RootFs, unit_name: &str) -> Result<AssembledUnit, UnitError
         };
         for e in entries {
             let Some(name) = e.name.to_str() else {
+                // systemd does not require UTF-8 file names: skipping one could hide a
+                // drop-in that sets the flag. Unknown is an error, never a pass.
+                use std::os::unix::ffi::OsStrExt;
+                if e.name.as_bytes().ends_with(b".conf") && e.kind != FileKind::Dir {
+                    return Err(cx.err(
+                        UnitErrorKind::Unsupported,
+                        Some(&e.path_in_root),
+                        None,
+                        "a drop-in whose name is not UTF-8 text cannot be evaluated exactly".into(),
+                    ));
+                }
                 continue;
             };
             if !name.ends_with(".conf") || name.starts_with('.') || e.kind == FileKind::Dir {
@@ -1498,6 +1509,25 @@ mod tests {
                 "--config-dir=/etc/kubernetes/kubelet/config.json.d"
             ])
         );
+    }
+
+    #[test]
+    fn dropin_with_a_non_utf8_name_is_an_error() {
+        use std::os::unix::ffi::OsStrExt;
+        let (d, fs) = node(&[(
+            "/lib/systemd/system/kubelet.service",
+            "[Service]\nExecStart=/usr/bin/kubelet\n",
+        )]);
+        let dir = d.path().join("etc/systemd/system/kubelet.service.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"20-\xff.conf");
+        std::fs::write(
+            dir.join(name),
+            "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --make-iptables-util-chains=false\n",
+        )
+        .unwrap();
+        let e = assemble(&fs, "kubelet.service").unwrap_err();
+        assert_eq!(e.kind, UnitErrorKind::Unsupported, "{e:?}");
     }
 
     #[test]
