@@ -47,9 +47,7 @@ const TO_TRUE: &str = "s/makeIPTablesUtilChains: false/makeIPTablesUtilChains: t
 
 #[test]
 fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("base");
     let bin = KubeletBin::new(&o.kubelet_name);
@@ -97,9 +95,7 @@ fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
 
 #[test]
 fn sed_edit_is_detected_with_its_actor_and_resolved() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("sed");
     let bin = KubeletBin::new(&o.kubelet_name);
@@ -163,11 +159,8 @@ fn sed_edit_is_detected_with_its_actor_and_resolved() {
 /// is gone before the daemon reads `/proc/<pid>/exe`, and the kernel's file events carry no
 /// executable path.
 #[test]
-#[ignore = "kernel side: file events carry no executable path, and a short-lived writer is gone from /proc before the daemon reads it"]
 fn short_lived_writer_is_named_by_its_executable() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("sedexe");
     let d = Daemon::start(&node, o);
@@ -182,9 +175,7 @@ fn short_lived_writer_is_named_by_its_executable() {
 
 #[test]
 fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("restart");
     let bin = KubeletBin::new(&o.kubelet_name);
@@ -243,9 +234,7 @@ fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
 
 #[test]
 fn unit_dropin_edit_fails_after_restart_and_is_pending_drift() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("dropin");
     let bin = KubeletBin::new(&o.kubelet_name);
@@ -303,9 +292,7 @@ fn one(e: &journald::Entry, name: &str) -> Vec<u8> {
 
 #[test]
 fn journald_entries_carry_the_documented_fields() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let Some(j) = Journald::start().unwrap() else {
         return;
     };
@@ -420,9 +407,7 @@ fn writer_named(dir: &Path, name: &[u8]) -> PathBuf {
 
 #[test]
 fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let Some(j) = Journald::start().unwrap() else {
         return;
     };
@@ -501,9 +486,7 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
 /// when the second write lands while the daemon is still busy with the first.
 #[test]
 fn back_to_back_edits_are_each_named_for_their_writer() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let d = Daemon::start(&node, opts("b2b"));
     for _ in 0..5 {

@@ -91,9 +91,7 @@ fn py(code: &str, args: &[&OsStr]) -> u32 {
 
 #[test]
 fn rename_over_the_config() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let v = evade("rename", &node, |n| {
         let tmp = n.path("var/lib/kubelet/.config.yaml.new");
@@ -111,9 +109,7 @@ fn rename_over_the_config() {
 
 #[test]
 fn sed_in_place() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let v = evade("sed", &node, |n| {
         run(Command::new("sed")
@@ -126,9 +122,7 @@ fn sed_in_place() {
 
 #[test]
 fn vim_backup_then_rename_write() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let v = evade("vim", &node, |n| {
         // backupcopy=no: vim renames the original to the backup and writes a new file.
@@ -146,9 +140,7 @@ fn vim_backup_then_rename_write() {
 
 #[test]
 fn symlink_swapped_at_the_config_path() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let dir = node.path("var/lib/kubelet");
     fs::rename(node.config(), dir.join("real.yaml")).unwrap();
@@ -163,9 +155,7 @@ fn symlink_swapped_at_the_config_path() {
 
 #[test]
 fn hardlink_written_through_its_other_name() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let alias = node.path("alias.yaml");
     fs::hard_link(node.config(), &alias).unwrap();
@@ -179,9 +169,7 @@ fn hardlink_written_through_its_other_name() {
 
 #[test]
 fn relative_path_with_a_dirfd() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     evade("dirfd", &node, |n| {
         py(
@@ -199,9 +187,7 @@ fn relative_path_with_a_dirfd() {
 
 #[test]
 fn openat2() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     evade("openat2", &node, |n| {
         py(
@@ -220,9 +206,7 @@ fn openat2() {
 
 #[test]
 fn o_trunc_then_write() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     evade("otrunc", &node, |n| {
         py(
@@ -239,9 +223,7 @@ fn o_trunc_then_write() {
 /// kept open: the write comes after the open's grace period and there is no close to wait for.
 #[test]
 fn pwrite_into_an_fd_held_open() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let text = fs::read_to_string(node.config()).unwrap();
     let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
@@ -281,9 +263,7 @@ fn pwrite_into_an_fd_held_open() {
 
 #[test]
 fn pwrite_then_close() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let text = fs::read_to_string(node.config()).unwrap();
     let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
@@ -299,9 +279,7 @@ fn pwrite_then_close() {
 
 #[test]
 fn truncate_by_path() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     // Duplicate keys: the last wins. Cutting the last line leaves false.
     let keep = false_text().to_string();
@@ -317,9 +295,7 @@ fn truncate_by_path() {
 
 #[test]
 fn write_through_proc_self_fd() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     evade("procfd", &node, |n| {
         py(
@@ -334,9 +310,7 @@ fn write_through_proc_self_fd() {
 
 #[test]
 fn writer_in_another_mount_namespace() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     evade("mntns", &node, |n| {
         run(Command::new("unshare")
@@ -348,9 +322,7 @@ fn writer_in_another_mount_namespace() {
 
 #[test]
 fn path_longer_than_the_kernel_buffer() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::deep(300);
     assert!(node.config().as_os_str().len() > 300);
     evade("longpath", &node, |n| {
@@ -363,9 +335,7 @@ fn path_longer_than_the_kernel_buffer() {
 
 #[test]
 fn long_path_written_in_place() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::deep(300);
     evade("longopen", &node, |n| {
         py(
@@ -377,9 +347,7 @@ fn long_path_written_in_place() {
 
 #[test]
 fn writer_in_a_chroot() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     evade("chroot", &node, |n| {
         py(
@@ -393,9 +361,7 @@ fn writer_in_a_chroot() {
 
 #[test]
 fn renamed_in_a_chroot() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     evade("chrootmv", &node, |n| {
         py(

@@ -42,9 +42,7 @@ fn after_restart_status(d: &Daemon) -> String {
 
 #[test]
 fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_verdict() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let mut o = opts("ring");
     o.args = vec![
@@ -96,9 +94,7 @@ fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_ver
 
 #[test]
 fn sigkill_and_restart_reports_the_baseline_again() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("sigkill");
     let bin = KubeletBin::new(&o.kubelet_name);
@@ -138,9 +134,7 @@ fn sigkill_and_restart_reports_the_baseline_again() {
 
 #[test]
 fn kubelet_killed_right_after_exec_leaves_no_phantom() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("phantom");
     let bin = KubeletBin::new(&o.kubelet_name);
@@ -187,9 +181,7 @@ fn kubelet_killed_right_after_exec_leaves_no_phantom() {
 
 #[test]
 fn config_deleted_is_an_error_and_recreated_clears_it() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let o = opts("delete");
     let d = Daemon::start(&node, o);
@@ -214,9 +206,7 @@ fn config_deleted_is_an_error_and_recreated_clears_it() {
 
 #[test]
 fn journald_absent_keeps_json_working_and_says_so_once() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let node = Node::new();
     let mut o = opts("nojournal");
     o.journald = true;

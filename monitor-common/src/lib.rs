@@ -10,6 +10,9 @@
 pub const PATH_LEN: usize = 256;
 /// The kernel's TASK_COMM_LEN.
 pub const COMM_LEN: usize = 16;
+/// Path components of an actor's executable kept, and bytes per component.
+pub const EXE_PARTS: usize = 6;
+pub const EXE_PART_LEN: usize = 32;
 /// Bytes of a basename in the watched-names map (NUL padded). Longer names cannot be watched.
 pub const NAME_LEN: usize = 64;
 
@@ -121,6 +124,15 @@ pub struct Actor {
     pub _pad: u32,
     pub cgroup_id: u64,
     pub comm: [u8; COMM_LEN],
+    /// The executable's path, as the names of its dentry and its parents, innermost first
+    /// (`sed`, `bin`, `usr`), read from task->mm->exe_file in the kernel: a short-lived
+    /// writer is gone from /proc before userspace could read its exe link. Each name is
+    /// NUL-padded (cut at EXE_PART_LEN - 1 bytes); an empty one ends the chain.
+    pub exe: [[u8; EXE_PART_LEN]; EXE_PARTS],
+    /// How many parts were filled, and whether the walk reached the filesystem's root
+    /// (`exe_complete` = 1) or stopped at EXE_PARTS.
+    pub exe_parts: u32,
+    pub exe_complete: u32,
 }
 
 /// `kind::EXEC` or `kind::EXIT`.
@@ -227,6 +239,11 @@ pub struct Offsets {
     pub have_files: u32,
     /// Non-zero when real_parent/tgid are known.
     pub have_parent: u32,
+    /// task_struct.mm and mm_struct.exe_file, for the actor's executable.
+    pub task_mm: u32,
+    pub mm_exe_file: u32,
+    /// Non-zero when the exe walk offsets are known (needs have_files too).
+    pub have_exe: u32,
 }
 
 impl Offsets {
@@ -252,6 +269,9 @@ impl Offsets {
         sb_dev: 0,
         have_files: 0,
         have_parent: 0,
+        task_mm: 0,
+        mm_exe_file: 0,
+        have_exe: 0,
     };
 }
 

@@ -10,8 +10,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use monitor_common::{
-    Actor, FLAG_MATCH_INODE, FLAG_MATCH_NAME, FLAG_MATCH_PARENT, FileEvent, Header, InodeKey,
-    NAME_LEN, NameKey, PATH_LEN, counter, watch,
+    Actor, EXE_PARTS, FLAG_MATCH_INODE, FLAG_MATCH_NAME, FLAG_MATCH_PARENT, FileEvent, Header,
+    InodeKey, NAME_LEN, NameKey, PATH_LEN, counter, watch,
 };
 
 use crate::{COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_INODES, WATCHED_NAMES};
@@ -86,6 +86,7 @@ pub fn fill_actor(a: &mut Actor) {
     a._pad = 0;
     a.cgroup_id = unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() };
     a.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    fill_exe(a);
     a.ppid = 0;
     if off!(have_parent) != 0 {
         let task = current_task();
@@ -95,6 +96,48 @@ pub fn fill_actor(a: &mut Actor) {
             }
             .unwrap_or(0);
         }
+    }
+}
+
+/// The current task's executable, as dentry names innermost first (see `Actor::exe`).
+#[inline(always)]
+fn fill_exe(a: &mut Actor) {
+    a.exe_parts = 0;
+    a.exe_complete = 0;
+    a.exe[0][0] = 0;
+    if off!(have_exe) == 0 || off!(have_files) == 0 {
+        return;
+    }
+    let Some(mm) = (unsafe { read_ptr(current_task(), off!(task_mm)) }) else {
+        return; // a kernel thread
+    };
+    let Some(file) = (unsafe { read_ptr(mm, off!(mm_exe_file)) }) else {
+        return;
+    };
+    let Some(mut dentry) = (unsafe { read_ptr(file, off!(file_dentry)) }) else {
+        return;
+    };
+    let mut i = 0usize;
+    while i < EXE_PARTS {
+        let Some(name) = (unsafe { read_ptr(dentry, off!(dentry_name)) }) else {
+            break;
+        };
+        let part = &mut a.exe[i];
+        part[0] = 0;
+        if unsafe { bpf_probe_read_kernel_str_bytes(name, part) }.is_err() {
+            break;
+        }
+        a.exe_parts = (i + 1) as u32;
+        let Some(parent) = (unsafe { read_ptr(dentry, off!(dentry_parent)) }) else {
+            break;
+        };
+        if parent == dentry {
+            // The root's parent is itself: the path is whole (its own name is "/").
+            a.exe_complete = 1;
+            break;
+        }
+        dentry = parent;
+        i += 1;
     }
 }
 

@@ -9,7 +9,11 @@ use crate::{decode::ActorInfo, report::Actor};
 /// read is best effort (a short-lived `sed` is often gone by now).
 pub fn actor(a: &ActorInfo) -> Actor {
     let proc = format!("/proc/{}", a.tgid);
-    let exe = fs::read_link(format!("{proc}/exe")).ok();
+    // /proc gives the whole path across mounts while the process lives; the kernel's walk,
+    // taken at the event, still names a writer that is gone.
+    let exe = fs::read_link(format!("{proc}/exe"))
+        .ok()
+        .or_else(|| a.exe.clone());
     let argv = fs::read(format!("{proc}/cmdline"))
         .ok()
         .filter(|b| !b.is_empty())

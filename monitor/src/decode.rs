@@ -60,6 +60,9 @@ pub struct ActorInfo {
     /// The kernel's comm, bytes as they are (any byte is possible).
     #[serde(serialize_with = "ser_bytes")]
     pub comm: Vec<u8>,
+    /// The executable, from the kernel's dentry walk (`…/` in front when the walk stopped
+    /// before the root; within one mount, so a separate /usr shows as `/bin/sed`).
+    pub exe: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -190,7 +193,35 @@ fn actor(a: &Actor) -> ActorInfo {
         gid: a.gid,
         cgroup_id: a.cgroup_id,
         comm: cstr(&a.comm, a.comm.len() as u32),
+        exe: exe_path(a),
     }
+}
+
+/// Joins the kernel's dentry names (innermost first) into a path.
+fn exe_path(a: &Actor) -> Option<PathBuf> {
+    let n = (a.exe_parts as usize).min(a.exe.len());
+    if n == 0 {
+        return None;
+    }
+    let mut parts: Vec<Vec<u8>> = a.exe[..n].iter().map(|p| cstr(p, p.len() as u32)).collect();
+    let complete = a.exe_complete != 0;
+    if complete {
+        parts.pop(); // the root's own name, "/"
+    }
+    parts.reverse();
+    let mut out: Vec<u8> = if complete {
+        Vec::new()
+    } else {
+        "…".as_bytes().to_vec()
+    };
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(&p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    Some(path(out))
 }
 
 fn path(b: Vec<u8>) -> PathBuf {
@@ -282,6 +313,11 @@ mod tests {
     fn actor_fixture() -> Actor {
         let mut comm = [0u8; COMM_LEN];
         comm[..3].copy_from_slice(b"sed");
+        let mut exe = [[0u8; monitor_common::EXE_PART_LEN]; monitor_common::EXE_PARTS];
+        exe[0][..3].copy_from_slice(b"sed");
+        exe[1][..3].copy_from_slice(b"bin");
+        exe[2][..3].copy_from_slice(b"usr");
+        exe[3][..1].copy_from_slice(b"/");
         Actor {
             pid: 10,
             tgid: 10,
@@ -291,6 +327,9 @@ mod tests {
             _pad: 0,
             cgroup_id: 7,
             comm,
+            exe,
+            exe_parts: 4,
+            exe_complete: 1,
         }
     }
 
@@ -322,7 +361,22 @@ mod tests {
         assert_eq!(f.path, PathBuf::from("/etc/x.conf"));
         assert_eq!(f.path2, Some(PathBuf::from("new")));
         assert_eq!(f.actor.comm, b"sed");
+        assert_eq!(f.actor.exe, Some(PathBuf::from("/usr/bin/sed")));
         assert_eq!(f.matched_by, MatchedBy::Name);
+    }
+
+    #[test]
+    fn exe_path_from_dentry_names() {
+        let mut a = actor_fixture();
+        assert_eq!(exe_path(&a), Some(PathBuf::from("/usr/bin/sed")));
+        // The walk stopped before the root: the path says so.
+        a.exe_complete = 0;
+        a.exe_parts = 2;
+        assert_eq!(exe_path(&a), Some(PathBuf::from("…/bin/sed")));
+        a.exe_parts = 0;
+        assert_eq!(exe_path(&a), None);
+        a.exe_parts = 99; // clamped, never an out-of-bounds read
+        assert!(exe_path(&a).is_some());
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub fn fill(off: &mut Offsets) -> Result<()> {
     off.inode_sb = m("inode", &["i_sb"])?;
     off.sb_dev = m("super_block", &["s_dev"])?;
     off.have_files = 1;
+
+    off.task_mm = m("task_struct", &["mm"])?;
+    off.mm_exe_file = m("mm_struct", &["exe_file"])?;
+    off.have_exe = 1;
     Ok(())
 }
 
