@@ -60,13 +60,14 @@ pub fn kd_path_exit(ctx: TracePointContext) -> u32 {
 fn open_exit(ctx: &TracePointContext, id: u64, path: u64, flags: u64, dirfd: i64) {
     count(counter::FILE_SEEN);
     let r = ret(ctx);
-    let Some(ev) = scratch() else { return };
     if off!(have_files) != 0 {
-        // The inode is authoritative; a failed open changed nothing.
+        // The inode is authoritative; a failed open changed nothing. (The scratch record is
+        // taken only once matched: unrelated opens pay for the match and nothing else.)
         let Some((how, key)) = (if r >= 0 { match_fd(r) } else { None }) else {
             count(counter::FILE_FILTERED);
             return;
         };
+        let Some(ev) = scratch() else { return };
         ev.flags = how;
         ev.dev = key.dev;
         ev.ino = key.ino;
@@ -82,15 +83,22 @@ fn open_exit(ctx: &TracePointContext, id: u64, path: u64, flags: u64, dirfd: i64
         {
             writers_add(1);
         }
+        finish_open(ev, r, dirfd, flags);
     } else {
         // Degraded (no BTF): the basename decides.
+        let Some(ev) = scratch() else { return };
         let (m, truncated) = read_path_and_match(path, &mut ev.path, &mut ev.path_len);
         if !m || r < 0 {
             count(counter::FILE_FILTERED);
             return;
         }
         ev.flags = FLAG_MATCH_NAME | if truncated { FLAG_PATH_TRUNCATED } else { 0 };
+        finish_open(ev, r, dirfd, flags);
     }
+}
+
+#[inline(always)]
+fn finish_open(ev: &mut FileEvent, r: i64, dirfd: i64, flags: u64) {
     ev.op = op::OPEN;
     ev.ret = r;
     ev.dirfd = dirfd as i32;
