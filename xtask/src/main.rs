@@ -33,7 +33,8 @@ enum Task {
     Setup,
     /// Set up, then build kubelet-drift (release) with its eBPF programs.
     Build,
-    /// Set up, build, then run `kubelet-drift run` in the foreground with the embedded defaults.
+    /// Set up, build, then run `kubelet-drift run` in the foreground with the embedded defaults
+    /// (and `--text true`, so findings show on stderr even when it is not a terminal).
     Run {
         /// Arguments passed to `kubelet-drift run`.
         #[arg(last = true)]
@@ -73,7 +74,18 @@ fn run(cli: Cli) -> Result<()> {
             setup::ensure(setup::Needs::Build)?;
             cargo(&["build", "--release", "-p", "kubelet-drift"])?;
             let bin = setup::workspace_root().join("target/release/kubelet-drift");
-            setup::say(&format!("running {} run {}", bin.display(), args.join(" ")));
+            // In the foreground the findings go to the terminal whatever stderr is (a pipe,
+            // a CI log): the embedded defaults would show text only on a terminal.
+            let args = if args.is_empty() {
+                vec!["--text".to_string(), "true".to_string()]
+            } else {
+                args
+            };
+            setup::say(&format!(
+                "running {} run {} (Ctrl-C stops it)",
+                bin.display(),
+                args.join(" ")
+            ));
             let status = Command::new(&bin)
                 .arg("run")
                 .args(&args)
