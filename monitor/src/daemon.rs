@@ -91,6 +91,18 @@ fn parse_toggle(s: &str) -> Result<Toggle, String> {
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
+    // Diagnostics for people debugging the daemon (KUBELET_DRIFT_LOG=debug): what triggered
+    // each evaluation and how long it took. Findings never go through this.
+    // A bare level ("debug") is about this crate; aya's loader is very talkative at debug.
+    let filter = match std::env::var("KUBELET_DRIFT_LOG") {
+        Ok(v) if !v.contains(['=', ',']) => format!("warn,kubelet_drift={v}"),
+        Ok(v) => v,
+        Err(_) => "warn".into(),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
     let settings = match effective_settings(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -347,6 +359,13 @@ impl Daemon {
         self.watched_inputs = self.current_inputs();
         let changed = set != self.watch;
         if changed {
+            tracing::debug!(
+                files = set.files.len(),
+                dirs = set.dirs.len(),
+                inodes = set.inodes.len(),
+                names = set.names.len(),
+                "watch set updated"
+            );
             set.apply(&mut self.probes)
                 .context("updating the kernel watch maps")?;
             self.watch = set;
@@ -647,6 +666,7 @@ impl Daemon {
         }
         self.deadline = None;
         self.since = None;
+        let started_at = Instant::now();
         let mut triggers = std::mem::take(&mut self.triggers);
         let path_ops = triggers
             .iter()
@@ -726,6 +746,13 @@ impl Daemon {
         for tr in self.state.pending() {
             self.report(tr, &main);
         }
+        tracing::debug!(
+            triggers = triggers.len(),
+            trigger = %main.op,
+            since_first_us = since.elapsed().as_micros() as u64,
+            took_us = started_at.elapsed().as_micros() as u64,
+            "evaluated"
+        );
         Ok(())
     }
 

@@ -590,7 +590,10 @@ mod tests {
         use std::process::Command;
         let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubelet-drift.service");
         assert!(
-            Command::new("systemd-analyze").arg("--version").output().is_ok(),
+            Command::new("systemd-analyze")
+                .arg("--version")
+                .output()
+                .is_ok(),
             "systemd-analyze is needed to check the unit (apt-get install systemd)"
         );
         // bpf (in @privileged) and perf_event_open (in @debug) must survive the deny line:
