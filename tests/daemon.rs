@@ -293,9 +293,7 @@ fn one(e: &journald::Entry, name: &str) -> Vec<u8> {
 #[test]
 fn journald_entries_carry_the_documented_fields() {
     require_root();
-    let Some(j) = Journald::start().unwrap() else {
-        return;
-    };
+    let j = Journald::start().unwrap();
     let node = Node::new();
     let mut o = opts("journal");
     o.journald = true;
@@ -408,9 +406,7 @@ fn writer_named(dir: &Path, name: &[u8]) -> PathBuf {
 #[test]
 fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
     require_root();
-    let Some(j) = Journald::start().unwrap() else {
-        return;
-    };
+    let j = Journald::start().unwrap();
     let node = Node::new();
     let mut o = opts("hostile");
     o.journald = true;
