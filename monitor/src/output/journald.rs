@@ -386,6 +386,39 @@ mod tests {
         }
     }
 
+    /// journald's own catalog compiler accepts the file and lists every MESSAGE_ID (what
+    /// `journalctl --update-catalog` does when the .deb is installed).
+    #[test]
+    fn journalctl_compiles_the_catalog() {
+        use std::process::Command;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("usr/lib/systemd/catalog");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(root.path().join("var/lib/systemd/catalog")).unwrap();
+        std::fs::write(
+            dir.join("kubelet-drift.catalog"),
+            include_str!("../../../deploy/kubelet-drift.catalog"),
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("journalctl")
+                .arg(format!("--root={}", root.path().display()))
+                .args(args)
+                .output()
+                .expect("journalctl (apt-get install systemd)");
+            assert!(out.status.success(), "journalctl {args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        run(&["--update-catalog"]);
+        let listed = run(&["--list-catalog"]);
+        for id in ALL_CHANGES.map(message_id).iter().chain([&ids::NOTICE]) {
+            assert!(
+                listed.contains(&format!("{id} kubelet-drift: ")),
+                "{id} not in:\n{listed}"
+            );
+        }
+    }
+
     #[test]
     fn priorities() {
         let p = |c| priority(&testutil::report(c));
