@@ -106,7 +106,7 @@ fn fake_node(root: &Path) -> Result<PathBuf> {
 
 pub fn run() -> Result<()> {
     setup::ensure(setup::Needs::All)?;
-    if !crate::nix_is_root() {
+    if !crate::is_root() {
         bail!("the bench loads eBPF programs and reads other processes' fdinfo: run it as root");
     }
     crate::cargo(&["build", "--release", "-p", "kubelet-drift"])?;

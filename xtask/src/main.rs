@@ -103,7 +103,7 @@ fn run(cli: Cli) -> Result<()> {
         Task::Bench => bench::run(),
         Task::Test { args } => {
             setup::ensure(setup::Needs::Test)?;
-            if !nix_is_root() {
+            if !is_root() {
                 bail!(
                     "the test suite loads eBPF programs and drives real processes: run it as root"
                 );
@@ -115,14 +115,9 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
-    unsafe { libc_geteuid() == 0 }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Runs cargo (the one running us) in the workspace root with the toolchain env set up.
