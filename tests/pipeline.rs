@@ -348,6 +348,28 @@ fn edit_by_cp() {
     assert_eq!(fs::read_to_string(&d.config).unwrap(), "a: 1\n");
 }
 
+/// A watched directory (a drop-in dir): a file of any name created in it is delivered, matched
+/// by its parent directory's inode, not by its name.
+#[test]
+fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
+    require_root();
+    let d = ConfigDir::new();
+    let dir = d.path().join("conf.d");
+    fs::create_dir(&dir).unwrap();
+    let m = shared();
+    let since = m.watch(&[&dir]);
+    let (pid, _) = run(&mut sh(&dir, "echo x > unrelated-name.yaml"));
+    let recs = m.sync(since);
+    let ev = file_events(&recs, pid);
+    let open = ev
+        .iter()
+        .find(|f| f.op == FileOp::Open)
+        .unwrap_or_else(|| panic!("no open delivered: {ev:?}"));
+    assert_eq!(open.matched_by, MatchedBy::ParentDir, "{open:?}");
+    assert_eq!(open.path, PathBuf::from("unrelated-name.yaml"));
+    assert_eq!(open.ino, key_of(&dir.join("unrelated-name.yaml")).ino);
+}
+
 #[test]
 fn edit_by_truncate() {
     require_root();

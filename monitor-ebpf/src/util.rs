@@ -163,7 +163,15 @@ pub fn inode_of_fd(fd: i64) -> Option<(InodeKey, InodeKey, *const u8)> {
         let dentry = read_ptr(file, off!(file_dentry))?;
         let parent = read_ptr(dentry, off!(dentry_parent))?;
         let pinode = read_ptr(parent, off!(dentry_inode))?;
-        let parent_key = inode_key(pinode)?;
+        // A dentry's parent is on the same superblock (a mount's root is its own parent
+        // within that filesystem): the file's device serves for both.
+        let pino: u64 =
+            bpf_probe_read_kernel(pinode.add(off!(inode_ino) as usize) as *const u64).ok()?;
+        let parent_key = InodeKey {
+            dev: file_key.dev,
+            _pad: 0,
+            ino: pino,
+        };
         let name = read_ptr(dentry, off!(dentry_name)).unwrap_or(core::ptr::null());
         Some((file_key, parent_key, name))
     }
