@@ -349,22 +349,24 @@ fn edit_by_cp() {
 }
 
 /// A watched directory (a drop-in dir): a file of any name created in it is delivered, matched
-/// by its parent directory's inode, not by its name.
-#[test]
-fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
+/// by its parent directory's inode, not by its name. (Its own instance: the shared one keeps
+/// the inodes of other tests' deleted files, whose numbers the new file may reuse.)
+#[tokio::test]
+async fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
     require_root();
     let d = ConfigDir::new();
     let dir = d.path().join("conf.d");
     fs::create_dir(&dir).unwrap();
-    let m = shared();
-    let since = m.watch(&[&dir]);
+    let mut m = Monitor::new(&[], &[&dir]);
     let (pid, _) = run(&mut sh(&dir, "echo x > unrelated-name.yaml"));
-    let recs = m.sync(since);
+    let recs = m
+        .wait_for(
+            "the open in the watched directory",
+            |r| matches!(&r.event, Event::File(f) if f.actor.tgid == pid && f.op == FileOp::Open),
+        )
+        .await;
     let ev = file_events(&recs, pid);
-    let open = ev
-        .iter()
-        .find(|f| f.op == FileOp::Open)
-        .unwrap_or_else(|| panic!("no open delivered: {ev:?}"));
+    let open = ev.iter().find(|f| f.op == FileOp::Open).unwrap();
     assert_eq!(open.matched_by, MatchedBy::ParentDir, "{open:?}");
     assert_eq!(open.path, PathBuf::from("unrelated-name.yaml"));
     assert_eq!(open.ino, key_of(&dir.join("unrelated-name.yaml")).ino);
@@ -502,13 +504,15 @@ fn open_write_close_gives_open_then_close_of_the_same_file() {
 // 4. unrelated files are dropped in the kernel
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn writes_to_unrelated_files_are_filtered_in_the_kernel() {
+#[tokio::test]
+async fn writes_to_unrelated_files_are_filtered_in_the_kernel() {
     require_root();
     let d = ConfigDir::new();
     let elsewhere = tempfile::tempdir().unwrap();
-    let m = shared();
-    let since = m.watch(&[&d.config]);
+    // Its own instance: the shared one keeps the inodes of other tests' deleted files, and a
+    // new file here may get one of those numbers.
+    let mut m = Monitor::new(&[], &[&d.config]);
+    m.drain_now();
     let c0 = m.counters();
     let mut pids = Vec::new();
     for (dir, script) in [
@@ -535,7 +539,9 @@ fn writes_to_unrelated_files_are_filtered_in_the_kernel() {
     // Control, after all of the above: the ring is ordered, so anything they caused would
     // be drained before this.
     let (ctl, _) = run(&mut sh(d.path(), "echo x > config.yaml"));
-    let recs = m.wait_for(since, "the control write", |r| is_file_of(r, ctl));
+    let recs = m
+        .wait_for("the control write", |r| is_file_of(r, ctl))
+        .await;
     let leaked: Vec<String> = recs
         .iter()
         .filter(|r| matches!(&r.event, Event::File(f) if pids.contains(&f.actor.tgid)))
