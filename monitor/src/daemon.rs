@@ -310,6 +310,7 @@ impl Daemon {
             path: None,
             path2: None,
             actor: None,
+            guessed: false,
         };
         for p in discovery::find_kubelets(&self.settings.kubelet_names) {
             // Its exec happened before we were attached: track it so its exit is reported.
@@ -465,6 +466,7 @@ impl Daemon {
                     path: None,
                     path2: None,
                     actor: None,
+                    guessed: false,
                 });
                 self.next_rescan = now + self.settings.rescan_interval;
             }
@@ -509,6 +511,7 @@ impl Daemon {
                 path: None,
                 path2: None,
                 actor: None,
+                guessed: false,
             });
         }
         match rec.event {
@@ -519,6 +522,7 @@ impl Daemon {
                     path: Some(p.path.clone()),
                     path2: None,
                     actor: Some(actor),
+                    guessed: false,
                 };
                 self.started.push((p.actor.tgid, t.clone()));
                 self.push_trigger(t);
@@ -536,6 +540,7 @@ impl Daemon {
                     path: None,
                     path2: None,
                     actor: Some(actor),
+                    guessed: false,
                 };
                 if let Some(tr) = self.state.stopped(tgid) {
                     self.report(tr, &t);
@@ -587,7 +592,7 @@ impl Daemon {
                     }),
                 }
             } else if self.watch.has_inode(f.dev, f.ino) {
-                let t = self.file_trigger(&f, None, None);
+                let t = self.file_trigger(&f, None, None, false);
                 self.push_trigger(t);
             }
             return;
@@ -600,32 +605,41 @@ impl Daemon {
             .path2
             .as_ref()
             .and_then(|p| watch::resolve(f.actor.tgid, f.dirfd2, p));
-        let relevant = match f.matched_by {
-            MatchedBy::Inode | MatchedBy::Fd if self.watch.has_inode(f.dev, f.ino) => true,
+        // Some(exact) when relevant: exact when tied to a watched inode or path, not exact
+        // when taken on its name alone.
+        let relevant: Option<bool> = match f.matched_by {
+            MatchedBy::Inode | MatchedBy::Fd if self.watch.has_inode(f.dev, f.ino) => Some(true),
             _ => {
                 let tgid = f.actor.tgid;
                 let check = |r: &Option<PathBuf>, given: &Path, dirfd: i32, truncated: bool| {
                     if truncated {
                         // A cut path resolves to a path that does not exist: compare its head.
-                        return watch::truncated_matches(&self.watch, tgid, dirfd, given);
+                        return watch::truncated_matches(&self.watch, tgid, dirfd, given)
+                            .then_some(true);
                     }
                     match r {
-                        Some(p) => self.watch.matches(p),
+                        Some(p) => self.watch.matches(p).then_some(true),
                         // Unresolvable (the process is gone): decide by name, err on the side
                         // of re-evaluating.
-                        None => watch::name_matches(&self.watch, given),
+                        None => watch::name_matches(&self.watch, given).then_some(false),
                     }
                 };
-                check(&resolved, &f.path, f.dirfd, f.path_truncated)
-                    || f.path2
-                        .as_ref()
-                        .is_some_and(|p| check(&resolved2, p, f.dirfd2, f.path2_truncated))
+                let first = check(&resolved, &f.path, f.dirfd, f.path_truncated);
+                let second = f
+                    .path2
+                    .as_ref()
+                    .and_then(|p| check(&resolved2, p, f.dirfd2, f.path2_truncated));
+                match (first, second) {
+                    (Some(true), _) | (_, Some(true)) => Some(true),
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    _ => None,
+                }
             }
         };
-        if !relevant {
+        let Some(exact) = relevant else {
             return;
-        }
-        let t = self.file_trigger(&f, resolved, resolved2);
+        };
+        let t = self.file_trigger(&f, resolved, resolved2, !exact);
         if f.op == FileOp::Open {
             // Evaluate once the writer is done (its close), or after a grace period and then
             // whenever the file changes while the fd stays open.
@@ -647,12 +661,14 @@ impl Daemon {
         f: &FileInfo,
         resolved: Option<PathBuf>,
         resolved2: Option<PathBuf>,
+        guessed: bool,
     ) -> Trigger {
         Trigger {
             op: f.op.as_str().into(),
             path: resolved.or_else(|| (!f.path.as_os_str().is_empty()).then(|| f.path.clone())),
             path2: resolved2.or_else(|| f.path2.clone()),
             actor: Some(attribution::actor(&f.actor)),
+            guessed: false,
         }
     }
 
@@ -680,6 +696,7 @@ impl Daemon {
                 path: None,
                 path2: None,
                 actor: None,
+                guessed: false,
             });
         let names = self.settings.kubelet_names.clone();
         for (pid, t) in std::mem::take(&mut self.started) {
@@ -824,10 +841,12 @@ fn other_fd_on(tgid: u32, closed: i32, dev: u32, ino: u64) -> Option<i32> {
 /// The trigger a report names: the last one with an actor (the write that completed the
 /// change), exits aside (they report themselves).
 fn last_with_actor(triggers: &[Trigger]) -> Option<&Trigger> {
+    let named = |t: &&Trigger| t.actor.is_some() && t.op != "exit";
     triggers
         .iter()
         .rev()
-        .find(|t| t.actor.is_some() && t.op != "exit")
+        .find(|t| named(t) && !t.guessed)
+        .or_else(|| triggers.iter().rev().find(named))
 }
 
 fn report_actor_from_exit(a: &crate::decode::ActorInfo) -> crate::report::Actor {

@@ -79,6 +79,11 @@ pub struct Trigger {
     /// The second path (rename/link target).
     pub path2: Option<PathBuf>,
     pub actor: Option<Actor>,
+    /// The event could not be tied to a watched path exactly (its process was gone before
+    /// its relative path could be resolved) and was taken on its name alone: it triggers an
+    /// evaluation, but a report names an exact trigger when there is one.
+    #[serde(skip)]
+    pub guessed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -235,6 +235,7 @@ mod tests {
                     comm: "\x1b[2Jsed".into(),
                     ..Default::default()
                 }),
+                guessed: false,
             },
             node: "node-1".into(),
             time: SystemTime::now(),

@@ -407,6 +407,7 @@ pub(crate) mod testutil {
                     container_id: None,
                     argv: Some(vec!["sed".into(), "-i".into(), "s/true/false/".into()]),
                 }),
+                guessed: false,
             },
             node: "node-1".into(),
             time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
