@@ -737,10 +737,12 @@ impl Daemon {
                 if let Some(t) = last_with_actor(&self.triggers) {
                     main = t.clone();
                 }
-                let known = self.triggers.len();
+                // A write that started during the read shows as a new open waiting for its
+                // close, not as a trigger: count both.
+                let known = (self.triggers.len(), self.open_writes.len());
                 let f = self.evaluate_after_restart();
                 self.drain_into_triggers(stream, &mut batch);
-                let quiet = self.triggers.len() == known;
+                let quiet = (self.triggers.len(), self.open_writes.len()) == known;
                 after = Some(f);
                 if quiet {
                     break;
@@ -748,7 +750,13 @@ impl Daemon {
             }
             let after = after.expect("read at least once");
             if let Some(tr) = self.state.update(after) {
-                self.report(tr, &main);
+                // Name the change after the event on a file this evaluation read, when there
+                // is one: other processes' events on same-named files elsewhere only trigger.
+                let named =
+                    trigger_on_inputs(triggers.iter().chain(self.triggers.iter()), &tr.finding)
+                        .cloned()
+                        .unwrap_or_else(|| main.clone());
+                self.report(tr, &named);
             }
             // Writes to files that exist change no inode or name we watch: the watch set is
             // rebuilt (a stat of every watched path) only after a path operation, an exec or
@@ -836,6 +844,22 @@ fn other_fd_on(tgid: u32, closed: i32, dev: u32, ino: u64) -> Option<i32> {
             std::fs::metadata(format!("/proc/{tgid}/fd/{fd}"))
                 .is_ok_and(|m| crate::probes::inode_key(&m) == want)
         })
+}
+
+/// The last trigger with an actor whose path is one of the finding's inputs (or inside one of
+/// its input directories), if any.
+fn trigger_on_inputs<'a>(
+    triggers: impl DoubleEndedIterator<Item = &'a Trigger>,
+    f: &Finding,
+) -> Option<&'a Trigger> {
+    let read =
+        |p: &Path| f.inputs.iter().any(|i| i == p) || f.input_dirs.iter().any(|d| p.starts_with(d));
+    triggers.rev().find(|t| {
+        t.actor.is_some()
+            && !t.guessed
+            && t.op != "exit"
+            && (t.path.as_deref().is_some_and(read) || t.path2.as_deref().is_some_and(read))
+    })
 }
 
 /// The trigger a report names: the last one with an actor (the write that completed the
