@@ -668,7 +668,7 @@ impl Daemon {
             path: resolved.or_else(|| (!f.path.as_os_str().is_empty()).then(|| f.path.clone())),
             path2: resolved2.or_else(|| f.path2.clone()),
             actor: Some(attribution::actor(&f.actor)),
-            guessed: false,
+            guessed,
         }
     }
 
@@ -894,4 +894,95 @@ fn in_root(root: &Path, path: &Path) -> PathBuf {
         return path.to_path_buf();
     }
     root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        finding::{Source, Status, Subject},
+        report::Actor,
+    };
+
+    fn trigger(op: &str, path: &str, pid: u32, guessed: bool) -> Trigger {
+        Trigger {
+            op: op.into(),
+            path: Some(PathBuf::from(path)),
+            path2: None,
+            actor: Some(Actor {
+                pid,
+                ..Default::default()
+            }),
+            guessed,
+        }
+    }
+
+    /// A report names the write to a file the evaluation read, not a later event that only
+    /// matched by name; with no such write, an exact trigger before a guessed one.
+    #[test]
+    fn reports_name_the_event_on_what_was_read() {
+        let f = Finding {
+            control: "4.2.7".into(),
+            status: Status::Fail,
+            effective: Some(false),
+            subject: Subject::AfterRestart {
+                unit: None,
+                argv: vec![],
+                exec_start_from: None,
+            },
+            source: Source::Default,
+            reason: String::new(),
+            remediation: String::new(),
+            inputs: vec![PathBuf::from("/node/var/lib/kubelet/config.yaml")],
+            input_dirs: vec![PathBuf::from("/node/etc/kubernetes/kubelet.conf.d")],
+        };
+        let ts = [
+            trigger("rename", "/node/var/lib/kubelet/config.yaml", 1, false),
+            trigger("unlink", "/elsewhere/config.yaml", 2, true),
+            trigger("close", "/elsewhere/x.yaml", 3, false),
+        ];
+        assert_eq!(
+            trigger_on_inputs(ts.iter(), &f)
+                .unwrap()
+                .actor
+                .as_ref()
+                .unwrap()
+                .pid,
+            1
+        );
+        let in_dir = [trigger(
+            "open",
+            "/node/etc/kubernetes/kubelet.conf.d/sub/9.conf",
+            4,
+            false,
+        )];
+        assert_eq!(
+            trigger_on_inputs(in_dir.iter(), &f)
+                .unwrap()
+                .actor
+                .as_ref()
+                .unwrap()
+                .pid,
+            4
+        );
+        assert!(trigger_on_inputs(ts[1..].iter(), &f).is_none());
+        assert_eq!(
+            last_with_actor(&ts[..2])
+                .unwrap()
+                .actor
+                .as_ref()
+                .unwrap()
+                .pid,
+            1
+        );
+        assert_eq!(
+            last_with_actor(&ts[1..2])
+                .unwrap()
+                .actor
+                .as_ref()
+                .unwrap()
+                .pid,
+            2
+        );
+    }
 }
