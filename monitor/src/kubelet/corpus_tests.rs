@@ -9,7 +9,6 @@ use serde_yaml::Value;
 use super::{
     config::corpus_dir,
     evaluate::{EvalInput, Evaluation, evaluate},
-    rootfs::RootFs,
 };
 use crate::{
     finding::{Benchmark, Source, Status},
@@ -28,13 +27,7 @@ fn yaml(rel: &str) -> Value {
 
 /// Evaluates `args` (without argv[0]) in a root holding `files`.
 fn eval(files: &[(&str, &str)], args: &[String]) -> Evaluation {
-    let d = tempfile::tempdir().unwrap();
-    for (p, text) in files {
-        let host = d.path().join(p.trim_start_matches('/'));
-        fs::create_dir_all(host.parent().unwrap()).unwrap();
-        fs::write(host, text).unwrap();
-    }
-    let fs = RootFs::new(d.path());
+    let (_d, fs) = super::rootfs::test_root(files);
     let argv: Vec<String> = std::iter::once("kubelet".to_string())
         .chain(args.iter().cloned())
         .collect();

@@ -422,13 +422,7 @@ mod tests {
     }
 
     fn world(files: &[(&str, &str)]) -> World {
-        let d = tempfile::tempdir().unwrap();
-        for (p, text) in files {
-            let host = d.path().join(p.trim_start_matches('/'));
-            fs::create_dir_all(host.parent().unwrap()).unwrap();
-            fs::write(host, text).unwrap();
-        }
-        let fs = RootFs::new(d.path());
+        let (d, fs) = crate::kubelet::rootfs::test_root(files);
         World { _d: d, fs }
     }
 

@@ -323,16 +323,7 @@ pub fn evaluate_arguments(
 mod tests {
     use super::*;
 
-    fn node(files: &[(&str, &str)]) -> (tempfile::TempDir, RootFs) {
-        let dir = tempfile::tempdir().unwrap();
-        for (p, text) in files {
-            let host = dir.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-            std::fs::write(host, text).unwrap();
-        }
-        let fs = RootFs::new(dir.path());
-        (dir, fs)
-    }
+    use crate::kubelet::rootfs::test_root as node;
 
     const CFG_FALSE: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmakeIPTablesUtilChains: false\n";
     const CFG_NONE: &str =

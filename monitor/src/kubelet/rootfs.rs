@@ -812,3 +812,17 @@ mod tests {
         assert_eq!(e.kind, FsErrorKind::NotADirectoryToList);
     }
 }
+
+/// A node root in a temporary directory holding `files` (path inside the root, content), for
+/// tests. The directory lives as long as the returned guard.
+#[cfg(test)]
+pub(crate) fn test_root(files: &[(&str, &str)]) -> (tempfile::TempDir, RootFs) {
+    let dir = tempfile::tempdir().unwrap();
+    for (p, text) in files {
+        let host = dir.path().join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+        std::fs::write(host, text).unwrap();
+    }
+    let fs = RootFs::new(dir.path());
+    (dir, fs)
+}

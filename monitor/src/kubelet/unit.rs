@@ -1317,16 +1317,7 @@ mod tests {
     }
 
     /// A fake node root with `files` (path inside the root, content).
-    fn node(files: &[(&str, &str)]) -> (tempfile::TempDir, RootFs) {
-        let dir = tempfile::tempdir().unwrap();
-        for (p, text) in files {
-            let host = dir.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-            std::fs::write(host, text).unwrap();
-        }
-        let fs = RootFs::new(dir.path());
-        (dir, fs)
-    }
+    use crate::kubelet::rootfs::test_root as node;
 
     fn link(dir: &tempfile::TempDir, at: &str, target: &str) {
         let host = dir.path().join(at.trim_start_matches('/'));
