@@ -290,20 +290,27 @@ fn one(e: &journald::Entry, name: &str) -> Vec<u8> {
     v.into_iter().next().unwrap()
 }
 
-#[test]
-fn journald_entries_carry_the_documented_fields() {
-    require_root();
+/// A test journald, a fake node with a running stand-in kubelet, and the daemon writing to
+/// both the journald and its JSON file.
+fn daemon_with_journald(tag: &str) -> (Journald, Node, KubeletBin, Kubelet, Daemon) {
     let j = Journald::start().unwrap();
     let node = Node::new();
-    let mut o = opts("journal");
+    let mut o = opts(tag);
     o.journald = true;
     o.journal_dir = Some(Some(PathBuf::from(format!(
         "/run/systemd/journal.{}",
         j.namespace()
     ))));
     let bin = KubeletBin::new(&o.kubelet_name);
-    let _k = bin.spawn(&[&node.config_flag()]);
+    let k = bin.spawn(&[&node.config_flag()]);
     let d = Daemon::start(&node, o);
+    (j, node, bin, k, d)
+}
+
+#[test]
+fn journald_entries_carry_the_documented_fields() {
+    require_root();
+    let (j, node, _bin, _k, d) = daemon_with_journald("journal");
     let sed1 = sed(TO_FALSE, &node.config());
     d.wait_for("drift_detected", WAIT, |v| change(v) == "drift_detected");
 
@@ -406,17 +413,7 @@ fn writer_named(dir: &Path, name: &[u8]) -> PathBuf {
 #[test]
 fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
     require_root();
-    let j = Journald::start().unwrap();
-    let node = Node::new();
-    let mut o = opts("hostile");
-    o.journald = true;
-    o.journal_dir = Some(Some(PathBuf::from(format!(
-        "/run/systemd/journal.{}",
-        j.namespace()
-    ))));
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let _k = bin.spawn(&[&node.config_flag()]);
-    let d = Daemon::start(&node, o);
+    let (j, node, _bin, _k, d) = daemon_with_journald("hostile");
 
     // A writer whose comm (15 bytes) holds an escape sequence, invalid UTF-8, a newline and
     // a would-be journald field.
