@@ -356,11 +356,7 @@ mod tests {
         assert_eq!(parse("A").vars, vec![]);
     }
 
-    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests-data/unit/corpus");
-
-    fn corpus(name: &str) -> String {
-        std::fs::read_to_string(format!("{CORPUS}/{name}")).unwrap()
-    }
+    use crate::kubelet::rootfs::corpus_text as corpus;
 
     #[test]
     fn corpus_env_files() {

@@ -5,11 +5,7 @@ use std::os::unix::fs::symlink;
 use crate::kubelet::rootfs::RootFs;
 pub(super) use crate::kubelet::rootfs::test_root as node;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests-data/unit/corpus");
-
-pub(super) fn corpus(name: &str) -> String {
-    std::fs::read_to_string(format!("{CORPUS}/{name}")).unwrap()
-}
+pub(super) use crate::kubelet::rootfs::corpus_text as corpus;
 
 /// Makes `at` (inside the root) a symlink to `target`.
 pub(super) fn link(dir: &tempfile::TempDir, at: &str, target: &str) {

@@ -194,15 +194,19 @@ fn dropin_with_a_non_utf8_name_is_an_error() {
 
 #[test]
 fn kubespray_rendered_tab_continuations() {
+    // The env file kubespray's kubelet.env.v1beta1.j2 renders for a worker (values chosen here):
+    // a double-quoted value continued with `\` + newline.
+    let env = "KUBE_LOG_LEVEL=\"--v=2\"\nKUBELET_ADDRESS=\"--node-ip=10.0.0.5\"\n\n\
+        KUBELET_ARGS=\"--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \\\n\
+        --config=/etc/kubernetes/kubelet-config.yaml \\\n\
+        --kubeconfig=/etc/kubernetes/kubelet.conf \\\n\
+        --runtime-cgroups=/system.slice/containerd.service \\\n\
+        \x20--node-labels=role=worker --make-iptables-util-chains=false\"\n\
+        KUBELET_CLOUDPROVIDER=\"\"\n\n\
+        PATH=/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
     let (_d, fs) = node(&[
-        (
-            "/etc/systemd/system/kubelet.service",
-            &corpus("kubespray-rendered/kubelet.service"),
-        ),
-        (
-            "/etc/kubernetes/kubelet.env",
-            &corpus("kubespray-rendered/kubelet.env"),
-        ),
+        ("/etc/systemd/system/kubelet.service", &kubespray_unit()),
+        ("/etc/kubernetes/kubelet.env", env),
     ]);
     assert_eq!(
         argv(&fs),
@@ -218,6 +222,28 @@ fn kubespray_rendered_tab_continuations() {
             "--make-iptables-util-chains=false",
         ])
     );
+}
+
+/// kubespray's kubelet.service.j2 rendered as a node gets it (`bin_dir` /usr/local/bin,
+/// `kube_config_dir` /etc/kubernetes): its `EnvironmentFile=` and its `ExecStart=` with the tab
+/// continuations, taken from the template itself.
+fn kubespray_unit() -> String {
+    let template = corpus("kubespray/kubelet.service.j2");
+    let mut unit = String::from("[Service]\n");
+    let mut continued = false;
+    for l in template.lines() {
+        if continued || l.starts_with("EnvironmentFile=") || l.starts_with("ExecStart=") {
+            unit.push_str(
+                &l.replace("{{ kube_config_dir }}", "/etc/kubernetes")
+                    .replace("{{ bin_dir }}", "/usr/local/bin"),
+            );
+            unit.push('\n');
+            continued = l.ends_with('\\');
+        }
+    }
+    assert!(!unit.contains("{{"), "{unit}");
+    assert!(unit.contains("\t\t$KUBELET_ARGS \\\n"), "{unit}");
+    unit
 }
 
 #[test]
