@@ -217,6 +217,10 @@ fn collect_dropins(
     Ok((files, dropins))
 }
 
+/// Unset variables named one by one in the notes; more are counted (a finding stays readable
+/// whatever the unit holds).
+const MAX_UNSET_NOTES: usize = 32;
+
 /// The argv systemd executes for `cmd`: `$VAR` and `${VAR}` expanded unless the `:` prefix
 /// turned expansion off.
 fn expand_exec_start(
@@ -230,12 +234,28 @@ fn expand_exec_start(
     let argv = if cmd.no_env_expand {
         cmd.argv.clone()
     } else {
-        let (argv, unset) = expand_argv(&cmd.argv, env);
-        for u in unset {
+        let (argv, unset) = expand_argv(&cmd.argv, env).map_err(|e| {
+            cx.err(
+                UnitErrorKind::TooLarge,
+                Some(from),
+                Some(line),
+                format!("ExecStart=: {e}"),
+            )
+        })?;
+        let shown = unset.len().min(MAX_UNSET_NOTES);
+        for u in &unset[..shown] {
             notes.push(format!(
                 "{}:{}: ${u} is not set: expands to no argument",
                 from.display(),
                 line
+            ));
+        }
+        if unset.len() > shown {
+            notes.push(format!(
+                "{}:{}: {} more unset variables expand to no argument",
+                from.display(),
+                line,
+                unset.len() - shown
             ));
         }
         argv

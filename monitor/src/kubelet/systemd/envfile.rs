@@ -273,6 +273,8 @@ pub fn parse_raw(text: &str) -> Vec<RawAssignment> {
 /// Load an environment file's text as systemd does for `EnvironmentFile=`.
 pub fn parse(text: &str) -> EnvFile {
     let mut env = EnvFile::default();
+    // Where each key is in `vars`: a lookup per assignment keeps this linear in the file.
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for a in parse_raw(text) {
         if !env_name_is_valid(&a.key) {
             env.ignored.push(format!(
@@ -281,10 +283,12 @@ pub fn parse(text: &str) -> EnvFile {
             ));
             continue;
         }
-        if let Some(slot) = env.vars.iter_mut().find(|(k, _)| *k == a.key) {
-            slot.1 = a.value;
-        } else {
-            env.vars.push((a.key, a.value));
+        match index.get(&a.key) {
+            Some(&i) => env.vars[i].1 = a.value,
+            None => {
+                index.insert(a.key.clone(), env.vars.len());
+                env.vars.push((a.key, a.value));
+            }
         }
     }
     env

@@ -55,14 +55,16 @@ mod words;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]
+mod tests_bounds;
+#[cfg(test)]
 mod tests_layouts;
 #[cfg(test)]
 mod tests_rules;
 
 pub use assembly::assemble;
-pub use environment::expand_argv;
+pub use environment::{ArgsTooLong, EXEC_ARGS_MAX, expand_argv};
 pub use exec::{ExecCommand, ExecParse, parse_exec};
-pub use syntax::{Assignment, parse_unit_text};
+pub use syntax::{Assignment, LONG_LINE_MAX, parse_unit_text};
 pub use words::split_value;
 
 /// systemd's system unit search path, highest priority first (systemd.unit(5)).
@@ -127,6 +129,9 @@ pub enum UnitErrorKind {
     EnvironmentFileMissing,
     /// Something this tool does not model well enough to give a verdict.
     Unsupported,
+    /// Beyond a limit where systemd or the kernel gives up: a line over systemd's
+    /// `LONG_LINE_MAX`, a command line over what `execve()` takes.
+    TooLarge,
 }
 
 /// Why no argv could be assembled; carries the inputs so that the daemon can still watch them.

@@ -3,13 +3,14 @@
 //! (`config_parse_environ`), `EnvironmentFile=`, `UnsetEnvironment=`, `Type=`,
 //! `WorkingDirectory=`, `RootDirectory=`. An empty value resets a list.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::assembly::Ctx;
 use super::envfile;
 use super::exec::{ExecCommand, ExecParse, parse_exec};
 use super::specifiers::expand_specifiers;
-use super::syntax::{Assignment, parse_unit_text};
+use super::syntax::{Assignment, parse_unit_sections};
 use super::words::{EXEC_WORDS, WordError, extract_first_word};
 use super::{UnitError, UnitErrorKind};
 
@@ -27,7 +28,7 @@ pub(super) struct ServiceSettings {
     /// Every `ExecStart=` command kept, with the file and line that set it.
     pub(super) commands: Vec<(ExecCommand, PathBuf, usize)>,
     /// `Environment=` assignments, each name once (the last value wins).
-    pub(super) environment: Vec<(String, String)>,
+    pub(super) environment: HashMap<String, String>,
     pub(super) env_files: Vec<EnvFileRef>,
     pub(super) unset_env: Vec<String>,
     pub(super) service_type: String,
@@ -64,9 +65,9 @@ pub(super) fn read_settings(
 ) -> Result<ServiceSettings, UnitError> {
     let mut s = ServiceSettings::default();
     for (path, text) in files {
-        let assignments = parse_unit_text(text)
+        let assignments = parse_unit_sections(text, &|section| section == "Service")
             .map_err(|(line, msg)| cx.err(UnitErrorKind::Syntax, Some(path), Some(line), msg))?;
-        for a in assignments.into_iter().filter(|a| a.section == "Service") {
+        for a in assignments {
             let at = At {
                 cx,
                 path,
@@ -146,11 +147,7 @@ impl ServiceSettings {
             let w = expand_specifiers(&w, unit_name).map_err(|e| at.unsupported(e))?;
             match w.split_once('=') {
                 Some((k, v)) if envfile::env_name_is_valid(k) => {
-                    if let Some(slot) = self.environment.iter_mut().find(|(n, _)| n == k) {
-                        slot.1 = v.to_owned();
-                    } else {
-                        self.environment.push((k.to_owned(), v.to_owned()));
-                    }
+                    self.environment.insert(k.to_owned(), v.to_owned());
                 }
                 _ => self.notes.push(at.here(&format!(
                     "Environment=: invalid assignment {w:?} ignored by systemd"

@@ -65,7 +65,7 @@ fn exec_start_reset_and_duplicates() {
 fn exec(v: &str) -> Vec<String> {
     let (cmds, _) = parse_exec(v, "kubelet.service").unwrap();
     assert_eq!(cmds.len(), 1);
-    expand_argv(&cmds[0].argv, &HashMap::new()).0
+    expand_argv(&cmds[0].argv, &HashMap::new()).unwrap().0
 }
 
 #[test]
@@ -142,7 +142,8 @@ fn env_expansion() {
             "${A:-z}", "$", "$A/b",
         ]),
         &env,
-    );
+    )
+    .unwrap();
     assert_eq!(
         out,
         words(&[
