@@ -10,6 +10,7 @@
 //! - [`watch`]: which names and inodes the kernel reports, and the exact match behind it.
 //! - [`output`]: journald, OCSF JSON lines, text.
 //! - [`attribution`]: who did it (actor, user, container).
+//! - [`metrics`]: Prometheus metrics and /healthz.
 //! - [`daemon`]: `kubelet-drift run`; [`check`]: `kubelet-drift check`; [`events`]: `kubelet-drift events`.
 
 pub mod attribution;
@@ -20,6 +21,7 @@ pub mod drift;
 pub mod events;
 pub mod finding;
 pub mod kubelet;
+pub mod metrics;
 pub mod output;
 pub mod probes;
 pub mod report;
