@@ -17,6 +17,7 @@ pub mod attribution;
 pub mod check;
 pub mod daemon;
 pub mod decode;
+pub mod docs;
 pub mod drift;
 pub mod events;
 pub mod finding;
