@@ -2,6 +2,7 @@
 //!
 //! - [`flags`]: the kubelet's flag table and pflag's parsing rules.
 //! - [`config`]: the `--config` file and `--config-dir` drop-ins, decoded as the kubelet does.
+//! - [`yaml`]: the kubelet's reading of a YAML or JSON buffer (go-yaml v2, sigs.k8s.io/yaml), as an allowlist.
 //! - [`evaluate`]: flags + files -> the effective value with its provenance.
 //! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
 //! - [`unit`] and [`envfile`]: the after-restart argv, as systemd assembles it.
@@ -16,6 +17,7 @@ pub mod flags;
 pub mod node;
 pub mod rootfs;
 pub mod unit;
+pub mod yaml;
 
 #[cfg(test)]
 mod corpus_tests;
