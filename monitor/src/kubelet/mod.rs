@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod envfile;
 pub mod evaluate;
 pub mod flags;
+pub mod flagvalues;
 pub mod node;
 pub mod rootfs;
 pub mod unit;
