@@ -253,7 +253,7 @@ pub static KUBELET_FLAGS: &[(&str, FlagKind)] = &[
         FlagKind::Value(ValueType::Duration),
     ),
     ("node-ip", FlagKind::Value(ValueType::Str)),
-    ("node-labels", FlagKind::Value(ValueType::Str)),
+    ("node-labels", FlagKind::Value(ValueType::MapStringString)),
     ("node-status-max-images", FlagKind::Value(ValueType::Int32)),
     (
         "node-status-update-frequency",
@@ -418,7 +418,88 @@ impl fmt::Display for FlagError {
 impl std::error::Error for FlagError {}
 
 /// Parses the kubelet's argv (argv[0] is the program) as pflag does.
+///
+/// With a non-empty `--config` or `--config-dir`, the kubelet parses argv a second time on
+/// top of the files (`server.go` `kubeletConfigFlagPrecedence`), on a new flag set where
+/// the global flags ([`GLOBAL_FLAGS`]) are `cliflag.NoOp` values registered with `VarP`: no
+/// longer booleans, they take the next argument as their value. `--help`/`-h` is not
+/// registered there (pflag answers `ErrHelp`). The flag that decides is then the one this
+/// second parse applies.
 pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
+    let mut out = parse_pass(argv, false)?;
+    if out.config_path().is_some() || out.config_dir_path().is_some() {
+        let second = parse_pass(argv, true).map_err(|mut e| {
+            e.reason = format!(
+                "{} (in the kubelet's second parse of its flags, over the config files)",
+                e.reason
+            );
+            e
+        })?;
+        out.make_iptables_util_chains = second.make_iptables_util_chains;
+    }
+    Ok(out)
+}
+
+/// The flags `options.AddGlobalFlags` registers (cadvisor's, the credential provider's,
+/// `--version`, the GCE CIDR flags, and klog's before 1.26): `cliflag.NoOp` values in the
+/// kubelet's second parse.
+pub static GLOBAL_FLAGS: &[&str] = &[
+    "add-dir-header",
+    "alsologtostderr",
+    "application-metrics-count-limit",
+    "azure-container-registry-config",
+    "boot-id-file",
+    "cloud-provider-gce-l7lb-src-cidrs",
+    "cloud-provider-gce-lb-src-cidrs",
+    "container-hints",
+    "containerd",
+    "containerd-namespace",
+    "docker",
+    "docker-env-metadata-whitelist",
+    "docker-only",
+    "docker-root",
+    "docker-tls",
+    "docker-tls-ca",
+    "docker-tls-cert",
+    "docker-tls-key",
+    "enable-load-reader",
+    "event-storage-age-limit",
+    "event-storage-event-limit",
+    "global-housekeeping-interval",
+    "housekeeping-interval",
+    "log-backtrace-at",
+    "log-cadvisor-usage",
+    "log-dir",
+    "log-file",
+    "log-file-max-size",
+    "logtostderr",
+    "machine-id-file",
+    "one-output",
+    "skip-headers",
+    "skip-log-headers",
+    "stderrthreshold",
+    "storage-driver-buffer-duration",
+    "storage-driver-db",
+    "storage-driver-host",
+    "storage-driver-password",
+    "storage-driver-secure",
+    "storage-driver-table",
+    "storage-driver-user",
+    "version",
+];
+
+/// A flag's kind in the first or the second parse.
+fn kind_in(name: &str, second: bool) -> Option<FlagKind> {
+    if second && name == "help" {
+        return None;
+    }
+    if second && GLOBAL_FLAGS.binary_search(&name).is_ok() {
+        return Some(FlagKind::Value(ValueType::Str));
+    }
+    flag_kind(name)
+}
+
+fn parse_pass(argv: &[String], second: bool) -> Result<ParsedFlags, FlagError> {
     let mut out = ParsedFlags::default();
     let mut i = 1;
     let err = |index: usize, text: &str, reason: String| FlagError {
@@ -459,7 +540,14 @@ pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
                 None => (body, None),
             };
             let name = raw_name.replace('_', "-");
-            let Some(kind) = flag_kind(&name) else {
+            let Some(kind) = kind_in(&name, second) else {
+                if name == "help" {
+                    return Err(err(
+                        i,
+                        arg,
+                        "--help is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
+                    ));
+                }
                 return Err(err(
                     i,
                     arg,
@@ -506,7 +594,13 @@ pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
                     ),
                 ));
             };
-            let kind = flag_kind(name).unwrap_or(FlagKind::Value(ValueType::Level));
+            let Some(kind) = kind_in(name, second) else {
+                return Err(err(
+                    i,
+                    arg,
+                    "-h is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
+                ));
+            };
             let rest = &shorthands[c.len_utf8()..];
             let (value, next_rest, text) = if let Some(v) = rest.strip_prefix('=') {
                 (v.to_string(), "", arg.clone())
@@ -626,6 +720,11 @@ mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
         assert!(KUBELET_FLAGS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(GLOBAL_FLAGS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            GLOBAL_FLAGS.iter().all(|g| flag_kind(g).is_some()),
+            "globals are flags"
+        );
         for (s, n) in KUBELET_SHORTHANDS {
             assert!(flag_kind(n).is_some(), "{s}");
         }
@@ -758,6 +857,42 @@ mod tests {
         assert!(p.config.is_some());
         let e = parse(&argv(&["--v=2", "--make-iptables-util-chains", "false"])).unwrap_err();
         assert_eq!((e.index, e.text.as_str()), (3, "false"));
+    }
+
+    #[test]
+    fn second_parse_over_the_config_files() {
+        // Global flags are NoOp values in the second parse: a cadvisor boolean takes the
+        // next argument there, so the flag after it is not applied over the files.
+        let p = parse(&argv(&[
+            "--config=/c.yaml",
+            "--enable-load-reader",
+            "--make-iptables-util-chains=true",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains, None);
+        // Without --config there is no second parse.
+        let p = parse(&argv(&[
+            "--enable-load-reader",
+            "--make-iptables-util-chains=false",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains.map(|(_, b)| b), Some(false));
+        // At the end of argv it needs an argument.
+        assert!(parse(&argv(&["--config-dir=/d", "--docker-only"])).is_err());
+        assert!(parse(&argv(&["--config=", "--docker-only"])).is_ok());
+        // --help=false and -h=false: ErrHelp in the second parse.
+        for h in ["--help=false", "-h=false"] {
+            let e = parse(&argv(&["--config=/c.yaml", h])).unwrap_err();
+            assert!(e.reason.contains("ErrHelp"), "{}", e.reason);
+        }
+        assert!(parse(&argv(&["--help=false"])).is_ok());
+        let p = parse(&argv(&[
+            "--config=/c.yaml",
+            "--make-iptables-util-chains=false",
+            "--v=2",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains.map(|(_, b)| b), Some(false));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 /// How a non-boolean flag's value is parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
-    /// Any string (`StringVar`, and `ConfigurationMap` for `--node-labels`, which never fails).
+    /// Any string (`StringVar`).
     Str,
     /// `Int32Var`: `strconv.ParseInt(s, 0, 32)`.
     Int32,
@@ -25,7 +25,9 @@ pub enum ValueType {
     Duration,
     /// `StringSliceVar`: the first record of `encoding/csv`.
     StringSlice,
-    /// `cliflag.MapStringString`: `k=v` pairs separated by commas.
+    /// `cliflag.MapStringString`: `k=v` pairs separated by commas. Also `--node-labels`:
+    /// the kubelets read here bind a `ConfigurationMap` there, which takes a key without
+    /// `=` as an empty label; a pair is required here, cautiously (a refusal, never a pass).
     MapStringString,
     /// `cliflag.NewMapStringStringNoSplit`: one `k=v` per use.
     MapStringStringNoSplit,
