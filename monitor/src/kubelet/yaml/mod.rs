@@ -129,5 +129,54 @@ pub fn read(text: &str) -> Result<Document, ReadError> {
     }
 }
 
+/// A second, independent look at a buffer the reader accepted: the characters the allowlist
+/// excludes (the YAML 1.1 line breaks NEL, LS and PS, a lone CR, a byte-order mark after the
+/// start, control characters), found by a plain scan of the whole text. The fuzz target and
+/// the property tests assert that [`read`] never accepts YAML in which this finds one.
+pub fn excluded_character(text: &str) -> Option<char> {
+    if is_json_buffer(text) {
+        // serde_json decides JSON's characters (Go's rules).
+        return None;
+    }
+    let t = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        let bad = match c {
+            '\r' => chars.peek() != Some(&'\n'),
+            '\t' | '\n' => false,
+            '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => true,
+            c => c.is_control(),
+        };
+        if bad {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// The document as the JSON text the kubelet decodes (`json.Marshal` of the converted
+/// object); a YAML plain scalar that may be a number is written as a string. Reading it back
+/// with [`read`] gives the same entries: the fuzz target checks it.
+pub fn to_json(doc: &Document) -> String {
+    fn value(v: &Value) -> serde_json::Value {
+        match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Str(s) | Value::Scalar(s) => serde_json::Value::String(s.clone()),
+            Value::Num(n) => serde_json::from_str(n).unwrap_or(serde_json::Value::Null),
+            Value::Seq(items) => serde_json::Value::Array(items.iter().map(value).collect()),
+            Value::Map(m) => object(m),
+        }
+    }
+    fn object(entries: &[Entry]) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for e in entries {
+            out.insert(e.key.clone(), value(&e.value));
+        }
+        serde_json::Value::Object(out)
+    }
+    object(&doc.root).to_string()
+}
+
 #[cfg(test)]
 mod tests;

@@ -309,6 +309,14 @@ mod props {
             let text = format!("{HEAD}{s}");
             if let Ok(doc) = read(&text) {
                 prop_assert!(chars_ok(&text) || doc.format == Format::Json);
+                prop_assert_eq!(excluded_character(&text), None);
+                // The JSON the kubelet decodes reads back to the same top-level values.
+                let again = read(&to_json(&doc)).unwrap();
+                prop_assert_eq!(again.root.len(), {
+                    let mut k: Vec<&String> = doc.root.iter().map(|e| &e.key).collect();
+                    k.dedup();
+                    k.len()
+                });
                 // Keys are unique and sorted in YAML, as json.Marshal writes them.
                 let keys: Vec<&String> = doc.root.iter().map(|e| &e.key).collect();
                 let mut sorted = keys.clone();
