@@ -169,6 +169,23 @@ pub fn decode(text: &str, strict_duplicates: bool) -> Result<FileSettings, Decod
     }
     type_meta(&doc.root, "apiVersion", API_VERSION)?;
     type_meta(&doc.root, "kind", KIND)?;
+    // The other fields' types (this one's is judged below, after the merge for drop-ins).
+    // Drop-ins are merged, and the merge decoded by encoding/json (names matched in any case).
+    let others: Vec<yaml::Entry> = doc
+        .root
+        .iter()
+        .filter(|e| !go_fold_eq(&e.key, FIELD))
+        .cloned()
+        .collect();
+    if let Some(e) = super::schema::type_error(&others, strict_duplicates) {
+        return Err(derr(
+            Some(e.line),
+            format!(
+                "{}: {} does not fit the KubeletConfiguration field's type: the kubelet cannot decode the file",
+                e.key, e.written
+            ),
+        ));
+    }
     let entries = doc
         .root
         .iter()
@@ -216,6 +233,16 @@ pub fn main_outcome(s: &FileSettings) -> Result<MainOutcome, DecodeError> {
             exact.len(),
             exact[exact.len() - 1].line
         ));
+    }
+    // JSON keeps duplicates: Go's decoder decodes each in turn and reports the first type
+    // error even when a later duplicate is a boolean.
+    for e in &exact {
+        if let Value::Other(what) = &e.value {
+            return Err(derr(
+                Some(e.line),
+                format!("{FIELD} is {what}, not a boolean: the kubelet cannot decode the file"),
+            ));
+        }
     }
     let Some(last) = exact.last() else {
         return Ok(MainOutcome { set: None, notes });

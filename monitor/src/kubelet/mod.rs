@@ -17,6 +17,7 @@ pub mod flags;
 pub mod flagvalues;
 pub mod node;
 pub mod rootfs;
+pub mod schema;
 pub mod unit;
 pub mod yaml;
 

@@ -34,7 +34,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node(Value::Num(v.to_string())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(Node(Value::Num(v.to_string())))
+        // Debug formatting keeps the fraction ("1.0"): a literal with a fraction or an
+        // exponent is not an integer to Go's decoder.
+        Ok(Node(Value::Num(format!("{v:?}"))))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
         Ok(Node(Value::Str(v.to_string())))
