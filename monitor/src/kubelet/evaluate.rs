@@ -142,6 +142,13 @@ fn line_of(l: Option<usize>) -> String {
 fn steps(input: &EvalInput, inputs: &mut Inputs) -> Result<Acc, Stop> {
     let parsed = parse_flags(input)?;
     let mut acc = Acc::defaults();
+    // Without a --config file, the configuration the drop-ins merge over is the one the first
+    // parse built, this flag included (the second parse may not re-apply it).
+    if parsed.config_path().is_none()
+        && let Some(first) = &parsed.before_files
+    {
+        apply_flag(first, &mut acc);
+    }
     if let Some(path) = parsed.config_path() {
         config_file(input, Path::new(path), &mut acc, inputs)?;
     }
@@ -450,9 +457,13 @@ fn config_dir(
 
 /// Step 4: the flags again, on top of the files.
 fn flags_on_top(parsed: &flags::ParsedFlags, acc: &mut Acc) {
-    let Some((at, b)) = parsed.make_iptables_util_chains.clone() else {
-        return;
-    };
+    if let Some(flag) = &parsed.make_iptables_util_chains {
+        apply_flag(flag, acc);
+    }
+}
+
+fn apply_flag((at, b): &(flags::FlagAt, bool), acc: &mut Acc) {
+    let (at, b) = (at.clone(), *b);
     let overrides = match &acc.source {
         Source::ConfigFile { .. } => " overrides the config file",
         Source::DropIn { .. } => " overrides the drop-ins",
@@ -706,6 +717,19 @@ mod tests {
         assert_eq!(run(&w, &args, &alpha).status, Status::Error);
         let w = world(&[("/c.yaml", HEAD), ("/d/x.conf.bak", "junk")]);
         assert_eq!(run(&w, &args, &[]).status, Status::Pass);
+        // Only --config-dir: the first parse's flag is the base; a global boolean swallowing
+        // it in the second parse does not undo it.
+        let w = world(&[("/d/x.conf.bak", "junk")]);
+        let ev = run(
+            &w,
+            &[
+                "--config-dir=/d",
+                "--log-cadvisor-usage",
+                "--make-iptables-util-chains=0",
+            ],
+            &[],
+        );
+        assert_eq!(ev.status, Status::Fail, "{}", ev.reason);
         // A missing --config-dir: the walk fails, the kubelet does not start.
         let w = world(&[("/c.yaml", HEAD)]);
         assert_eq!(run(&w, &args, &[]).status, Status::Error);

@@ -370,8 +370,12 @@ pub struct FlagAt {
 /// What the kubelet takes from its argv for makeIPTablesUtilChains.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedFlags {
-    /// The last `--make-iptables-util-chains`, with its parsed value.
+    /// The last `--make-iptables-util-chains`, with its parsed value: the one applied on top
+    /// of the files (by the second parse when there are files).
     pub make_iptables_util_chains: Option<(FlagAt, bool)>,
+    /// The one the first parse applied: the base the drop-ins merge over when there is a
+    /// `--config-dir` but no `--config` file (nothing replaces the flag-built configuration).
+    pub before_files: Option<(FlagAt, bool)>,
     /// The last `--config` (its value may be empty: no config file).
     pub config: Option<FlagAt>,
     /// The last `--config-dir` (its value may be empty: no drop-ins).
@@ -427,6 +431,7 @@ impl std::error::Error for FlagError {}
 /// second parse applies.
 pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
     let mut out = parse_pass(argv, false)?;
+    out.before_files = out.make_iptables_util_chains.clone();
     if out.config_path().is_some() || out.config_dir_path().is_some() {
         let second = parse_pass(argv, true).map_err(|mut e| {
             e.reason = format!(
@@ -879,6 +884,15 @@ mod tests {
         assert_eq!(p.make_iptables_util_chains.map(|(_, b)| b), Some(false));
         // At the end of argv it needs an argument.
         assert!(parse(&argv(&["--config-dir=/d", "--docker-only"])).is_err());
+        // The first parse's value stays the base when no --config file replaces it.
+        let p = parse(&argv(&[
+            "--config-dir=/d",
+            "--log-cadvisor-usage",
+            "--make-iptables-util-chains=0",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains, None);
+        assert_eq!(p.before_files.map(|(_, b)| b), Some(false));
         assert!(parse(&argv(&["--config=", "--docker-only"])).is_ok());
         // --help=false and -h=false: ErrHelp in the second parse.
         for h in ["--help=false", "-h=false"] {
