@@ -5,7 +5,8 @@
 //! - what it accepts, written as the JSON the kubelet decodes, reads back to the same
 //!   field values (so a verdict never depends on which of the two serializers saw it);
 //! - a strict decode that succeeds agrees with the lenient one;
-//! - a pass (true or default) needs the exact apiVersion and kind.
+//! - a pass (true or default) needs apiVersion and kind as the kubelet's kind detection reads
+//!   them (case-insensitive keys, the last non-null value), and a drop-in needs them exact.
 #![no_main]
 use kubelet_drift::kubelet::{config, yaml};
 use libfuzzer_sys::fuzz_target;
@@ -50,6 +51,16 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(m) = config::main_outcome(s)
         && m.set.is_none_or(|(b, _)| b)
     {
+        let detected = |k: &str, v: &str| {
+            doc.root
+                .iter()
+                .rev()
+                .find(|e| config::go_fold_eq(&e.key, k) && e.value != yaml::Value::Null)
+                .is_some_and(|e| e.value == yaml::Value::Str(v.into()))
+        };
+        assert!(detected("apiVersion", config::API_VERSION) && detected("kind", config::KIND));
+    }
+    if config::decode(text, true).is_ok() {
         let exact = |k: &str, v: &str| {
             doc.root
                 .iter()

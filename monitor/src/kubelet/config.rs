@@ -117,9 +117,14 @@ pub fn go_fold_eq(a: &str, b: &str) -> bool {
 
 /// apiVersion or kind, as the kubelet finds it. apimachinery's `SimpleMetaFactory.Interpret`
 /// reads them with encoding/json (keys matched case-insensitively, the last non-null wins,
-/// a non-string fails); a drop-in decoded into `Unstructured` reads the exact-case key.
-/// Both must give `want`.
-fn type_meta(root: &[yaml::Entry], name: &str, want: &str) -> Result<(), DecodeError> {
+/// a non-string fails), which is all the main file needs; a drop-in decoded into
+/// `Unstructured` also reads the exact-case key: for a drop-in both must give `want`.
+fn type_meta(
+    root: &[yaml::Entry],
+    name: &str,
+    want: &str,
+    dropin: bool,
+) -> Result<(), DecodeError> {
     let mut folded: Option<&str> = None;
     let mut exact: Option<&yaml::Entry> = None;
     for e in root.iter().filter(|e| go_fold_eq(&e.key, name)) {
@@ -167,8 +172,8 @@ pub fn decode(text: &str, strict_duplicates: bool) -> Result<FileSettings, Decod
             format!("{e}: strict decoding of a drop-in fails"),
         ));
     }
-    type_meta(&doc.root, "apiVersion", API_VERSION)?;
-    type_meta(&doc.root, "kind", KIND)?;
+    type_meta(&doc.root, "apiVersion", API_VERSION, strict_duplicates)?;
+    type_meta(&doc.root, "kind", KIND, strict_duplicates)?;
     // The other fields' types (this one's is judged below, after the merge for drop-ins).
     // Drop-ins are merged, and the merge decoded by encoding/json (names matched in any case).
     let others: Vec<yaml::Entry> = doc

@@ -514,6 +514,15 @@ fn parse_pass(argv: &[String], second: bool) -> Result<ParsedFlags, FlagError> {
     };
     while i < argv.len() {
         let arg = &argv[i];
+        // The second parse only reports pflag's errors: the kubelet checks positional
+        // arguments after the first.
+        if second && (arg == "--") {
+            break;
+        }
+        if second && (!arg.starts_with('-') || arg == "-") {
+            i += 1;
+            continue;
+        }
         if arg == "--" {
             // Everything after `--` is a positional argument.
             if let Some(next) = argv.get(i + 1) {
@@ -884,6 +893,10 @@ mod tests {
         assert_eq!(p.make_iptables_util_chains.map(|(_, b)| b), Some(false));
         // At the end of argv it needs an argument.
         assert!(parse(&argv(&["--config-dir=/d", "--docker-only"])).is_err());
+        // A global boolean swallowing --config in the second parse leaves its value a
+        // positional argument there, which only the first parse refuses.
+        let p = parse(&argv(&["--storage-driver-secure", "--config", "/c.yaml"])).unwrap();
+        assert_eq!(p.config_path(), Some("/c.yaml"));
         // The first parse's value stays the base when no --config file replaces it.
         let p = parse(&argv(&[
             "--config-dir=/d",
