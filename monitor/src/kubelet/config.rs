@@ -25,36 +25,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::TScalarStyle;
+use super::yaml::{self, ReadError};
 
 pub const FIELD: &str = "makeIPTablesUtilChains";
 pub const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
 pub const KIND: &str = "KubeletConfiguration";
 
-/// A YAML node of the first document, with the scalar style and 1-based line.
-#[derive(Clone, Debug, PartialEq)]
-enum Node {
-    Scalar {
-        value: String,
-        plain: bool,
-        tag: Option<String>,
-        line: usize,
-    },
-    Seq(usize),
-    Map(Vec<(Node, Node)>, usize),
-}
-
-impl Node {
-    fn line(&self) -> usize {
-        match self {
-            Node::Scalar { line, .. } | Node::Seq(line) | Node::Map(_, line) => *line,
-        }
-    }
-}
-
-/// The JSON value a scalar becomes through sigs.k8s.io/yaml (go-yaml v2, YAML 1.1), as far as
-/// a bool field cares.
+/// The JSON value the field's key holds, as far as a bool field cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     Bool(bool),
@@ -76,185 +53,51 @@ pub struct Entry {
 /// What one file says about the field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileSettings {
-    /// Top-level keys equal to the field name ignoring case, in file order (duplicates kept).
+    /// Top-level keys equal to the field name ignoring case, in the order of the JSON text
+    /// the kubelet decodes (JSON: as written, duplicates kept; YAML: sorted, unique).
     pub entries: Vec<Entry>,
+    /// What the kubelet's strict decode refuses (duplicate keys): fatal for a drop-in, a
+    /// logged fallback to lenient decoding for the main file.
+    pub strict_errors: Vec<String>,
 }
 
-/// A file the kubelet refuses (it would not start), with the line when known.
+/// A file the kubelet refuses (it would not start), with the line when known; or, with
+/// `refused`, a file whose reading by the kubelet kubelet-drift does not reproduce.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError {
     pub line: Option<usize>,
     pub reason: String,
+    /// kubelet-drift's allowlist refused a construct (the kubelet may read it).
+    pub refused: bool,
+}
+
+impl From<ReadError> for DecodeError {
+    fn from(e: ReadError) -> Self {
+        DecodeError {
+            line: e.line,
+            reason: e.reason,
+            refused: e.refused,
+        }
+    }
 }
 
 fn derr(line: Option<usize>, reason: impl Into<String>) -> DecodeError {
     DecodeError {
         line,
         reason: reason.into(),
+        refused: false,
     }
 }
 
-const MAX_NODES: usize = 200_000;
-const MAX_DEPTH: usize = 256;
-
-/// Parses the first YAML document (what go-yaml v2's Unmarshal reads). `Ok(None)` for an empty
-/// stream or document.
-fn first_document(text: &str) -> Result<Option<Node>, DecodeError> {
-    let mut parser = Parser::new_from_str(text);
-    let mut anchors: BTreeMap<usize, Node> = BTreeMap::new();
-    let mut budget = MAX_NODES;
-    loop {
-        let (ev, mark) = parser.next_token().map_err(|e| {
-            derr(
-                Some(e.marker().line()),
-                format!("invalid YAML: {}", e.info()),
-            )
-        })?;
-        match ev {
-            Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
-            Event::StreamEnd | Event::DocumentEnd => return Ok(None),
-            ev => {
-                let node = build(&mut parser, ev, mark.line(), &mut anchors, &mut budget, 0)?;
-                return Ok(Some(node));
-            }
-        }
-    }
-}
-
-fn build(
-    parser: &mut Parser<std::str::Chars<'_>>,
-    ev: Event,
-    line: usize,
-    anchors: &mut BTreeMap<usize, Node>,
-    budget: &mut usize,
-    depth: usize,
-) -> Result<Node, DecodeError> {
-    if depth > MAX_DEPTH {
-        return Err(derr(Some(line), "YAML nested too deeply"));
-    }
-    if *budget == 0 {
-        return Err(derr(Some(line), "YAML too large (alias expansion)"));
-    }
-    *budget -= 1;
-    let next = |parser: &mut Parser<std::str::Chars<'_>>| {
-        parser.next_token().map_err(|e| {
-            derr(
-                Some(e.marker().line()),
-                format!("invalid YAML: {}", e.info()),
-            )
-        })
-    };
-    let (node, anchor) = match ev {
-        Event::Scalar(value, style, anchor, tag) => (
-            Node::Scalar {
-                value,
-                plain: style == TScalarStyle::Plain,
-                tag: tag.map(|t| format!("{}{}", t.handle, t.suffix)),
-                line,
-            },
-            anchor,
-        ),
-        Event::Alias(id) => {
-            let n = anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| derr(Some(line), "unknown YAML alias"))?;
-            *budget = budget.saturating_sub(count(&n));
-            if *budget == 0 {
-                return Err(derr(Some(line), "YAML too large (alias expansion)"));
-            }
-            return Ok(n);
-        }
-        Event::SequenceStart(anchor, _) => {
-            loop {
-                let (ev, m) = next(parser)?;
-                if ev == Event::SequenceEnd {
-                    break;
-                }
-                build(parser, ev, m.line(), anchors, budget, depth + 1)?;
-            }
-            (Node::Seq(line), anchor)
-        }
-        Event::MappingStart(anchor, _) => {
-            let mut pairs = Vec::new();
-            loop {
-                let (ev, m) = next(parser)?;
-                if ev == Event::MappingEnd {
-                    break;
-                }
-                let k = build(parser, ev, m.line(), anchors, budget, depth + 1)?;
-                let (ev, m) = next(parser)?;
-                let v = build(parser, ev, m.line(), anchors, budget, depth + 1)?;
-                pairs.push((k, v));
-            }
-            (Node::Map(pairs, line), anchor)
-        }
-        other => return Err(derr(Some(line), format!("unexpected YAML event {other:?}"))),
-    };
-    if anchor > 0 {
-        anchors.insert(anchor, node.clone());
-    }
-    Ok(node)
-}
-
-fn count(n: &Node) -> usize {
-    match n {
-        Node::Map(p, _) => 1 + p.iter().map(|(k, v)| count(k) + count(v)).sum::<usize>(),
-        _ => 1,
-    }
-}
-
-const YAML11_TRUE: &[&str] = &[
-    "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE",
-];
-const YAML11_FALSE: &[&str] = &[
-    "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE",
-];
-
-/// go-yaml v2's resolution of a scalar, as far as a bool field cares.
-fn scalar_value(value: &str, plain: bool, tag: Option<&str>) -> Value {
-    let tag = tag.map(|t| {
-        t.trim_start_matches("tag:yaml.org,2002:")
-            .trim_start_matches("!!")
-    });
-    match tag {
-        Some("bool") => {
-            if YAML11_TRUE.contains(&value) {
-                return Value::Bool(true);
-            }
-            if YAML11_FALSE.contains(&value) {
-                return Value::Bool(false);
-            }
-            return Value::Other(format!("{value:?} tagged !!bool (not a YAML 1.1 boolean)"));
-        }
-        Some("null") => return Value::Null,
-        Some("str") => return Value::Other(format!("the string {value:?}")),
-        Some(t) if !t.is_empty() && t != "!" => {
-            return Value::Other(format!("{value:?} tagged {t}"));
-        }
-        _ => {}
-    }
-    if !plain {
-        return Value::Other(format!("the quoted string {value:?}"));
-    }
-    if YAML11_TRUE.contains(&value) {
-        Value::Bool(true)
-    } else if YAML11_FALSE.contains(&value) {
-        Value::Bool(false)
-    } else if matches!(value, "" | "~" | "null" | "Null" | "NULL") {
-        Value::Null
-    } else {
-        Value::Other(format!("{value:?}"))
-    }
-}
-
-fn node_value(n: &Node) -> (Value, String) {
-    match n {
-        Node::Scalar {
-            value, plain, tag, ..
-        } => (scalar_value(value, *plain, tag.as_deref()), value.clone()),
-        Node::Seq(_) => (Value::Other("a list".into()), "[...]".into()),
-        Node::Map(..) => (Value::Other("a mapping".into()), "{...}".into()),
+fn field_value(v: &yaml::Value) -> Value {
+    match v {
+        yaml::Value::Bool(b) => Value::Bool(*b),
+        yaml::Value::Null => Value::Null,
+        yaml::Value::Str(s) => Value::Other(format!("the string {s:?} (quoted or tagged)")),
+        yaml::Value::Scalar(s) => Value::Other(format!("{s:?}")),
+        yaml::Value::Num(n) => Value::Other(format!("the number {n}")),
+        yaml::Value::Seq(_) => Value::Other("a list".into()),
+        yaml::Value::Map(_) => Value::Other("a mapping".into()),
     }
 }
 
@@ -272,64 +115,97 @@ pub fn go_fold_eq(a: &str, b: &str) -> bool {
     f(a) == f(b)
 }
 
-/// Decodes one file (main config or drop-in): checks apiVersion/kind and collects the
-/// entries naming the field. `strict_duplicates`: a duplicate top-level key is fatal (drop-ins).
-pub fn decode(text: &str, strict_duplicates: bool) -> Result<FileSettings, DecodeError> {
-    let doc = first_document(text)?;
-    let pairs = match doc {
-        None => return Err(derr(None, "the document is empty: no apiVersion and kind")),
-        Some(Node::Map(pairs, _)) => pairs,
-        Some(n) => {
-            return Err(derr(
-                Some(n.line()),
-                "the first YAML document is not a mapping (a KubeletConfiguration object)",
-            ));
+/// apiVersion or kind, as the kubelet finds it. apimachinery's `SimpleMetaFactory.Interpret`
+/// reads them with encoding/json (keys matched case-insensitively, the last non-null wins,
+/// a non-string fails), which is all the main file needs; a drop-in decoded into
+/// `Unstructured` also reads the exact-case key: for a drop-in both must give `want`.
+fn type_meta(
+    root: &[yaml::Entry],
+    name: &str,
+    want: &str,
+    dropin: bool,
+) -> Result<(), DecodeError> {
+    let mut folded: Option<&str> = None;
+    let mut exact: Option<&yaml::Entry> = None;
+    for e in root.iter().filter(|e| go_fold_eq(&e.key, name)) {
+        match &e.value {
+            yaml::Value::Str(s) => folded = Some(s),
+            yaml::Value::Null => {}
+            _ => {
+                return Err(derr(
+                    Some(e.line),
+                    format!(
+                        "{}: {} is not a string: the kubelet cannot read the file's kind",
+                        e.key, e.written
+                    ),
+                ));
+            }
         }
-    };
-    let mut out = FileSettings::default();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut api, mut kind) = (None, None);
-    for (k, v) in &pairs {
-        let key = match k {
-            Node::Scalar { value, .. } => value.clone(),
-            _ => continue,
-        };
-        if let Some(first) = seen.insert(key.clone(), k.line())
-            && strict_duplicates
-        {
-            return Err(derr(
-                Some(k.line()),
-                format!(
-                    "duplicate key {key:?} (first at line {first}): strict decoding of a drop-in fails"
-                ),
-            ));
-        }
-        let (value, written) = node_value(v);
-        match key.as_str() {
-            "apiVersion" => api = Some(written.clone()),
-            "kind" => kind = Some(written.clone()),
-            _ => {}
-        }
-        if go_fold_eq(&key, FIELD) {
-            out.entries.push(Entry {
-                key,
-                value,
-                written,
-                line: k.line(),
-            });
+        if e.key == name {
+            exact = Some(e);
         }
     }
-    match (api.as_deref(), kind.as_deref()) {
-        (Some(API_VERSION), Some(KIND)) => Ok(out),
-        (None, _) | (_, None) => Err(derr(
+    match (folded, exact) {
+        (None, None) => Err(derr(
             None,
             format!("it lacks apiVersion: {API_VERSION} and kind: {KIND}"),
         )),
-        (Some(a), Some(k)) => Err(derr(
-            None,
-            format!("apiVersion {a:?}, kind {k:?} is not {API_VERSION} {KIND}"),
+        (Some(v), Some(e)) if v == want && e.value == yaml::Value::Str(want.to_string()) => Ok(()),
+        (v, e) => Err(derr(
+            e.map(|e| e.line),
+            format!(
+                "{name} is {:?} (read case-insensitively by the kubelet's kind detection) and {:?} (exact case), not {want:?}: it lacks apiVersion: {API_VERSION} and kind: {KIND}",
+                v.unwrap_or(""),
+                e.map(|e| e.written.as_str()).unwrap_or("")
+            ),
         )),
     }
+}
+
+/// Decodes one file (main config or drop-in): checks apiVersion/kind and collects the
+/// entries naming the field. `strict_duplicates`: a duplicate key is fatal (drop-ins).
+pub fn decode(text: &str, strict_duplicates: bool) -> Result<FileSettings, DecodeError> {
+    let doc = yaml::read(text)?;
+    if strict_duplicates && let Some(e) = doc.strict_errors.first() {
+        return Err(derr(
+            None,
+            format!("{e}: strict decoding of a drop-in fails"),
+        ));
+    }
+    type_meta(&doc.root, "apiVersion", API_VERSION, strict_duplicates)?;
+    type_meta(&doc.root, "kind", KIND, strict_duplicates)?;
+    // The other fields' types (this one's is judged below, after the merge for drop-ins).
+    // Drop-ins are merged, and the merge decoded by encoding/json (names matched in any case).
+    let others: Vec<yaml::Entry> = doc
+        .root
+        .iter()
+        .filter(|e| !go_fold_eq(&e.key, FIELD))
+        .cloned()
+        .collect();
+    if let Some(e) = super::schema::type_error(&others, strict_duplicates) {
+        return Err(derr(
+            Some(e.line),
+            format!(
+                "{}: {} does not fit the KubeletConfiguration field's type: the kubelet cannot decode the file",
+                e.key, e.written
+            ),
+        ));
+    }
+    let entries = doc
+        .root
+        .iter()
+        .filter(|e| go_fold_eq(&e.key, FIELD))
+        .map(|e| Entry {
+            key: e.key.clone(),
+            value: field_value(&e.value),
+            written: e.written.clone(),
+            line: e.line,
+        })
+        .collect();
+    Ok(FileSettings {
+        entries,
+        strict_errors: doc.strict_errors,
+    })
 }
 
 /// What the main `--config` file sets.
@@ -351,12 +227,27 @@ pub fn main_outcome(s: &FileSettings) -> Result<MainOutcome, DecodeError> {
             e.line, e.key, e.written
         ));
     }
+    for e in s.strict_errors.iter().take(3) {
+        notes.push(format!(
+            "strict decoding fails ({e}); the kubelet logs it and decodes leniently"
+        ));
+    }
     if exact.len() > 1 {
         notes.push(format!(
             "{FIELD} appears {} times; the kubelet keeps the last (line {})",
             exact.len(),
             exact[exact.len() - 1].line
         ));
+    }
+    // JSON keeps duplicates: Go's decoder decodes each in turn and reports the first type
+    // error even when a later duplicate is a boolean.
+    for e in &exact {
+        if let Value::Other(what) = &e.value {
+            return Err(derr(
+                Some(e.line),
+                format!("{FIELD} is {what}, not a boolean: the kubelet cannot decode the file"),
+            ));
+        }
     }
     let Some(last) = exact.last() else {
         return Ok(MainOutcome { set: None, notes });
@@ -514,7 +405,7 @@ mod tests {
                 "makeIPTablesUtilChains: false\n---\nmakeIPTablesUtilChains: true\n",
                 Ok(Some(false)),
             ),
-            ("{makeIPTablesUtilChains: off}\n", Err("invalid YAML")),
+            ("{makeIPTablesUtilChains: off}\n", Err("block mapping")),
         ] {
             let got = main(body);
             match (&want, &got) {

@@ -78,12 +78,58 @@ fn decided(value: bool, source: Source, reason: String, remediation: String) -> 
     }
 }
 
+/// The files and directories an evaluation read, or would read if they existed (host paths):
+/// what the daemon watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inputs {
+    pub files: Vec<PathBuf>,
+    pub dirs: Vec<PathBuf>,
+}
+
+/// The configuration as the kubelet's steps build it, with the provenance of the value.
+struct Acc {
+    value: bool,
+    source: Source,
+    reason: String,
+    remediation: String,
+    notes: Vec<String>,
+}
+
+impl Acc {
+    /// Before any file: the kubelet's default.
+    fn defaults() -> Self {
+        Acc {
+            value: true,
+            source: Source::Default,
+            reason: format!(
+                "no flag, config file or drop-in sets {FIELD}; the kubelet's default is true"
+            ),
+            remediation: String::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn decided(self) -> Evaluation {
+        let reason = if self.notes.is_empty() {
+            self.reason
+        } else {
+            format!("{} (note: {})", self.reason, self.notes.join("; "))
+        };
+        decided(self.value, self.source, reason, self.remediation)
+    }
+}
+
+/// An evaluation that stops at a step: the kubelet would not start, or we cannot tell.
+type Stop = Evaluation;
+
 pub fn evaluate(input: &EvalInput) -> Evaluation {
-    let mut inputs = Vec::new();
-    let mut input_dirs = Vec::new();
-    let mut ev = evaluate_inner(input, &mut inputs, &mut input_dirs);
-    ev.inputs = inputs;
-    ev.input_dirs = input_dirs;
+    let mut inputs = Inputs::default();
+    let mut ev = match steps(input, &mut inputs) {
+        Ok(acc) => acc.decided(),
+        Err(stop) => stop,
+    };
+    ev.inputs = inputs.files;
+    ev.input_dirs = inputs.dirs;
     ev
 }
 
@@ -91,32 +137,48 @@ fn line_of(l: Option<usize>) -> String {
     l.map(|l| format!(" line {l}")).unwrap_or_default()
 }
 
-fn evaluate_inner(
-    input: &EvalInput,
-    inputs: &mut Vec<PathBuf>,
-    input_dirs: &mut Vec<PathBuf>,
-) -> Evaluation {
-    let parsed = match flags::parse(input.argv) {
-        Ok(p) => p,
-        Err(e) => {
-            return error(
-                Source::Flag {
-                    index: e.index,
-                    text: e.text.clone(),
-                },
-                format!(
-                    "the kubelet would not start: argv[{}] {:?}: {}",
-                    e.index, e.text, e.reason
-                ),
-                format!(
-                    "fix or remove argv[{}] {:?} (for this control use --make-iptables-util-chains=true), {RESTART}",
-                    e.index, e.text
-                ),
-            );
-        }
-    };
+/// The kubelet's four steps (`NewKubeletCommand`): flags, `--config`, `--config-dir`, flags
+/// again on top.
+fn steps(input: &EvalInput, inputs: &mut Inputs) -> Result<Acc, Stop> {
+    let parsed = parse_flags(input)?;
+    let mut acc = Acc::defaults();
+    // Without a --config file, the configuration the drop-ins merge over is the one the first
+    // parse built, this flag included (the second parse may not re-apply it).
+    if parsed.config_path().is_none()
+        && let Some(first) = &parsed.before_files
+    {
+        apply_flag(first, &mut acc);
+    }
+    if let Some(path) = parsed.config_path() {
+        config_file(input, Path::new(path), &mut acc, inputs)?;
+    }
+    if let Some(dir) = parsed.config_dir_path() {
+        config_dir(input, Path::new(dir), &parsed, &mut acc, inputs)?;
+    }
+    flags_on_top(&parsed, &mut acc);
+    Ok(acc)
+}
+
+/// Step 1: the command line, which the kubelet refuses or obeys as a whole.
+fn parse_flags(input: &EvalInput) -> Result<flags::ParsedFlags, Stop> {
+    let parsed = flags::parse(input.argv).map_err(|e| {
+        error(
+            Source::Flag {
+                index: e.index,
+                text: e.text.clone(),
+            },
+            format!(
+                "the kubelet would not start: argv[{}] {:?}: {}",
+                e.index, e.text, e.reason
+            ),
+            format!(
+                "fix or remove argv[{}] {:?} (for this control use --make-iptables-util-chains=true), {RESTART}",
+                e.index, e.text
+            ),
+        )
+    })?;
     if let Some(at) = &parsed.exits_early {
-        return error(
+        return Err(error(
             Source::Flag {
                 index: at.index,
                 text: at.text.clone(),
@@ -129,285 +191,294 @@ fn evaluate_inner(
                 "remove {} from the kubelet's command line, {RESTART}",
                 at.text
             ),
-        );
+        ));
     }
-    let flag_override = parsed.make_iptables_util_chains.clone();
+    Ok(parsed)
+}
 
-    // --config: replaces the flag-built configuration.
-    let mut value = true;
-    let mut source = Source::Default;
-    let mut reason =
-        format!("no flag, config file or drop-in sets {FIELD}; the kubelet's default is true");
-    let mut remediation = String::new();
-    let mut notes: Vec<String> = Vec::new();
-    if let Some(path) = parsed.config_path() {
-        let path = Path::new(path);
-        if let Ok(h) = input.fs.resolve(path, input.cwd) {
-            inputs.push(h);
-        }
-        let text = match input.fs.read_text(path, input.cwd) {
-            Ok(t) => t,
-            Err(e) => {
-                return error(
-                    Source::ConfigFile {
-                        path: e.path.clone(),
-                        line: None,
-                    },
-                    format!("the kubelet would not start: its --config file cannot be read: {e}"),
-                    format!(
-                        "make {} a readable KubeletConfiguration file, {RESTART}",
-                        e.path.display()
-                    ),
-                );
-            }
-        };
-        let shown = text.path_in_root.clone();
-        let cfg_err = |e: config::DecodeError| {
+/// The reason for a file the kubelet refuses, or whose reading we do not reproduce.
+fn decode_reason(what: &str, shown: &Path, e: &config::DecodeError) -> String {
+    if e.refused {
+        format!(
+            "kubelet-drift cannot tell how the kubelet reads {what}{}{}: {} (outside the YAML it reads exactly: see the README)",
+            shown.display(),
+            line_of(e.line),
+            e.reason
+        )
+    } else {
+        format!(
+            "the kubelet would not start: {what}{}{}: {}",
+            shown.display(),
+            line_of(e.line),
+            e.reason
+        )
+    }
+}
+
+/// Step 2: `--config` replaces the flag-built configuration.
+fn config_file(
+    input: &EvalInput,
+    path: &Path,
+    acc: &mut Acc,
+    inputs: &mut Inputs,
+) -> Result<(), Stop> {
+    if let Ok(h) = input.fs.resolve(path, input.cwd) {
+        inputs.files.push(h);
+    }
+    let text = input.fs.read_text(path, input.cwd).map_err(|e| {
+        error(
+            Source::ConfigFile {
+                path: e.path.clone(),
+                line: None,
+            },
+            format!("the kubelet would not start: its --config file cannot be read: {e}"),
+            format!(
+                "make {} a readable KubeletConfiguration file, {RESTART}",
+                e.path.display()
+            ),
+        )
+    })?;
+    let shown = text.path_in_root.clone();
+    let main = config::decode(&text.text, false)
+        .and_then(|s| config::main_outcome(&s))
+        .map_err(|e| {
             error(
                 Source::ConfigFile {
                     path: shown.clone(),
                     line: e.line,
                 },
-                format!(
-                    "the kubelet would not start: {}{}: {}",
-                    shown.display(),
-                    line_of(e.line),
-                    e.reason
-                ),
+                decode_reason("", &shown, &e),
                 format!(
                     "fix {}{} (a kubelet.config.k8s.io/v1beta1 KubeletConfiguration with {FIELD}: true), {RESTART}",
                     shown.display(),
                     line_of(e.line)
                 ),
             )
-        };
-        let main = match config::decode(&text.text, false).and_then(|s| config::main_outcome(&s)) {
-            Ok(m) => m,
-            Err(e) => return cfg_err(e),
-        };
-        notes.extend(
-            main.notes
-                .iter()
-                .map(|n| format!("{}: {n}", shown.display())),
-        );
-        match main.set {
-            Some((b, e)) => {
-                value = b;
-                source = Source::ConfigFile {
-                    path: shown.clone(),
-                    line: Some(e.line),
-                };
-                let yaml11 = if e.written != "true" && e.written != "false" {
-                    format!(" (YAML 1.1 {b})")
-                } else {
-                    String::new()
-                };
-                reason = format!(
-                    "{} line {} sets {FIELD}: {}{yaml11}",
-                    shown.display(),
-                    e.line,
-                    e.written
-                );
-                remediation = format!(
-                    "set {FIELD}: true at {} line {} (or remove the line), {RESTART}",
-                    shown.display(),
-                    e.line
-                );
-            }
-            None => {
-                source = Source::ConfigFile {
-                    path: shown.clone(),
-                    line: None,
-                };
-                reason = format!(
-                    "{} does not set {FIELD} and no flag or drop-in does; the kubelet's default is true",
-                    shown.display()
-                );
-            }
+        })?;
+    acc.notes.extend(
+        main.notes
+            .iter()
+            .map(|n| format!("{}: {n}", shown.display())),
+    );
+    match main.set {
+        Some((b, e)) => {
+            acc.value = b;
+            acc.source = Source::ConfigFile {
+                path: shown.clone(),
+                line: Some(e.line),
+            };
+            let yaml11 = if e.written != "true" && e.written != "false" {
+                format!(" (YAML 1.1 {b})")
+            } else {
+                String::new()
+            };
+            acc.reason = format!(
+                "{} line {} sets {FIELD}: {}{yaml11}",
+                shown.display(),
+                e.line,
+                e.written
+            );
+            acc.remediation = format!(
+                "set {FIELD}: true at {} line {} (or remove the line), {RESTART}",
+                shown.display(),
+                e.line
+            );
+        }
+        None => {
+            acc.source = Source::ConfigFile {
+                path: shown.clone(),
+                line: None,
+            };
+            acc.reason = format!(
+                "{} does not set {FIELD} and no flag or drop-in does; the kubelet's default is true",
+                shown.display()
+            );
         }
     }
+    Ok(())
+}
 
-    // --config-dir: drop-ins, whose semantics depend on the kubelet version.
-    if let Some(dir) = parsed.config_dir_path() {
-        let dir = Path::new(dir);
-        if let Ok(h) = input.fs.resolve(dir, input.cwd) {
-            input_dirs.push(h);
+/// The `*.conf` files of the `--config-dir`, decoded strictly, in the kubelet's order.
+fn read_dropins(
+    input: &EvalInput,
+    dir: &Path,
+    dir_shown: &Path,
+    inputs: &mut Inputs,
+) -> Result<Vec<(PathBuf, FileSettings)>, Stop> {
+    if let Ok(h) = input.fs.resolve(dir, input.cwd) {
+        inputs.dirs.push(h);
+    }
+    let files = input.fs.walk_files(dir, input.cwd).map_err(|e| {
+        error(
+            Source::DropIn {
+                path: e.path.clone(),
+                line: None,
+            },
+            format!("the kubelet would not start: its --config-dir cannot be walked: {e}"),
+            format!(
+                "create {} or fix --config-dir, {RESTART}",
+                dir_shown.display()
+            ),
+        )
+    })?;
+    let mut dropins = Vec::new();
+    for f in files.iter().filter(|f| config::is_dropin_name(f)) {
+        if let Ok(h) = input.fs.resolve(f, Path::new("/")) {
+            inputs.files.push(h);
         }
-        let dir_shown = super::rootfs::absolute_in_root(dir, input.cwd);
-        let files = match input.fs.walk_files(dir, input.cwd) {
-            Ok(f) => f,
-            Err(e) => {
-                return error(
-                    Source::DropIn {
-                        path: e.path.clone(),
-                        line: None,
-                    },
-                    format!("the kubelet would not start: its --config-dir cannot be walked: {e}"),
-                    format!(
-                        "create {} or fix --config-dir, {RESTART}",
-                        dir_shown.display()
-                    ),
-                );
-            }
-        };
-        let mut dropins: Vec<(PathBuf, FileSettings)> = Vec::new();
-        for f in files.iter().filter(|f| config::is_dropin_name(f)) {
-            if let Ok(h) = input.fs.resolve(f, Path::new("/")) {
-                inputs.push(h);
-            }
-            let text = match input.fs.read_text(f, Path::new("/")) {
-                Ok(t) => t,
-                Err(e) => {
-                    return error(
-                        Source::DropIn {
-                            path: f.clone(),
-                            line: None,
-                        },
-                        format!("the kubelet would not start: a drop-in cannot be read: {e}"),
-                        format!("fix or remove {}, {RESTART}", f.display()),
-                    );
-                }
-            };
-            match config::decode(&text.text, true) {
-                Ok(s) => dropins.push((f.clone(), s)),
-                Err(e) => {
-                    return error(
-                        Source::DropIn {
-                            path: f.clone(),
-                            line: e.line,
-                        },
-                        format!(
-                            "the kubelet would not start: drop-in {}{}: {}",
-                            f.display(),
-                            line_of(e.line),
-                            e.reason
-                        ),
-                        format!("fix or remove {}, {RESTART}", f.display()),
-                    );
-                }
-            }
-        }
-        let settings: Vec<FileSettings> = dropins.iter().map(|(_, s)| s.clone()).collect();
-        let mut outcomes = Vec::new();
-        for era in [MergeEra::Internal, MergeEra::Versioned] {
-            match config::merge_dropins(value, &settings, era) {
-                Ok(o) => outcomes.push((era, o)),
-                Err((i, e)) => {
-                    let p = &dropins[i].0;
-                    return error(
-                        Source::DropIn {
-                            path: p.clone(),
-                            line: e.line,
-                        },
-                        format!(
-                            "the kubelet would not start: drop-in {}{}: {}",
-                            p.display(),
-                            line_of(e.line),
-                            e.reason
-                        ),
-                        format!(
-                            "set {FIELD}: true in {}{} or remove it, {RESTART}",
-                            p.display(),
-                            line_of(e.line)
-                        ),
-                    );
-                }
-            }
-        }
-        let final_of = |v: bool| flag_override.as_ref().map(|(_, b)| *b).unwrap_or(v);
-        let (a, b) = (&outcomes[0].1, &outcomes[1].1);
-        // Kubelet 1.28-1.29 refuse to start with --config-dir unless KUBELET_CONFIG_DROPIN_DIR_ALPHA
-        // is set ("startup fails"), and 1.30+ apply the drop-ins: no version ignores them, so the
-        // verdict is the applied one (a kubelet that does not start runs with nothing).
-        let differs_by_era = final_of(a.0) != final_of(b.0);
-        if differs_by_era {
-            let why = format!(
-                "the drop-ins in {} give {FIELD} {} on kubelet 1.28-1.31 but {} on 1.32+ (the merge changed in 1.32)",
-                dir_shown.display(),
-                a.0,
-                b.0
-            );
-            return error(
+        let remove = format!("fix or remove {}, {RESTART}", f.display());
+        let text = input.fs.read_text(f, Path::new("/")).map_err(|e| {
+            error(
                 Source::DropIn {
-                    path: dir_shown.clone(),
+                    path: f.clone(),
                     line: None,
                 },
-                format!("the result depends on the kubelet version: {why}"),
+                format!("the kubelet would not start: a drop-in cannot be read: {e}"),
+                remove.clone(),
+            )
+        })?;
+        let s = config::decode(&text.text, true).map_err(|e| {
+            error(
+                Source::DropIn {
+                    path: f.clone(),
+                    line: e.line,
+                },
+                decode_reason("drop-in ", f, &e),
+                remove.clone(),
+            )
+        })?;
+        dropins.push((f.clone(), s));
+    }
+    Ok(dropins)
+}
+
+/// Step 3: the drop-ins, merged over the configuration so far. Their semantics depend on the
+/// kubelet version: a result that differs between versions is an error.
+fn config_dir(
+    input: &EvalInput,
+    dir: &Path,
+    parsed: &flags::ParsedFlags,
+    acc: &mut Acc,
+    inputs: &mut Inputs,
+) -> Result<(), Stop> {
+    let dir_shown = super::rootfs::absolute_in_root(dir, input.cwd);
+    let dropins = read_dropins(input, dir, &dir_shown, inputs)?;
+    let settings: Vec<FileSettings> = dropins.iter().map(|(_, s)| s.clone()).collect();
+    let merged = |era| {
+        config::merge_dropins(acc.value, &settings, era).map_err(|(i, e)| {
+            let p = &dropins[i].0;
+            error(
+                Source::DropIn {
+                    path: p.clone(),
+                    line: e.line,
+                },
+                decode_reason("drop-in ", p, &e),
                 format!(
-                    "set {FIELD}: true explicitly in a drop-in in {} (lowercase, not null), or pass --make-iptables-util-chains=true, {RESTART}",
-                    dir_shown.display()
+                    "set {FIELD}: true in {}{} or remove it, {RESTART}",
+                    p.display(),
+                    line_of(e.line)
                 ),
+            )
+        })
+    };
+    let a = merged(MergeEra::Internal)?;
+    let b = merged(MergeEra::Versioned)?;
+    let flag = parsed.make_iptables_util_chains.as_ref().map(|(_, v)| *v);
+    let final_of = |v: bool| flag.unwrap_or(v);
+    // Kubelet 1.28-1.29 refuse to start with --config-dir unless KUBELET_CONFIG_DROPIN_DIR_ALPHA
+    // is set ("startup fails"), and 1.30+ apply the drop-ins: no version ignores them, so the
+    // verdict is the applied one (a kubelet that does not start runs with nothing).
+    if final_of(a.0) != final_of(b.0) {
+        let why = format!(
+            "the drop-ins in {} give {FIELD} {} on kubelet 1.28-1.31 but {} on 1.32+ (the merge changed in 1.32)",
+            dir_shown.display(),
+            a.0,
+            b.0
+        );
+        return Err(error(
+            Source::DropIn {
+                path: dir_shown.clone(),
+                line: None,
+            },
+            format!("the result depends on the kubelet version: {why}"),
+            format!(
+                "set {FIELD}: true explicitly in a drop-in in {} (lowercase, not null), or pass --make-iptables-util-chains=true, {RESTART}",
+                dir_shown.display()
+            ),
+        ));
+    }
+    // Same verdict in every era: report the 1.32+ provenance (or 1.28-1.31 if it is a drop-in).
+    let (v, origin) = match (&a.1, &b.1) {
+        (_, o @ Origin::DropIn(..)) => (b.0, o.clone()),
+        (o @ Origin::DropIn(..), _) => (a.0, o.clone()),
+        (_, o) => (b.0, o.clone()),
+    };
+    match origin {
+        Origin::DropIn(i, e) => {
+            let p = &dropins[i].0;
+            acc.value = v;
+            acc.source = Source::DropIn {
+                path: p.clone(),
+                line: Some(e.line),
+            };
+            acc.reason = format!(
+                "drop-in {} line {} sets {}: {}",
+                p.display(),
+                e.line,
+                e.key,
+                e.written
+            );
+            acc.remediation = format!(
+                "set {FIELD}: true at {} line {} (or remove the line), {RESTART}",
+                p.display(),
+                e.line
             );
         }
-        // Same verdict in every era: report the 1.32+ provenance (or 1.28-1.31 if it is a drop-in).
-        let (v, origin) = match (&a.1, &b.1) {
-            (_, o @ Origin::DropIn(..)) => (b.0, o.clone()),
-            (o @ Origin::DropIn(..), _) => (a.0, o.clone()),
-            (_, o) => (b.0, o.clone()),
-        };
-        match origin {
-            Origin::DropIn(i, e) => {
-                let p = &dropins[i].0;
-                value = v;
-                source = Source::DropIn {
-                    path: p.clone(),
-                    line: Some(e.line),
-                };
-                reason = format!(
-                    "drop-in {} line {} sets {}: {}",
-                    p.display(),
-                    e.line,
-                    e.key,
-                    e.written
-                );
-                remediation = format!(
-                    "set {FIELD}: true at {} line {} (or remove the line), {RESTART}",
-                    p.display(),
-                    e.line
-                );
-            }
-            Origin::Default if v != value || !matches!(source, Source::Default) => {
-                value = v;
-                reason = format!(
-                    "a drop-in in {} sets {FIELD} to null, which restores the default true on kubelet 1.32+",
-                    dir_shown.display()
-                );
-                source = Source::DropIn {
-                    path: dir_shown.clone(),
-                    line: None,
-                };
-            }
-            _ => {}
+        Origin::Default if v != acc.value || !matches!(acc.source, Source::Default) => {
+            acc.value = v;
+            acc.reason = format!(
+                "a drop-in in {} sets {FIELD} to null, which restores the default true on kubelet 1.32+",
+                dir_shown.display()
+            );
+            acc.source = Source::DropIn {
+                path: dir_shown.clone(),
+                line: None,
+            };
         }
-        if !input.env.contains_key(DROPIN_ALPHA_ENV) && !dropins.is_empty() {
-            notes.push(format!(
-                "kubelet 1.28-1.29 refuse to start with --config-dir unless {DROPIN_ALPHA_ENV} is set; 1.30+ apply the drop-ins"
-            ));
-        }
+        _ => {}
     }
+    if !input.env.contains_key(DROPIN_ALPHA_ENV) && !dropins.is_empty() {
+        acc.notes.push(format!(
+            "kubelet 1.28-1.29 refuse to start with --config-dir unless {DROPIN_ALPHA_ENV} is set; 1.30+ apply the drop-ins"
+        ));
+    }
+    Ok(())
+}
 
-    // Flags again, on top.
-    if let Some((at, b)) = flag_override {
-        let overrides = match &source {
-            Source::ConfigFile { .. } => " overrides the config file",
-            Source::DropIn { .. } => " overrides the drop-ins",
-            _ => "",
-        };
-        reason = format!("{} at argv[{}]{overrides}", at.text, at.index);
-        remediation = format!(
-            "change argv[{}] {} to --make-iptables-util-chains=true (or remove it), {RESTART}",
-            at.index, at.text
-        );
-        value = b;
-        source = Source::Flag {
-            index: at.index,
-            text: at.text,
-        };
+/// Step 4: the flags again, on top of the files.
+fn flags_on_top(parsed: &flags::ParsedFlags, acc: &mut Acc) {
+    if let Some(flag) = &parsed.make_iptables_util_chains {
+        apply_flag(flag, acc);
     }
-    if !notes.is_empty() {
-        reason = format!("{reason} (note: {})", notes.join("; "));
-    }
-    decided(value, source, reason, remediation)
+}
+
+fn apply_flag((at, b): &(flags::FlagAt, bool), acc: &mut Acc) {
+    let (at, b) = (at.clone(), *b);
+    let overrides = match &acc.source {
+        Source::ConfigFile { .. } => " overrides the config file",
+        Source::DropIn { .. } => " overrides the drop-ins",
+        _ => "",
+    };
+    acc.reason = format!("{} at argv[{}]{overrides}", at.text, at.index);
+    acc.remediation = format!(
+        "change argv[{}] {} to --make-iptables-util-chains=true (or remove it), {RESTART}",
+        at.index, at.text
+    );
+    acc.value = b;
+    acc.source = Source::Flag {
+        index: at.index,
+        text: at.text,
+    };
 }
 
 #[cfg(test)]
@@ -646,6 +717,19 @@ mod tests {
         assert_eq!(run(&w, &args, &alpha).status, Status::Error);
         let w = world(&[("/c.yaml", HEAD), ("/d/x.conf.bak", "junk")]);
         assert_eq!(run(&w, &args, &[]).status, Status::Pass);
+        // Only --config-dir: the first parse's flag is the base; a global boolean swallowing
+        // it in the second parse does not undo it.
+        let w = world(&[("/d/x.conf.bak", "junk")]);
+        let ev = run(
+            &w,
+            &[
+                "--config-dir=/d",
+                "--log-cadvisor-usage",
+                "--make-iptables-util-chains=0",
+            ],
+            &[],
+        );
+        assert_eq!(ev.status, Status::Fail, "{}", ev.reason);
         // A missing --config-dir: the walk fails, the kubelet does not start.
         let w = world(&[("/c.yaml", HEAD)]);
         assert_eq!(run(&w, &args, &[]).status, Status::Error);

@@ -12,13 +12,16 @@
 
 use std::fmt;
 
+pub use super::flagvalues::ValueType;
+
 /// How a flag takes its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlagKind {
     /// `--flag` alone means true; a value only through `=`, parsed by Go's strconv.ParseBool.
     Bool,
-    /// `--flag=value` or `--flag value` (the next argument, whatever it looks like).
-    Value,
+    /// `--flag=value` or `--flag value` (the next argument, whatever it looks like), which
+    /// must then parse for the flag's type.
+    Value(ValueType),
     /// klog's `--version`: alone means true, `=raw` or a ParseBool value through `=`.
     Version,
 }
@@ -35,195 +38,303 @@ pub enum FlagKind {
 /// makes every kubelet refuse to start. Windows-only flags are not registered on Linux.
 pub static KUBELET_FLAGS: &[(&str, FlagKind)] = &[
     ("add-dir-header", FlagKind::Bool),
-    ("address", FlagKind::Value),
-    ("allowed-unsafe-sysctls", FlagKind::Value),
+    ("address", FlagKind::Value(ValueType::Ip)),
+    (
+        "allowed-unsafe-sysctls",
+        FlagKind::Value(ValueType::StringSlice),
+    ),
     ("alsologtostderr", FlagKind::Bool),
     ("anonymous-auth", FlagKind::Bool),
-    ("application-metrics-count-limit", FlagKind::Value),
+    (
+        "application-metrics-count-limit",
+        FlagKind::Value(ValueType::Int64),
+    ),
     ("authentication-token-webhook", FlagKind::Bool),
-    ("authentication-token-webhook-cache-ttl", FlagKind::Value),
-    ("authorization-mode", FlagKind::Value),
+    (
+        "authentication-token-webhook-cache-ttl",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("authorization-mode", FlagKind::Value(ValueType::Str)),
     (
         "authorization-webhook-cache-authorized-ttl",
-        FlagKind::Value,
+        FlagKind::Value(ValueType::Duration),
     ),
     (
         "authorization-webhook-cache-unauthorized-ttl",
-        FlagKind::Value,
+        FlagKind::Value(ValueType::Duration),
     ),
-    ("azure-container-registry-config", FlagKind::Value),
-    ("boot-id-file", FlagKind::Value),
-    ("bootstrap-kubeconfig", FlagKind::Value),
-    ("cert-dir", FlagKind::Value),
-    ("cgroup-driver", FlagKind::Value),
-    ("cgroup-root", FlagKind::Value),
+    (
+        "azure-container-registry-config",
+        FlagKind::Value(ValueType::Str),
+    ),
+    ("boot-id-file", FlagKind::Value(ValueType::Str)),
+    ("bootstrap-kubeconfig", FlagKind::Value(ValueType::Str)),
+    ("cert-dir", FlagKind::Value(ValueType::Str)),
+    ("cgroup-driver", FlagKind::Value(ValueType::Str)),
+    ("cgroup-root", FlagKind::Value(ValueType::Str)),
     ("cgroups-per-qos", FlagKind::Bool),
-    ("client-ca-file", FlagKind::Value),
-    ("cloud-config", FlagKind::Value),
-    ("cloud-provider", FlagKind::Value),
-    ("cloud-provider-gce-l7lb-src-cidrs", FlagKind::Value),
-    ("cloud-provider-gce-lb-src-cidrs", FlagKind::Value),
-    ("cluster-dns", FlagKind::Value),
-    ("cluster-domain", FlagKind::Value),
-    ("config", FlagKind::Value),
-    ("config-dir", FlagKind::Value),
-    ("container-hints", FlagKind::Value),
-    ("container-log-max-files", FlagKind::Value),
-    ("container-log-max-size", FlagKind::Value),
-    ("container-log-max-workers", FlagKind::Value),
-    ("container-log-monitor-interval", FlagKind::Value),
-    ("container-runtime", FlagKind::Value),
-    ("container-runtime-endpoint", FlagKind::Value),
-    ("containerd", FlagKind::Value),
-    ("containerd-namespace", FlagKind::Value),
+    ("client-ca-file", FlagKind::Value(ValueType::Str)),
+    ("cloud-config", FlagKind::Value(ValueType::Str)),
+    ("cloud-provider", FlagKind::Value(ValueType::Str)),
+    (
+        "cloud-provider-gce-l7lb-src-cidrs",
+        FlagKind::Value(ValueType::Cidrs),
+    ),
+    (
+        "cloud-provider-gce-lb-src-cidrs",
+        FlagKind::Value(ValueType::Cidrs),
+    ),
+    ("cluster-dns", FlagKind::Value(ValueType::StringSlice)),
+    ("cluster-domain", FlagKind::Value(ValueType::Str)),
+    ("config", FlagKind::Value(ValueType::Str)),
+    ("config-dir", FlagKind::Value(ValueType::Str)),
+    ("container-hints", FlagKind::Value(ValueType::Str)),
+    ("container-log-max-files", FlagKind::Value(ValueType::Int32)),
+    ("container-log-max-size", FlagKind::Value(ValueType::Str)),
+    (
+        "container-log-max-workers",
+        FlagKind::Value(ValueType::Int32),
+    ),
+    (
+        "container-log-monitor-interval",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("container-runtime", FlagKind::Value(ValueType::Str)),
+    (
+        "container-runtime-endpoint",
+        FlagKind::Value(ValueType::Str),
+    ),
+    ("containerd", FlagKind::Value(ValueType::Str)),
+    ("containerd-namespace", FlagKind::Value(ValueType::Str)),
     ("contention-profiling", FlagKind::Bool),
     ("cpu-cfs-quota", FlagKind::Bool),
-    ("cpu-cfs-quota-period", FlagKind::Value),
-    ("cpu-manager-policy", FlagKind::Value),
-    ("cpu-manager-policy-options", FlagKind::Value),
-    ("cpu-manager-reconcile-period", FlagKind::Value),
-    ("docker", FlagKind::Value),
-    ("docker-env-metadata-whitelist", FlagKind::Value),
+    ("cpu-cfs-quota-period", FlagKind::Value(ValueType::Duration)),
+    ("cpu-manager-policy", FlagKind::Value(ValueType::Str)),
+    (
+        "cpu-manager-policy-options",
+        FlagKind::Value(ValueType::MapStringStringNoSplit),
+    ),
+    (
+        "cpu-manager-reconcile-period",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("docker", FlagKind::Value(ValueType::Str)),
+    (
+        "docker-env-metadata-whitelist",
+        FlagKind::Value(ValueType::Str),
+    ),
     ("docker-only", FlagKind::Bool),
-    ("docker-root", FlagKind::Value),
+    ("docker-root", FlagKind::Value(ValueType::Str)),
     ("docker-tls", FlagKind::Bool),
-    ("docker-tls-ca", FlagKind::Value),
-    ("docker-tls-cert", FlagKind::Value),
-    ("docker-tls-key", FlagKind::Value),
+    ("docker-tls-ca", FlagKind::Value(ValueType::Str)),
+    ("docker-tls-cert", FlagKind::Value(ValueType::Str)),
+    ("docker-tls-key", FlagKind::Value(ValueType::Str)),
     ("enable-controller-attach-detach", FlagKind::Bool),
     ("enable-debugging-handlers", FlagKind::Bool),
     ("enable-load-reader", FlagKind::Bool),
     ("enable-server", FlagKind::Bool),
-    ("enforce-node-allocatable", FlagKind::Value),
-    ("event-burst", FlagKind::Value),
-    ("event-qps", FlagKind::Value),
-    ("event-storage-age-limit", FlagKind::Value),
-    ("event-storage-event-limit", FlagKind::Value),
-    ("eviction-hard", FlagKind::Value),
-    ("eviction-max-pod-grace-period", FlagKind::Value),
-    ("eviction-minimum-reclaim", FlagKind::Value),
-    ("eviction-pressure-transition-period", FlagKind::Value),
-    ("eviction-soft", FlagKind::Value),
-    ("eviction-soft-grace-period", FlagKind::Value),
+    (
+        "enforce-node-allocatable",
+        FlagKind::Value(ValueType::StringSlice),
+    ),
+    ("event-burst", FlagKind::Value(ValueType::Int32)),
+    ("event-qps", FlagKind::Value(ValueType::Int32)),
+    ("event-storage-age-limit", FlagKind::Value(ValueType::Str)),
+    ("event-storage-event-limit", FlagKind::Value(ValueType::Str)),
+    ("eviction-hard", FlagKind::Value(ValueType::LangleMap)),
+    (
+        "eviction-max-pod-grace-period",
+        FlagKind::Value(ValueType::Int32),
+    ),
+    (
+        "eviction-minimum-reclaim",
+        FlagKind::Value(ValueType::MapStringString),
+    ),
+    (
+        "eviction-pressure-transition-period",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("eviction-soft", FlagKind::Value(ValueType::LangleMap)),
+    (
+        "eviction-soft-grace-period",
+        FlagKind::Value(ValueType::MapStringString),
+    ),
     ("exit-on-lock-contention", FlagKind::Bool),
     ("experimental-allocatable-ignore-eviction", FlagKind::Bool),
     (
         "experimental-check-node-capabilities-before-mount",
         FlagKind::Bool,
     ),
-    ("experimental-mounter-path", FlagKind::Value),
+    ("experimental-mounter-path", FlagKind::Value(ValueType::Str)),
     ("fail-swap-on", FlagKind::Bool),
-    ("feature-gates", FlagKind::Value),
-    ("file-check-frequency", FlagKind::Value),
-    ("global-housekeeping-interval", FlagKind::Value),
-    ("hairpin-mode", FlagKind::Value),
-    ("healthz-bind-address", FlagKind::Value),
-    ("healthz-port", FlagKind::Value),
+    ("feature-gates", FlagKind::Value(ValueType::FeatureGates)),
+    ("file-check-frequency", FlagKind::Value(ValueType::Duration)),
+    (
+        "global-housekeeping-interval",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("hairpin-mode", FlagKind::Value(ValueType::Str)),
+    ("healthz-bind-address", FlagKind::Value(ValueType::Ip)),
+    ("healthz-port", FlagKind::Value(ValueType::Int32)),
     ("help", FlagKind::Bool),
-    ("hostname-override", FlagKind::Value),
-    ("housekeeping-interval", FlagKind::Value),
-    ("http-check-frequency", FlagKind::Value),
-    ("image-credential-provider-bin-dir", FlagKind::Value),
-    ("image-credential-provider-config", FlagKind::Value),
-    ("image-gc-high-threshold", FlagKind::Value),
-    ("image-gc-low-threshold", FlagKind::Value),
-    ("image-service-endpoint", FlagKind::Value),
-    ("iptables-drop-bit", FlagKind::Value),
-    ("iptables-masquerade-bit", FlagKind::Value),
+    ("hostname-override", FlagKind::Value(ValueType::Str)),
+    (
+        "housekeeping-interval",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("http-check-frequency", FlagKind::Value(ValueType::Duration)),
+    (
+        "image-credential-provider-bin-dir",
+        FlagKind::Value(ValueType::Str),
+    ),
+    (
+        "image-credential-provider-config",
+        FlagKind::Value(ValueType::Str),
+    ),
+    ("image-gc-high-threshold", FlagKind::Value(ValueType::Int32)),
+    ("image-gc-low-threshold", FlagKind::Value(ValueType::Int32)),
+    ("image-service-endpoint", FlagKind::Value(ValueType::Str)),
+    ("iptables-drop-bit", FlagKind::Value(ValueType::Int32)),
+    ("iptables-masquerade-bit", FlagKind::Value(ValueType::Int32)),
     ("keep-terminated-pod-volumes", FlagKind::Bool),
     ("kernel-memcg-notification", FlagKind::Bool),
-    ("kube-api-burst", FlagKind::Value),
-    ("kube-api-content-type", FlagKind::Value),
-    ("kube-api-qps", FlagKind::Value),
-    ("kube-reserved", FlagKind::Value),
-    ("kube-reserved-cgroup", FlagKind::Value),
-    ("kubeconfig", FlagKind::Value),
-    ("kubelet-cgroups", FlagKind::Value),
+    ("kube-api-burst", FlagKind::Value(ValueType::Int32)),
+    ("kube-api-content-type", FlagKind::Value(ValueType::Str)),
+    ("kube-api-qps", FlagKind::Value(ValueType::Int32)),
+    ("kube-reserved", FlagKind::Value(ValueType::MapStringString)),
+    ("kube-reserved-cgroup", FlagKind::Value(ValueType::Str)),
+    ("kubeconfig", FlagKind::Value(ValueType::Str)),
+    ("kubelet-cgroups", FlagKind::Value(ValueType::Str)),
     ("local-storage-capacity-isolation", FlagKind::Bool),
-    ("lock-file", FlagKind::Value),
-    ("log-backtrace-at", FlagKind::Value),
+    ("lock-file", FlagKind::Value(ValueType::Str)),
+    (
+        "log-backtrace-at",
+        FlagKind::Value(ValueType::TraceLocation),
+    ),
     ("log-cadvisor-usage", FlagKind::Bool),
-    ("log-dir", FlagKind::Value),
-    ("log-file", FlagKind::Value),
-    ("log-file-max-size", FlagKind::Value),
-    ("log-flush-frequency", FlagKind::Value),
-    ("log-json-info-buffer-size", FlagKind::Value),
+    ("log-dir", FlagKind::Value(ValueType::Str)),
+    ("log-file", FlagKind::Value(ValueType::Str)),
+    ("log-file-max-size", FlagKind::Value(ValueType::Uint64)),
+    ("log-flush-frequency", FlagKind::Value(ValueType::Duration)),
+    (
+        "log-json-info-buffer-size",
+        FlagKind::Value(ValueType::Quantity),
+    ),
     ("log-json-split-stream", FlagKind::Bool),
-    ("log-text-info-buffer-size", FlagKind::Value),
+    (
+        "log-text-info-buffer-size",
+        FlagKind::Value(ValueType::Quantity),
+    ),
     ("log-text-split-stream", FlagKind::Bool),
-    ("logging-format", FlagKind::Value),
+    ("logging-format", FlagKind::Value(ValueType::Str)),
     ("logtostderr", FlagKind::Bool),
-    ("machine-id-file", FlagKind::Value),
+    ("machine-id-file", FlagKind::Value(ValueType::Str)),
     ("make-iptables-util-chains", FlagKind::Bool),
-    ("manifest-url", FlagKind::Value),
-    ("manifest-url-header", FlagKind::Value),
-    ("master-service-namespace", FlagKind::Value),
-    ("max-open-files", FlagKind::Value),
-    ("max-pods", FlagKind::Value),
-    ("maximum-dead-containers", FlagKind::Value),
-    ("maximum-dead-containers-per-container", FlagKind::Value),
-    ("memory-manager-policy", FlagKind::Value),
-    ("minimum-container-ttl-duration", FlagKind::Value),
-    ("minimum-image-ttl-duration", FlagKind::Value),
-    ("node-ip", FlagKind::Value),
-    ("node-labels", FlagKind::Value),
-    ("node-status-max-images", FlagKind::Value),
-    ("node-status-update-frequency", FlagKind::Value),
+    ("manifest-url", FlagKind::Value(ValueType::Str)),
+    (
+        "manifest-url-header",
+        FlagKind::Value(ValueType::ColonMultimap),
+    ),
+    ("master-service-namespace", FlagKind::Value(ValueType::Str)),
+    ("max-open-files", FlagKind::Value(ValueType::Int64)),
+    ("max-pods", FlagKind::Value(ValueType::Int32)),
+    ("maximum-dead-containers", FlagKind::Value(ValueType::Int32)),
+    (
+        "maximum-dead-containers-per-container",
+        FlagKind::Value(ValueType::Int32),
+    ),
+    ("memory-manager-policy", FlagKind::Value(ValueType::Str)),
+    (
+        "minimum-container-ttl-duration",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    (
+        "minimum-image-ttl-duration",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("node-ip", FlagKind::Value(ValueType::Str)),
+    ("node-labels", FlagKind::Value(ValueType::MapStringString)),
+    ("node-status-max-images", FlagKind::Value(ValueType::Int32)),
+    (
+        "node-status-update-frequency",
+        FlagKind::Value(ValueType::Duration),
+    ),
     ("one-output", FlagKind::Bool),
-    ("oom-score-adj", FlagKind::Value),
-    ("pod-cidr", FlagKind::Value),
-    ("pod-infra-container-image", FlagKind::Value),
-    ("pod-manifest-path", FlagKind::Value),
-    ("pod-max-pids", FlagKind::Value),
-    ("pods-per-core", FlagKind::Value),
-    ("port", FlagKind::Value),
+    ("oom-score-adj", FlagKind::Value(ValueType::Int32)),
+    ("pod-cidr", FlagKind::Value(ValueType::Str)),
+    ("pod-infra-container-image", FlagKind::Value(ValueType::Str)),
+    ("pod-manifest-path", FlagKind::Value(ValueType::Str)),
+    ("pod-max-pids", FlagKind::Value(ValueType::Int64)),
+    ("pods-per-core", FlagKind::Value(ValueType::Int32)),
+    ("port", FlagKind::Value(ValueType::Int32)),
     ("protect-kernel-defaults", FlagKind::Bool),
-    ("provider-id", FlagKind::Value),
-    ("qos-reserved", FlagKind::Value),
-    ("read-only-port", FlagKind::Value),
+    ("provider-id", FlagKind::Value(ValueType::Str)),
+    ("qos-reserved", FlagKind::Value(ValueType::MapStringString)),
+    ("read-only-port", FlagKind::Value(ValueType::Int32)),
     ("register-node", FlagKind::Bool),
     ("register-schedulable", FlagKind::Bool),
-    ("register-with-taints", FlagKind::Value),
-    ("registry-burst", FlagKind::Value),
-    ("registry-qps", FlagKind::Value),
-    ("reserved-cpus", FlagKind::Value),
-    ("reserved-memory", FlagKind::Value),
-    ("resolv-conf", FlagKind::Value),
-    ("root-dir", FlagKind::Value),
+    ("register-with-taints", FlagKind::Value(ValueType::Taints)),
+    ("registry-burst", FlagKind::Value(ValueType::Int32)),
+    ("registry-qps", FlagKind::Value(ValueType::Int32)),
+    ("reserved-cpus", FlagKind::Value(ValueType::Str)),
+    (
+        "reserved-memory",
+        FlagKind::Value(ValueType::ReservedMemory),
+    ),
+    ("resolv-conf", FlagKind::Value(ValueType::Str)),
+    ("root-dir", FlagKind::Value(ValueType::Str)),
     ("rotate-certificates", FlagKind::Bool),
     ("rotate-server-certificates", FlagKind::Bool),
     ("runonce", FlagKind::Bool),
-    ("runtime-cgroups", FlagKind::Value),
-    ("runtime-request-timeout", FlagKind::Value),
+    ("runtime-cgroups", FlagKind::Value(ValueType::Str)),
+    (
+        "runtime-request-timeout",
+        FlagKind::Value(ValueType::Duration),
+    ),
     ("seccomp-default", FlagKind::Bool),
     ("serialize-image-pulls", FlagKind::Bool),
     ("skip-headers", FlagKind::Bool),
     ("skip-log-headers", FlagKind::Bool),
-    ("stderrthreshold", FlagKind::Value),
-    ("storage-driver-buffer-duration", FlagKind::Value),
-    ("storage-driver-db", FlagKind::Value),
-    ("storage-driver-host", FlagKind::Value),
-    ("storage-driver-password", FlagKind::Value),
+    ("stderrthreshold", FlagKind::Value(ValueType::Severity)),
+    (
+        "storage-driver-buffer-duration",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("storage-driver-db", FlagKind::Value(ValueType::Str)),
+    ("storage-driver-host", FlagKind::Value(ValueType::Str)),
+    ("storage-driver-password", FlagKind::Value(ValueType::Str)),
     ("storage-driver-secure", FlagKind::Bool),
-    ("storage-driver-table", FlagKind::Value),
-    ("storage-driver-user", FlagKind::Value),
-    ("streaming-connection-idle-timeout", FlagKind::Value),
-    ("sync-frequency", FlagKind::Value),
-    ("system-cgroups", FlagKind::Value),
-    ("system-reserved", FlagKind::Value),
-    ("system-reserved-cgroup", FlagKind::Value),
-    ("tls-cert-file", FlagKind::Value),
-    ("tls-cipher-suites", FlagKind::Value),
-    ("tls-min-version", FlagKind::Value),
-    ("tls-private-key-file", FlagKind::Value),
-    ("topology-manager-policy", FlagKind::Value),
-    ("topology-manager-policy-options", FlagKind::Value),
-    ("topology-manager-scope", FlagKind::Value),
-    ("v", FlagKind::Value),
+    ("storage-driver-table", FlagKind::Value(ValueType::Str)),
+    ("storage-driver-user", FlagKind::Value(ValueType::Str)),
+    (
+        "streaming-connection-idle-timeout",
+        FlagKind::Value(ValueType::Duration),
+    ),
+    ("sync-frequency", FlagKind::Value(ValueType::Duration)),
+    ("system-cgroups", FlagKind::Value(ValueType::Str)),
+    (
+        "system-reserved",
+        FlagKind::Value(ValueType::MapStringString),
+    ),
+    ("system-reserved-cgroup", FlagKind::Value(ValueType::Str)),
+    ("tls-cert-file", FlagKind::Value(ValueType::Str)),
+    ("tls-cipher-suites", FlagKind::Value(ValueType::Str)),
+    ("tls-min-version", FlagKind::Value(ValueType::Str)),
+    ("tls-private-key-file", FlagKind::Value(ValueType::Str)),
+    ("topology-manager-policy", FlagKind::Value(ValueType::Str)),
+    (
+        "topology-manager-policy-options",
+        FlagKind::Value(ValueType::MapStringStringNoSplit),
+    ),
+    ("topology-manager-scope", FlagKind::Value(ValueType::Str)),
+    ("v", FlagKind::Value(ValueType::Level)),
     ("version", FlagKind::Version),
-    ("vmodule", FlagKind::Value),
-    ("volume-plugin-dir", FlagKind::Value),
-    ("volume-stats-agg-period", FlagKind::Value),
+    ("vmodule", FlagKind::Value(ValueType::VModule)),
+    ("volume-plugin-dir", FlagKind::Value(ValueType::Str)),
+    (
+        "volume-stats-agg-period",
+        FlagKind::Value(ValueType::Duration),
+    ),
 ];
 
 /// The kubelet's only shorthands: `-h` (`--help`, server.go) and `-v` (klog's `--v`).
@@ -259,8 +370,12 @@ pub struct FlagAt {
 /// What the kubelet takes from its argv for makeIPTablesUtilChains.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedFlags {
-    /// The last `--make-iptables-util-chains`, with its parsed value.
+    /// The last `--make-iptables-util-chains`, with its parsed value: the one applied on top
+    /// of the files (by the second parse when there are files).
     pub make_iptables_util_chains: Option<(FlagAt, bool)>,
+    /// The one the first parse applied: the base the drop-ins merge over when there is a
+    /// `--config-dir` but no `--config` file (nothing replaces the flag-built configuration).
+    pub before_files: Option<(FlagAt, bool)>,
     /// The last `--config` (its value may be empty: no config file).
     pub config: Option<FlagAt>,
     /// The last `--config-dir` (its value may be empty: no drop-ins).
@@ -307,7 +422,89 @@ impl fmt::Display for FlagError {
 impl std::error::Error for FlagError {}
 
 /// Parses the kubelet's argv (argv[0] is the program) as pflag does.
+///
+/// With a non-empty `--config` or `--config-dir`, the kubelet parses argv a second time on
+/// top of the files (`server.go` `kubeletConfigFlagPrecedence`), on a new flag set where
+/// the global flags ([`GLOBAL_FLAGS`]) are `cliflag.NoOp` values registered with `VarP`: no
+/// longer booleans, they take the next argument as their value. `--help`/`-h` is not
+/// registered there (pflag answers `ErrHelp`). The flag that decides is then the one this
+/// second parse applies.
 pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
+    let mut out = parse_pass(argv, false)?;
+    out.before_files = out.make_iptables_util_chains.clone();
+    if out.config_path().is_some() || out.config_dir_path().is_some() {
+        let second = parse_pass(argv, true).map_err(|mut e| {
+            e.reason = format!(
+                "{} (in the kubelet's second parse of its flags, over the config files)",
+                e.reason
+            );
+            e
+        })?;
+        out.make_iptables_util_chains = second.make_iptables_util_chains;
+    }
+    Ok(out)
+}
+
+/// The flags `options.AddGlobalFlags` registers (cadvisor's, the credential provider's,
+/// `--version`, the GCE CIDR flags, and klog's before 1.26): `cliflag.NoOp` values in the
+/// kubelet's second parse.
+pub static GLOBAL_FLAGS: &[&str] = &[
+    "add-dir-header",
+    "alsologtostderr",
+    "application-metrics-count-limit",
+    "azure-container-registry-config",
+    "boot-id-file",
+    "cloud-provider-gce-l7lb-src-cidrs",
+    "cloud-provider-gce-lb-src-cidrs",
+    "container-hints",
+    "containerd",
+    "containerd-namespace",
+    "docker",
+    "docker-env-metadata-whitelist",
+    "docker-only",
+    "docker-root",
+    "docker-tls",
+    "docker-tls-ca",
+    "docker-tls-cert",
+    "docker-tls-key",
+    "enable-load-reader",
+    "event-storage-age-limit",
+    "event-storage-event-limit",
+    "global-housekeeping-interval",
+    "housekeeping-interval",
+    "log-backtrace-at",
+    "log-cadvisor-usage",
+    "log-dir",
+    "log-file",
+    "log-file-max-size",
+    "logtostderr",
+    "machine-id-file",
+    "one-output",
+    "skip-headers",
+    "skip-log-headers",
+    "stderrthreshold",
+    "storage-driver-buffer-duration",
+    "storage-driver-db",
+    "storage-driver-host",
+    "storage-driver-password",
+    "storage-driver-secure",
+    "storage-driver-table",
+    "storage-driver-user",
+    "version",
+];
+
+/// A flag's kind in the first or the second parse.
+fn kind_in(name: &str, second: bool) -> Option<FlagKind> {
+    if second && name == "help" {
+        return None;
+    }
+    if second && GLOBAL_FLAGS.binary_search(&name).is_ok() {
+        return Some(FlagKind::Value(ValueType::Str));
+    }
+    flag_kind(name)
+}
+
+fn parse_pass(argv: &[String], second: bool) -> Result<ParsedFlags, FlagError> {
     let mut out = ParsedFlags::default();
     let mut i = 1;
     let err = |index: usize, text: &str, reason: String| FlagError {
@@ -317,6 +514,15 @@ pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
     };
     while i < argv.len() {
         let arg = &argv[i];
+        // The second parse only reports pflag's errors: the kubelet checks positional
+        // arguments after the first.
+        if second && (arg == "--") {
+            break;
+        }
+        if second && (!arg.starts_with('-') || arg == "-") {
+            i += 1;
+            continue;
+        }
         if arg == "--" {
             // Everything after `--` is a positional argument.
             if let Some(next) = argv.get(i + 1) {
@@ -348,7 +554,14 @@ pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
                 None => (body, None),
             };
             let name = raw_name.replace('_', "-");
-            let Some(kind) = flag_kind(&name) else {
+            let Some(kind) = kind_in(&name, second) else {
+                if name == "help" {
+                    return Err(err(
+                        i,
+                        arg,
+                        "--help is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
+                    ));
+                }
                 return Err(err(
                     i,
                     arg,
@@ -359,7 +572,7 @@ pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
             let (value, text) = match (inline, kind) {
                 (Some(v), _) => (v.to_string(), arg.clone()),
                 (None, FlagKind::Bool | FlagKind::Version) => ("true".to_string(), arg.clone()),
-                (None, FlagKind::Value) => match argv.get(i + 1) {
+                (None, FlagKind::Value(_)) => match argv.get(i + 1) {
                     Some(v) => {
                         i += 1;
                         (v.clone(), format!("{arg} {v}"))
@@ -395,11 +608,17 @@ pub fn parse(argv: &[String]) -> Result<ParsedFlags, FlagError> {
                     ),
                 ));
             };
-            let kind = flag_kind(name).unwrap_or(FlagKind::Value);
+            let Some(kind) = kind_in(name, second) else {
+                return Err(err(
+                    i,
+                    arg,
+                    "-h is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
+                ));
+            };
             let rest = &shorthands[c.len_utf8()..];
             let (value, next_rest, text) = if let Some(v) = rest.strip_prefix('=') {
                 (v.to_string(), "", arg.clone())
-            } else if kind != FlagKind::Value {
+            } else if !matches!(kind, FlagKind::Value(_)) {
                 ("true".to_string(), rest, arg.clone())
             } else if !rest.is_empty() {
                 (rest.to_string(), "", arg.clone())
@@ -475,10 +694,21 @@ fn apply(
                 None => return Err(bad(&text, &value, " or raw")),
             },
         },
-        FlagKind::Value => match name {
-            "config" => out.config = Some(at),
-            "config-dir" => out.config_dir = Some(at),
-            _ => {}
+        FlagKind::Value(t) => match t.check(&value) {
+            Err(why) => {
+                return Err(FlagError {
+                    index,
+                    text,
+                    reason: format!(
+                        "invalid argument {value:?} for --{name}: {why} (a non-boolean flag written without = takes the next argument as its value)"
+                    ),
+                });
+            }
+            Ok(()) => match name {
+                "config" => out.config = Some(at),
+                "config-dir" => out.config_dir = Some(at),
+                _ => {}
+            },
         },
     }
     Ok(())
@@ -504,6 +734,11 @@ mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
         assert!(KUBELET_FLAGS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(GLOBAL_FLAGS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            GLOBAL_FLAGS.iter().all(|g| flag_kind(g).is_some()),
+            "globals are flags"
+        );
         for (s, n) in KUBELET_SHORTHANDS {
             assert!(flag_kind(n).is_some(), "{s}");
         }
@@ -562,7 +797,26 @@ mod tests {
                 &["--hostname-override", "--make-iptables-util-chains=false"],
                 Ok(None),
             ),
-            (&["--v", "--make-iptables-util-chains=false"], Ok(None)),
+            // ... and that value must parse for the flag's type: a klog level here.
+            (
+                &["--v", "--make-iptables-util-chains=false"],
+                Err("invalid argument"),
+            ),
+            (&["--max-pods", "-1"], Ok(None)),
+            (&["--max-pods=lots"], Err("int32")),
+            (
+                &["--sync-frequency", "--make-iptables-util-chains"],
+                Err("duration"),
+            ),
+            (
+                &["--feature-gates", "--make-iptables-util-chains=false"],
+                Err("feature-gate"),
+            ),
+            (
+                &["-v", "--make-iptables-util-chains=false"],
+                Err("invalid argument"),
+            ),
+            (&["-v=x"], Err("log level")),
             (
                 &["-v", "2", "--make-iptables-util-chains=false"],
                 Ok(Some(false)),
@@ -620,6 +874,55 @@ mod tests {
     }
 
     #[test]
+    fn second_parse_over_the_config_files() {
+        // Global flags are NoOp values in the second parse: a cadvisor boolean takes the
+        // next argument there, so the flag after it is not applied over the files.
+        let p = parse(&argv(&[
+            "--config=/c.yaml",
+            "--enable-load-reader",
+            "--make-iptables-util-chains=true",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains, None);
+        // Without --config there is no second parse.
+        let p = parse(&argv(&[
+            "--enable-load-reader",
+            "--make-iptables-util-chains=false",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains.map(|(_, b)| b), Some(false));
+        // At the end of argv it needs an argument.
+        assert!(parse(&argv(&["--config-dir=/d", "--docker-only"])).is_err());
+        // A global boolean swallowing --config in the second parse leaves its value a
+        // positional argument there, which only the first parse refuses.
+        let p = parse(&argv(&["--storage-driver-secure", "--config", "/c.yaml"])).unwrap();
+        assert_eq!(p.config_path(), Some("/c.yaml"));
+        // The first parse's value stays the base when no --config file replaces it.
+        let p = parse(&argv(&[
+            "--config-dir=/d",
+            "--log-cadvisor-usage",
+            "--make-iptables-util-chains=0",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains, None);
+        assert_eq!(p.before_files.map(|(_, b)| b), Some(false));
+        assert!(parse(&argv(&["--config=", "--docker-only"])).is_ok());
+        // --help=false and -h=false: ErrHelp in the second parse.
+        for h in ["--help=false", "-h=false"] {
+            let e = parse(&argv(&["--config=/c.yaml", h])).unwrap_err();
+            assert!(e.reason.contains("ErrHelp"), "{}", e.reason);
+        }
+        assert!(parse(&argv(&["--help=false"])).is_ok());
+        let p = parse(&argv(&[
+            "--config=/c.yaml",
+            "--make-iptables-util-chains=false",
+            "--v=2",
+        ]))
+        .unwrap();
+        assert_eq!(p.make_iptables_util_chains.map(|(_, b)| b), Some(false));
+    }
+
+    #[test]
     fn help_and_version_exit_early() {
         for args in [
             &["--help"][..],
@@ -670,6 +973,61 @@ mod tests {
             let mut v = vec!["kubelet".to_string()];
             v.extend(args);
             let _ = parse(&v);
+        }
+
+        /// A non-boolean flag without `=` takes the next argument, whatever it is: a
+        /// `--make-iptables-util-chains` it swallows is never applied, and a value that does
+        /// not parse for the flag's type makes the kubelet (and us) refuse.
+        #[test]
+        fn value_flags_swallow_the_next_argument(
+            i in 0..KUBELET_FLAGS.len(),
+            next in prop_oneof![
+                Just("--make-iptables-util-chains=false".to_string()),
+                Just("--make-iptables-util-chains".to_string()),
+                Just("-v".to_string()),
+                "[-a-zA-Z0-9=,.:<_/]{0,12}",
+            ],
+        ) {
+            let (name, kind) = KUBELET_FLAGS[i];
+            let FlagKind::Value(t) = kind else { return Ok(()) };
+            let r = parse(&argv(&[&format!("--{name}"), &next]));
+            match t.check(&next) {
+                Ok(()) => {
+                    let p = r.unwrap();
+                    prop_assert_eq!(p.make_iptables_util_chains, None);
+                }
+                Err(_) => {
+                    let e = r.unwrap_err();
+                    prop_assert!(e.reason.contains("invalid argument"), "{}", e.reason);
+                }
+            }
+        }
+
+        /// A value that parses for its type, given either way, leaves the next flag applied.
+        #[test]
+        fn typed_values_then_false(
+            i in 0..KUBELET_FLAGS.len(),
+            value in prop_oneof![
+                Just(""), Just("0"), Just("10"), Just("-1"), Just("0x10"), Just("10s"),
+                Just("1m30s"), Just("a,b"), Just("a=b"), Just("Foo=true"), Just("a<b"),
+                Just("a:b"), Just("10.0.0.1"), Just("::1"), Just("10.0.0.0/8"), Just("ERROR"),
+                Just("x.go:1"), Just("64Ki"), Just("k=v:NoSchedule"), Just("0:memory=1Gi"),
+                Just("yes"),
+            ],
+            inline in any::<bool>(),
+        ) {
+            let (name, kind) = KUBELET_FLAGS[i];
+            let FlagKind::Value(t) = kind else { return Ok(()) };
+            prop_assume!(t.check(value).is_ok());
+            let args: Vec<String> = if inline {
+                vec![format!("--{name}={value}")]
+            } else {
+                vec![format!("--{name}"), value.to_string()]
+            };
+            let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+            a.push("--make-iptables-util-chains=false");
+            let p = parse(&argv(&a)).unwrap();
+            prop_assert_eq!(p.make_iptables_util_chains.map(|(_, b)| b), Some(false));
         }
 
         #[test]

@@ -2,6 +2,7 @@
 //!
 //! - [`flags`]: the kubelet's flag table and pflag's parsing rules.
 //! - [`config`]: the `--config` file and `--config-dir` drop-ins, decoded as the kubelet does.
+//! - [`yaml`]: the kubelet's reading of a YAML or JSON buffer (go-yaml v2, sigs.k8s.io/yaml), as an allowlist.
 //! - [`evaluate`]: flags + files -> the effective value with its provenance.
 //! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
 //! - [`systemd`]: the after-restart argv, as systemd assembles it (`unit` and `envfile` are its
@@ -13,9 +14,12 @@ pub mod config;
 pub mod discovery;
 pub mod evaluate;
 pub mod flags;
+pub mod flagvalues;
 pub mod node;
 pub mod rootfs;
+pub mod schema;
 pub mod systemd;
+pub mod yaml;
 
 pub use systemd as unit;
 pub use systemd::envfile;
