@@ -345,30 +345,55 @@ fn report(results: &[Checked], seed: u64, elapsed: f64) -> String {
     s
 }
 
-/// The smallest failing cases, one per distinct set of constructs, shrunk.
+/// What a disagreement is about, for grouping: the two reasons with their particulars (quoted
+/// values, paths, numbers) left out.
+fn signature(c: &Checked) -> String {
+    let mut out = String::new();
+    for text in [&c.ours.1, &c.theirs.reason] {
+        let mut quoted = false;
+        for w in text.split_whitespace().take(9) {
+            if w.contains('/') || w.chars().any(|ch| ch.is_ascii_digit()) {
+                continue;
+            }
+            for ch in w.chars() {
+                if ch == '"' {
+                    quoted = !quoted;
+                } else if !quoted {
+                    out.push(ch);
+                }
+            }
+            out.push(' ');
+        }
+        out.push('|');
+    }
+    out
+}
+
+/// The smallest failing cases of each kind, shrunk, one per kind of disagreement.
 fn examples(h: &mut Harness, results: &[Checked], kinds: &[Kind], max: usize) -> String {
-    let mut failing: Vec<&Checked> = results.iter().filter(|r| kinds.contains(&r.kind)).collect();
-    failing.sort_by_key(|r| (r.kind, r.case.tags.len(), r.case.size()));
-    let mut seen: BTreeSet<(Kind, Vec<&str>)> = BTreeSet::new();
     let mut s = String::new();
-    for r in failing {
-        if seen.len() >= max {
-            break;
+    for kind in kinds {
+        let mut failing: Vec<&Checked> = results.iter().filter(|r| r.kind == *kind).collect();
+        failing.sort_by_key(|r| r.case.size());
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for r in failing.into_iter().take(max * 4) {
+            if seen.len() >= max {
+                break;
+            }
+            let small = h.shrink(&r.case, r.kind);
+            let (o, t) = h.check_one(&small);
+            let shown = Checked {
+                index: r.index,
+                seed: r.seed,
+                case: r.case.clone(),
+                ours: o,
+                theirs: t,
+                kind: r.kind,
+            };
+            if seen.insert(signature(&shown)) {
+                s.push_str(&show_case(&shown, Some(&small)));
+            }
         }
-        if !seen.insert((r.kind, r.case.tags.iter().copied().collect())) {
-            continue;
-        }
-        let small = h.shrink(&r.case, r.kind);
-        let (o, t) = h.check_one(&small);
-        let shown = Checked {
-            index: r.index,
-            seed: r.seed,
-            case: r.case.clone(),
-            ours: o,
-            theirs: t,
-            kind: r.kind,
-        };
-        s.push_str(&show_case(&shown, Some(&small)));
     }
     s
 }
@@ -403,17 +428,24 @@ fn evaluator_agrees_with_the_kubelet() {
         .iter()
         .filter(|r| matches!(r.kind, Kind::FalsePass | Kind::Wrong))
         .count();
+    if std::env::var_os("FIDELITY_SHOW_CAUTIOUS").is_some() {
+        let ex = examples(&mut h, &results, &[Kind::CautiousError], max_examples);
+        eprint!("smallest cautious errors (shrunk):\n{ex}");
+    }
     if bad > 0 {
-        let ex = examples(&mut h, &results, &[Kind::FalsePass, Kind::Wrong], max_examples);
-        eprint!("smallest disagreements (shrunk; constructs are those of the original case):\n{ex}");
+        let ex = examples(
+            &mut h,
+            &results,
+            &[Kind::FalsePass, Kind::Wrong],
+            max_examples,
+        );
+        eprint!(
+            "smallest disagreements (shrunk; constructs are those of the original case):\n{ex}"
+        );
         panic!(
             "{bad} false passes or wrong verdicts out of {n} cases (seed {seed:#x}; replay with \
              FIDELITY_SEED={seed:#x}); see the table and the shrunk cases above"
         );
-    }
-    if std::env::var_os("FIDELITY_SHOW_CAUTIOUS").is_some() {
-        let ex = examples(&mut h, &results, &[Kind::CautiousError], max_examples);
-        eprint!("smallest cautious errors (shrunk):\n{ex}");
     }
 }
 
@@ -426,44 +458,198 @@ fn reference_on_known_cases() {
     let mut refr = Reference::start();
     let dir = tempfile::tempdir().unwrap();
     let c = |s: &str| format!("{HEAD}{s}");
-    let cfg = |s: &str| -> Vec<(&'static str, Vec<u8>)> { vec![("/c.yaml", s.as_bytes().to_vec())] };
+    let cfg =
+        |s: &str| -> Vec<(&'static str, Vec<u8>)> { vec![("/c.yaml", s.as_bytes().to_vec())] };
     let with = |f: &str| vec![format!("--config={f}")];
     let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, Vec<String>, &str)> = vec![
-        ("LS in a comment", cfg(&c("makeIPTablesUtilChains: true # ok\u{2028}makeIPTablesUtilChains: false\n")), with("/c.yaml"), "fail"),
-        ("PS in a comment", cfg(&c("makeIPTablesUtilChains: true # ok\u{2029}makeIPTablesUtilChains: false\n")), with("/c.yaml"), "fail"),
-        ("NEL in a comment", cfg(&c("makeIPTablesUtilChains: true # ok\u{85}makeIPTablesUtilChains: false\n")), with("/c.yaml"), "fail"),
-        ("merge key", cfg(&c("<<: {makeIPTablesUtilChains: false}\n")), with("/c.yaml"), "fail"),
-        ("merge alias", cfg(&c("base: &b {makeIPTablesUtilChains: false}\n<<: *b\n")), with("/c.yaml"), "fail"),
-        ("binary key", cfg(&c("? !!binary bWFrZUlQVGFibGVzVXRpbENoYWlucw==\n: false\n")), with("/c.yaml"), "fail"),
-        ("BOM first line", cfg(&format!("\u{feff}makeIPTablesUtilChains: false\n{HEAD}")), with("/c.yaml"), "fail"),
-        ("!!null false", cfg(&c("makeIPTablesUtilChains: !!null false\n")), with("/c.yaml"), "error"),
-        ("! true", cfg(&c("makeIPTablesUtilChains: ! true\n")), with("/c.yaml"), "error"),
-        ("{ is JSON", cfg("{apiVersion: kubelet.config.k8s.io/v1beta1, kind: KubeletConfiguration, makeIPTablesUtilChains: true}\n"), with("/c.yaml"), "error"),
-        ("alias bomb", cfg(&c("a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n")), with("/c.yaml"), "error"),
-        ("--v swallows", vec![], vec!["--v".into(), "--make-iptables-util-chains=false".into()], "error"),
-        ("bool next arg", vec![], vec!["--make-iptables-util-chains".into(), "false".into()], "error"),
-        ("YAML 1.1 off", cfg(&c("makeIPTablesUtilChains: off\n")), with("/c.yaml"), "fail"),
-        ("quoted false", cfg(&c("makeIPTablesUtilChains: \"false\"\n")), with("/c.yaml"), "error"),
-        ("wrong case main", cfg(&c("MakeIPTablesUtilChains: false\n")), with("/c.yaml"), "pass"),
-        ("duplicate main, last wins", cfg(&c("makeIPTablesUtilChains: false\nmakeIPTablesUtilChains: true\n")), with("/c.yaml"), "pass"),
-        ("flag over file", cfg(&c("makeIPTablesUtilChains: false\n")), vec!["--config=/c.yaml".into(), "--make_iptables_util_chains=1".into()], "pass"),
-        ("drop-in null restores default", vec![("/c.yaml", c("makeIPTablesUtilChains: false\n").into_bytes()), ("/d/10.conf", c("makeIPTablesUtilChains: null\n").into_bytes())], vec!["--config=/c.yaml".into(), "--config-dir=/d".into()], "pass"),
-        ("drop-in duplicate is fatal", vec![("/c.yaml", HEAD.as_bytes().to_vec()), ("/d/10.conf", c("makeIPTablesUtilChains: true\nmakeIPTablesUtilChains: true\n").into_bytes())], vec!["--config=/c.yaml".into(), "--config-dir=/d".into()], "error"),
-        ("drop-in without kind is fatal", vec![("/c.yaml", HEAD.as_bytes().to_vec()), ("/d/10.conf", b"makeIPTablesUtilChains: true\n".to_vec())], vec!["--config=/c.yaml".into(), "--config-dir=/d".into()], "error"),
-        ("drop-in sub dir applies", vec![("/c.yaml", HEAD.as_bytes().to_vec()), ("/d/s/10.conf", c("makeIPTablesUtilChains: false\n").into_bytes()), ("/d/x.conf.bak", b"junk".to_vec())], vec!["--config=/c.yaml".into(), "--config-dir=/d".into()], "fail"),
+        (
+            "LS in a comment",
+            cfg(&c(
+                "makeIPTablesUtilChains: true # ok\u{2028}makeIPTablesUtilChains: false\n",
+            )),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "PS in a comment",
+            cfg(&c(
+                "makeIPTablesUtilChains: true # ok\u{2029}makeIPTablesUtilChains: false\n",
+            )),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "NEL in a comment",
+            cfg(&c(
+                "makeIPTablesUtilChains: true # ok\u{85}makeIPTablesUtilChains: false\n",
+            )),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "merge key",
+            cfg(&c("<<: {makeIPTablesUtilChains: false}\n")),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "merge alias",
+            cfg(&c("base: &b {makeIPTablesUtilChains: false}\n<<: *b\n")),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "binary key",
+            cfg(&c("? !!binary bWFrZUlQVGFibGVzVXRpbENoYWlucw==\n: false\n")),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "BOM first line",
+            cfg(&format!("\u{feff}makeIPTablesUtilChains: false\n{HEAD}")),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "!!null false",
+            cfg(&c("makeIPTablesUtilChains: !!null false\n")),
+            with("/c.yaml"),
+            "error",
+        ),
+        (
+            "! true",
+            cfg(&c("makeIPTablesUtilChains: ! true\n")),
+            with("/c.yaml"),
+            "error",
+        ),
+        (
+            "{ is JSON",
+            cfg(
+                "{apiVersion: kubelet.config.k8s.io/v1beta1, kind: KubeletConfiguration, makeIPTablesUtilChains: true}\n",
+            ),
+            with("/c.yaml"),
+            "error",
+        ),
+        (
+            "alias bomb",
+            cfg(&c(
+                "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+            )),
+            with("/c.yaml"),
+            "error",
+        ),
+        (
+            "--v swallows",
+            vec![],
+            vec!["--v".into(), "--make-iptables-util-chains=false".into()],
+            "error",
+        ),
+        (
+            "bool next arg",
+            vec![],
+            vec!["--make-iptables-util-chains".into(), "false".into()],
+            "error",
+        ),
+        (
+            "YAML 1.1 off",
+            cfg(&c("makeIPTablesUtilChains: off\n")),
+            with("/c.yaml"),
+            "fail",
+        ),
+        (
+            "quoted false",
+            cfg(&c("makeIPTablesUtilChains: \"false\"\n")),
+            with("/c.yaml"),
+            "error",
+        ),
+        (
+            "wrong case main",
+            cfg(&c("MakeIPTablesUtilChains: false\n")),
+            with("/c.yaml"),
+            "pass",
+        ),
+        (
+            "duplicate main, last wins",
+            cfg(&c(
+                "makeIPTablesUtilChains: false\nmakeIPTablesUtilChains: true\n",
+            )),
+            with("/c.yaml"),
+            "pass",
+        ),
+        (
+            "flag over file",
+            cfg(&c("makeIPTablesUtilChains: false\n")),
+            vec![
+                "--config=/c.yaml".into(),
+                "--make_iptables_util_chains=1".into(),
+            ],
+            "pass",
+        ),
+        (
+            "drop-in null restores default",
+            vec![
+                ("/c.yaml", c("makeIPTablesUtilChains: false\n").into_bytes()),
+                (
+                    "/d/10.conf",
+                    c("makeIPTablesUtilChains: null\n").into_bytes(),
+                ),
+            ],
+            vec!["--config=/c.yaml".into(), "--config-dir=/d".into()],
+            "pass",
+        ),
+        (
+            "drop-in duplicate is fatal",
+            vec![
+                ("/c.yaml", HEAD.as_bytes().to_vec()),
+                (
+                    "/d/10.conf",
+                    c("makeIPTablesUtilChains: true\nmakeIPTablesUtilChains: true\n").into_bytes(),
+                ),
+            ],
+            vec!["--config=/c.yaml".into(), "--config-dir=/d".into()],
+            "error",
+        ),
+        (
+            "drop-in without kind is fatal",
+            vec![
+                ("/c.yaml", HEAD.as_bytes().to_vec()),
+                ("/d/10.conf", b"makeIPTablesUtilChains: true\n".to_vec()),
+            ],
+            vec!["--config=/c.yaml".into(), "--config-dir=/d".into()],
+            "error",
+        ),
+        (
+            "drop-in sub dir applies",
+            vec![
+                ("/c.yaml", HEAD.as_bytes().to_vec()),
+                (
+                    "/d/s/10.conf",
+                    c("makeIPTablesUtilChains: false\n").into_bytes(),
+                ),
+                ("/d/x.conf.bak", b"junk".to_vec()),
+            ],
+            vec!["--config=/c.yaml".into(), "--config-dir=/d".into()],
+            "fail",
+        ),
     ];
     let mut failures = Vec::new();
     for (i, (name, files, args, want)) in cases.iter().enumerate() {
         let root = dir.path().join(i.to_string());
         let case = Case {
-            files: files.iter().map(|(p, b)| (p.to_string(), b.clone())).collect(),
+            files: files
+                .iter()
+                .map(|(p, b)| (p.to_string(), b.clone()))
+                .collect(),
             args: args.clone(),
             tags: BTreeSet::new(),
         };
         materialize(&root, &case);
         let v = refr.decide(&root, args);
         if v.status != *want {
-            failures.push(format!("{name}: reference says {} ({}), expected {want}", v.status, v.reason));
+            failures.push(format!(
+                "{name}: reference says {} ({}), expected {want}",
+                v.status, v.reason
+            ));
         }
     }
     // The corpus: both must agree, on what SOURCES.md says.
@@ -483,10 +669,19 @@ fn reference_on_known_cases() {
         ("kics/negative3-config-absent.yaml", "pass"),
         ("kubeadm-generated/joneconsulting-config.yaml", "pass"),
         ("amazon-eks-ami/al2-kubelet-config.json", "pass"),
-        ("amazon-eks-ami/nodeadm-expected-kubelet-config.json", "pass"),
-        ("amazon-eks-ami/nodeadm-expected-kubelet-config-drop-in.json", "pass"),
+        (
+            "amazon-eks-ami/nodeadm-expected-kubelet-config.json",
+            "pass",
+        ),
+        (
+            "amazon-eks-ami/nodeadm-expected-kubelet-config-drop-in.json",
+            "pass",
+        ),
         ("rke2/00-rke2-defaults.conf", "pass"),
-        ("kubernetes/kubeadm-testdata-defaulted-multidoc.yaml", "error"),
+        (
+            "kubernetes/kubeadm-testdata-defaulted-multidoc.yaml",
+            "error",
+        ),
     ];
     for (i, (rel, want)) in corpus_cases.iter().enumerate() {
         let text = fs::read(corpus.join(rel)).unwrap_or_else(|e| panic!("corpus {rel}: {e}"));
@@ -498,7 +693,8 @@ fn reference_on_known_cases() {
             files = vec![
                 (
                     "/etc/kubelet/config".to_string(),
-                    fs::read(corpus.join("amazon-eks-ami/nodeadm-expected-kubelet-config.json")).unwrap(),
+                    fs::read(corpus.join("amazon-eks-ami/nodeadm-expected-kubelet-config.json"))
+                        .unwrap(),
                 ),
                 ("/etc/kubelet/config.d/40.conf".to_string(), text),
             ];

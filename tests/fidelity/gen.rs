@@ -129,8 +129,10 @@ fn dropins(rng: &mut Rng, c: &mut Case) {
     if used.is_empty() {
         c.tags.insert("dropin:empty-dir");
         // An empty directory still has to exist: a placeholder the kubelet skips.
-        c.files
-            .push((format!("{DROPIN_DIR}/README.txt"), b"not a drop-in\n".to_vec()));
+        c.files.push((
+            format!("{DROPIN_DIR}/README.txt"),
+            b"not a drop-in\n".to_vec(),
+        ));
     }
 }
 
@@ -205,7 +207,9 @@ fn yaml_file(rng: &mut Rng, tags: &mut BTreeSet<&'static str>, dropin: bool) -> 
         tags.insert("yaml:unicode-break-in-comment");
         let br = *rng.pick(&["\u{85}", "\u{2028}", "\u{2029}"]);
         let v = value(rng, tags);
-        let mut e = vec![format!("clusterDomain: cluster.local # note{br}{FIELD}: {v}")];
+        let mut e = vec![format!(
+            "clusterDomain: cluster.local # note{br}{FIELD}: {v}"
+        )];
         if rng.pct(30) {
             e = vec![format!("# comment{br}{FIELD}: {v}")];
         }
@@ -217,7 +221,10 @@ fn yaml_file(rng: &mut Rng, tags: &mut BTreeSet<&'static str>, dropin: bool) -> 
         entries.push(vec![format!("clusterDomain: \"a{br}b\"")]);
     }
     if rng.pct(15) {
-        entries.push(vec![rng.pick(&["# a comment", "", "#", "   # indented comment"]).to_string()]);
+        entries.push(vec![
+            rng.pick(&["# a comment", "", "#", "   # indented comment"])
+                .to_string(),
+        ]);
     }
     // The header is usually first, as tools write it; order matters only for duplicates
     // and merges, which the shuffle varies.
@@ -397,7 +404,8 @@ fn value(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> String {
         }
         60..=64 => {
             t("value:quoted");
-            rng.pick(&["\"false\"", "'true'", "\"true\"", "'no'"]).to_string()
+            rng.pick(&["\"false\"", "'true'", "\"true\"", "'no'"])
+                .to_string()
         }
         65..=70 => {
             t("value:null");
@@ -432,11 +440,13 @@ fn value(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> String {
         }
         86..=89 => {
             t("value:comment");
-            rng.pick(&["false # yes really", "true #x", "false#x", "true #"]).to_string()
+            rng.pick(&["false # yes really", "true #x", "false#x", "true #"])
+                .to_string()
         }
         90..=92 => {
             t("value:block-scalar");
-            rng.pick(&["|\n  false", ">-\n  true", "|-\n  false"]).to_string()
+            rng.pick(&["|\n  false", ">-\n  true", "|-\n  false"])
+                .to_string()
         }
         93..=94 => {
             t("value:multiline-plain");
@@ -536,10 +546,7 @@ fn value_simple(rng: &mut Rng) -> &'static str {
 fn alias_entry(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
     tags.insert("yaml:alias");
     let v = value_simple(rng);
-    vec![
-        format!("failSwapOn: &a {v}"),
-        format!("{FIELD}: *a"),
-    ]
+    vec![format!("failSwapOn: &a {v}"), format!("{FIELD}: *a")]
 }
 
 fn alias_bomb(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
@@ -726,7 +733,10 @@ fn mic_flag(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
         }
         80..=91 => {
             tags.insert("flag:bool-next-arg");
-            vec![format!("--{name}"), rng.pick(&["false", "true"]).to_string()]
+            vec![
+                format!("--{name}"),
+                rng.pick(&["false", "true"]).to_string(),
+            ]
         }
         _ => {
             tags.insert("flag:single-dash");
@@ -744,7 +754,11 @@ fn other_flag(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
         ("hostname-override", &["node-1"], &[]),
         ("pod-max-pids", &["100", "-1"], &["x"]),
         ("address", &["0.0.0.0", "::"], &["x.y"]),
-        ("eviction-hard", &["memory.available<100Mi"], &["memory.available=100Mi"]),
+        (
+            "eviction-hard",
+            &["memory.available<100Mi"],
+            &["memory.available=100Mi"],
+        ),
         ("vmodule", &["kubelet=4", ""], &["kubelet"]),
         ("cgroup-driver", &["systemd"], &[]),
         (
@@ -763,7 +777,11 @@ fn other_flag(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
         "rotate-certificates",
         "anonymous-auth",
     ];
-    const GLOBAL_BOOLS: &[&str] = &["enable-load-reader", "log-cadvisor-usage", "storage-driver-secure"];
+    const GLOBAL_BOOLS: &[&str] = &[
+        "enable-load-reader",
+        "log-cadvisor-usage",
+        "storage-driver-secure",
+    ];
     match rng.below(100) {
         0..=29 => verbosity_flag(rng, tags),
         30..=64 => {
@@ -801,13 +819,24 @@ fn other_flag(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
         }
         87..=90 => {
             tags.insert("flag:help-version");
-            vec![rng
-                .pick(&["--help=false", "-h=false", "--version=false", "-h", "--version", "--help"])
-                .to_string()]
+            vec![
+                rng.pick(&[
+                    "--help=false",
+                    "-h=false",
+                    "--version=false",
+                    "-h",
+                    "--version",
+                    "--help",
+                ])
+                .to_string(),
+            ]
         }
         91..=93 => {
             tags.insert("flag:unknown");
-            vec![rng.pick(&["--no-such-flag", "--no-such-flag=1", "-x"]).to_string()]
+            vec![
+                rng.pick(&["--no-such-flag", "--no-such-flag=1", "-x"])
+                    .to_string(),
+            ]
         }
         94..=95 => {
             tags.insert("flag:positional");

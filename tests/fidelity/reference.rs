@@ -51,7 +51,10 @@ pub fn binary() -> PathBuf {
         .env("GOPATH", "/usr/share/gocode")
         .env("GO111MODULE", "off")
         .env("GOFLAGS", "")
-        .env("GOCACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"))
+        .env(
+            "GOCACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-cache"),
+        )
         .status();
     match status {
         Ok(s) if s.success() => out,
@@ -88,7 +91,10 @@ impl Reference {
 
     fn read_verdict(&mut self) -> Verdict {
         let mut line = String::new();
-        let n = self.stdout.read_line(&mut line).expect("reading the reference");
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .expect("reading the reference");
         assert!(n > 0, "the reference exited");
         let v: Value = serde_json::from_str(&line).expect("a verdict line");
         Verdict {
@@ -103,7 +109,9 @@ impl Reference {
         let text: String = cases.iter().map(|(r, a)| Self::request(r, a)).collect();
         let mut stdin = self.stdin.take().unwrap();
         let writer = std::thread::spawn(move || {
-            stdin.write_all(text.as_bytes()).expect("writing to the reference");
+            stdin
+                .write_all(text.as_bytes())
+                .expect("writing to the reference");
             stdin
         });
         let out = (0..cases.len()).map(|_| self.read_verdict()).collect();
