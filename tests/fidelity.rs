@@ -118,10 +118,10 @@ struct Harness {
 /// files per run, written and removed, should not wait on a busy disk.
 fn scratch_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::Builder::new().prefix("fidelity").tempdir_in(shm) {
-            return d;
-        }
+    if shm.is_dir()
+        && let Ok(d) = tempfile::Builder::new().prefix("fidelity").tempdir_in(shm)
+    {
+        return d;
     }
     tempfile::tempdir().unwrap()
 }
@@ -451,6 +451,9 @@ fn evaluator_agrees_with_the_kubelet() {
 
 const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 
+/// (name, files (path, bytes), args, the kubelet's verdict)
+type KnownCase<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>, Vec<String>, &'a str);
+
 /// The reference itself, on cases whose verdict is known: the hand-made tricks (what
 /// the kubelet does with them) and the shared corpus (where the evaluator must agree too).
 #[test]
@@ -461,7 +464,7 @@ fn reference_on_known_cases() {
     let cfg =
         |s: &str| -> Vec<(&'static str, Vec<u8>)> { vec![("/c.yaml", s.as_bytes().to_vec())] };
     let with = |f: &str| vec![format!("--config={f}")];
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>, Vec<String>, &str)> = vec![
+    let cases: Vec<KnownCase> = vec![
         (
             "LS in a comment",
             cfg(&c(

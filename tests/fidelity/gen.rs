@@ -539,8 +539,10 @@ fn merge_entries(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<Vec<St
     }
 }
 
+const SIMPLE_VALUES: &[&str] = &["false", "true", "off", "null"];
+
 fn value_simple(rng: &mut Rng) -> &'static str {
-    *rng.pick(&["false", "true", "off", "null"])
+    SIMPLE_VALUES[rng.below(SIMPLE_VALUES.len())]
 }
 
 fn alias_entry(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
