@@ -110,8 +110,48 @@ struct Checked {
 
 struct Harness {
     reference: Reference,
+    corpus: generator::Corpus,
     dir: tempfile::TempDir,
     scratch: usize,
+}
+
+/// `shared/corpus` beside the repository (KUBELET_DRIFT_CORPUS overrides, for a worktree).
+fn corpus_dir() -> PathBuf {
+    let corpus = std::env::var_os("KUBELET_DRIFT_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    assert!(
+        corpus.join("SOURCES.md").exists(),
+        "the test corpus is missing: expected shared/corpus beside the repository, at {}",
+        corpus.display()
+    );
+    corpus
+}
+
+/// The configuration files real tools wrote, as bases for realistic cases.
+fn load_corpus() -> generator::Corpus {
+    let dir = corpus_dir();
+    let read = |names: &[&str]| -> Vec<Vec<u8>> {
+        names
+            .iter()
+            .map(|n| fs::read(dir.join(n)).unwrap_or_else(|e| panic!("corpus {n}: {e}")))
+            .collect()
+    };
+    generator::Corpus {
+        yaml: read(&[
+            "kubeadm-generated/joneconsulting-config.yaml",
+            "rke2/00-rke2-defaults.conf",
+            "kics/negative2-config-true.yaml",
+            "kics/negative3-config-absent.yaml",
+            "kics/positive2-config-false.yaml",
+        ]),
+        json: read(&[
+            "amazon-eks-ami/al2-kubelet-config.json",
+            "amazon-eks-ami/nodeadm-expected-kubelet-config.json",
+            "amazon-eks-ami/nodeadm-expected-kubelet-config-drop-in.json",
+            "kics/positive3-config-false.json",
+        ]),
+    }
 }
 
 /// Case roots go to memory when the machine has a tmpfs at /dev/shm: thousands of small
@@ -130,6 +170,7 @@ impl Harness {
     fn new() -> Harness {
         Harness {
             reference: Reference::start(),
+            corpus: load_corpus(),
             dir: scratch_dir(),
             scratch: 0,
         }
@@ -144,7 +185,7 @@ impl Harness {
             let mut pending = Vec::new();
             for &i in chunk {
                 let cs = generator::case_seed(seed, i);
-                let case = generator::case(cs);
+                let case = generator::case(cs, &self.corpus);
                 let root = chunk_dir.join(i.to_string());
                 materialize(&root, &case);
                 let o = ours(&root, &case.args);
@@ -310,6 +351,16 @@ fn report(results: &[Checked], seed: u64, elapsed: f64) -> String {
         count(Kind::FalsePass),
         count(Kind::Wrong),
         count(Kind::CautiousError)
+    );
+    let real: Vec<&Checked> = results
+        .iter()
+        .filter(|r| r.case.tags.iter().any(|t| t.starts_with("real:")))
+        .collect();
+    let real_agree = real.iter().filter(|r| r.kind == Kind::Agree).count();
+    let _ = writeln!(
+        s,
+        "  real tools' files (shared/corpus, edited as a person would): {real_agree}/{} agree",
+        real.len()
     );
     let table = by_construct(results);
     let mut rows: Vec<_> = table
@@ -656,15 +707,7 @@ fn reference_on_known_cases() {
         }
     }
     // The corpus: both must agree, on what SOURCES.md says.
-    // `shared/corpus` beside the repository (KUBELET_DRIFT_CORPUS overrides, for a worktree).
-    let corpus = std::env::var_os("KUBELET_DRIFT_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    assert!(
-        corpus.join("SOURCES.md").exists(),
-        "the test corpus is missing: expected shared/corpus beside the repository, at {}",
-        corpus.display()
-    );
+    let corpus = corpus_dir();
     let corpus_cases: &[(&str, &str)] = &[
         ("kics/positive2-config-false.yaml", "fail"),
         ("kics/positive3-config-false.json", "fail"),

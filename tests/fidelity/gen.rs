@@ -68,9 +68,19 @@ impl Case {
     }
 }
 
-pub fn case(seed: u64) -> Case {
+/// Configuration files real tools wrote (from `shared/corpus`): realistic documents the
+/// generator edits, so that what real tools emit is measured too.
+pub struct Corpus {
+    pub yaml: Vec<Vec<u8>>,
+    pub json: Vec<Vec<u8>>,
+}
+
+pub fn case(seed: u64, corpus: &Corpus) -> Case {
     let mut rng = Rng::new(seed);
     let mut c = Case::default();
+    if rng.pct(15) {
+        return real_case(&mut rng, c, corpus);
+    }
     let config = if rng.pct(85) {
         if rng.pct(3) {
             c.tags.insert("file:config-missing");
@@ -94,6 +104,71 @@ pub fn case(seed: u64) -> Case {
         None
     };
     c.args = flags(&mut rng, &mut c.tags, config.as_deref(), dir.as_deref());
+    c
+}
+
+/// A real tool's file with the field set (or not) the way a person or a template would, as
+/// the config file or as a drop-in, with an ordinary command line.
+fn real_case(rng: &mut Rng, mut c: Case, corpus: &Corpus) -> Case {
+    let json = rng.pct(35) && !corpus.json.is_empty();
+    let docs = if json { &corpus.json } else { &corpus.yaml };
+    let mut doc = rng.pick(docs).clone();
+    let v = *rng.pick(&["true", "false", "True", "False", "off", "null"]);
+    let set = rng.pct(70);
+    if json {
+        c.tags.insert("real:json");
+        if set {
+            let v = if v == "null" || v == "true" || v == "false" {
+                v
+            } else {
+                "false"
+            };
+            let at = doc.iter().position(|b| *b == b'{').unwrap_or(0);
+            let member = format!("\n  \"{FIELD}\": {v},");
+            doc.splice(at + 1..at + 1, member.bytes());
+        }
+    } else {
+        c.tags.insert("real:yaml");
+        if set {
+            if !doc.ends_with(b"\n") {
+                doc.push(b'\n');
+            }
+            doc.extend_from_slice(format!("{FIELD}: {v}\n").as_bytes());
+        }
+    }
+    let as_dropin = rng.pct(30);
+    let mut args = Vec::new();
+    if as_dropin {
+        c.tags.insert("real:as-dropin");
+        c.files.push((
+            CONFIG.to_string(),
+            format!("apiVersion: {API}\nkind: {KIND}\n").into_bytes(),
+        ));
+        c.files.push((format!("{DROPIN_DIR}/10-real.conf"), doc));
+        args.push(format!("--config={CONFIG}"));
+        args.push(format!("--config-dir={DROPIN_DIR}"));
+    } else {
+        c.files.push((CONFIG.to_string(), doc));
+        args.push(format!("--config={CONFIG}"));
+    }
+    for a in [
+        "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+        "--kubeconfig=/etc/kubernetes/kubelet.conf",
+        "--v=2",
+        "--node-ip=10.0.0.4",
+        "--hostname-override=node-1",
+    ] {
+        if rng.pct(30) {
+            args.push(a.to_string());
+        }
+    }
+    if rng.pct(20) {
+        args.push(format!(
+            "--make-iptables-util-chains={}",
+            rng.pick(&["true", "false"])
+        ));
+    }
+    c.args = args;
     c
 }
 
