@@ -686,6 +686,111 @@ fn reference_on_known_cases() {
             "fail",
         ),
     ];
+    // What the kubelet's own code does that is easy to get wrong, pinned here so the
+    // reference cannot drift from it unnoticed (cmd/kubelet/app/server.go, go-yaml v2).
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let dropin = |body: &str| {
+        vec![
+            ("/c.yaml", HEAD.as_bytes().to_vec()),
+            ("/d/10.conf", c(body).into_bytes()),
+        ]
+    };
+    let main_and_dir = argv(&["--config=/c.yaml", "--config-dir=/d"]);
+    let subtle: Vec<KnownCase> = vec![
+        // v2 merges into the same map: a later `<<` overrides an earlier explicit key.
+        (
+            "merge after key wins",
+            cfg(&c(
+                "makeIPTablesUtilChains: false\n<<: {makeIPTablesUtilChains: true}\n",
+            )),
+            with("/c.yaml"),
+            "pass",
+        ),
+        (
+            "key after merge wins",
+            cfg(&c(
+                "<<: {makeIPTablesUtilChains: true}\nmakeIPTablesUtilChains: false\n",
+            )),
+            with("/c.yaml"),
+            "fail",
+        ),
+        // The group/version/kind is read case-insensitively, then strict fails, lenient works.
+        (
+            "Kind: in the main file",
+            cfg("apiVersion: kubelet.config.k8s.io/v1beta1\nKind: KubeletConfiguration\n"),
+            with("/c.yaml"),
+            "pass",
+        ),
+        // Second parse: no --help, and cadvisor's bool globals are no-op values taking the next argument.
+        (
+            "--help=false with --config",
+            cfg(HEAD),
+            argv(&["--help=false", "--config=/c.yaml"]),
+            "error",
+        ),
+        (
+            "global bool swallows the flag",
+            cfg(&c("makeIPTablesUtilChains: false\n")),
+            argv(&[
+                "--config=/c.yaml",
+                "--enable-load-reader",
+                "--make-iptables-util-chains=true",
+            ]),
+            "fail",
+        ),
+        (
+            "global bool last",
+            cfg(HEAD),
+            argv(&["--config=/c.yaml", "--storage-driver-secure"]),
+            "error",
+        ),
+        (
+            "global bool, positional in the second parse only",
+            cfg(HEAD),
+            argv(&["--log-cadvisor-usage", "--config", "/c.yaml"]),
+            "pass",
+        ),
+        // 1.32+ drop-ins: encoding/json, case-insensitive, the last key in sorted order wins.
+        (
+            "drop-in key sorting after the field wins",
+            dropin("makeiptablesutilchains: false\n"),
+            main_and_dir.clone(),
+            "fail",
+        ),
+        (
+            "drop-in key sorting before the field loses",
+            dropin("MakeIPTablesUtilChains: false\n"),
+            main_and_dir.clone(),
+            "pass",
+        ),
+        (
+            "drop-in key with a long s",
+            dropin("makeIPTableſUtilChainſ: false\n"),
+            main_and_dir.clone(),
+            "fail",
+        ),
+        (
+            "drop-in Kind: is fatal",
+            vec![
+                ("/c.yaml", HEAD.as_bytes().to_vec()),
+                (
+                    "/d/10.conf",
+                    b"apiVersion: kubelet.config.k8s.io/v1beta1\nKind: KubeletConfiguration\n"
+                        .to_vec(),
+                ),
+            ],
+            main_and_dir,
+            "error",
+        ),
+        // A null Duration reaches metav1.Duration's UnmarshalJSON: "" is not a duration.
+        (
+            "null duration",
+            cfg(&c("syncFrequency:\n")),
+            with("/c.yaml"),
+            "error",
+        ),
+    ];
+    let cases: Vec<KnownCase> = cases.into_iter().chain(subtle).collect();
     let mut failures = Vec::new();
     for (i, (name, files, args, want)) in cases.iter().enumerate() {
         let root = dir.path().join(i.to_string());
