@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 pub const CONFIG: &str = "/etc/kubernetes/kubelet.yaml";
 pub const DROPIN_DIR: &str = "/etc/kubernetes/kubelet.conf.d";
+/// A config file that an earlier, overridden `--config` names.
+pub const DECOY: &str = "/etc/kubernetes/decoy.yaml";
 pub const FIELD: &str = "makeIPTablesUtilChains";
 const API: &str = "kubelet.config.k8s.io/v1beta1";
 const KIND: &str = "KubeletConfiguration";
@@ -104,6 +106,10 @@ pub fn case(seed: u64, corpus: &Corpus) -> Case {
         None
     };
     c.args = flags(&mut rng, &mut c.tags, config.as_deref(), dir.as_deref());
+    if c.tags.contains("flag:config-repeated") {
+        let body = format!("apiVersion: {API}\nkind: {KIND}\n{FIELD}: false\n");
+        c.files.push((DECOY.to_string(), body.into_bytes()));
+    }
     c
 }
 
@@ -321,6 +327,21 @@ fn yaml_file(rng: &mut Rng, tags: &mut BTreeSet<&'static str>, dropin: bool) -> 
             lines.push("---".into());
         }
         lines.push(format!("{FIELD}: {v}"));
+    }
+    if rng.pct(3)
+        && !lines
+            .iter()
+            .any(|l| l.starts_with('%') || l.starts_with("---"))
+    {
+        // The whole document indented alike is still one top-level mapping.
+        tags.insert("yaml:indented-document");
+        for l in lines.iter_mut() {
+            l.insert_str(0, "  ");
+        }
+    }
+    if rng.pct(2) {
+        tags.insert("yaml:non-ascii-value");
+        lines.push("clusterDomain: \"clüster.lоcal\"".into());
     }
     if rng.pct(3) {
         tags.insert("yaml:tab");
@@ -546,6 +567,12 @@ fn target_entry(rng: &mut Rng, tags: &mut BTreeSet<&'static str>, dropin: bool) 
         tags.insert("key:explicit");
         return vec![format!("? {k}"), format!(": {v}")];
     }
+    if rng.pct(3) && !v.contains('\n') {
+        // The value on the next line, indented (a comment may sit after the colon).
+        tags.insert("yaml:value-next-line");
+        let after = *rng.pick(&["", " # the value follows"]);
+        return vec![format!("{k}:{after}"), format!("  {v}")];
+    }
     let sep = if rng.pct(3) {
         tags.insert("yaml:space-before-colon");
         " : "
@@ -743,6 +770,11 @@ fn flags(
 ) -> Vec<String> {
     let mut parts: Vec<Vec<String>> = Vec::new();
     if let Some(c) = config {
+        if rng.pct(4) {
+            // An earlier --config: the last one wins, its file is never read.
+            tags.insert("flag:config-repeated");
+            parts.push(vec![format!("--config={DECOY}")]);
+        }
         parts.push(path_flag(rng, tags, "config", c));
     } else if rng.pct(3) {
         tags.insert("flag:config-empty");
