@@ -13,7 +13,8 @@
 //!
 //! Environment: `FIDELITY_SEED` (replay a run), `FIDELITY_CASES` (default 5000),
 //! `FIDELITY_CASE` (replay one case of the seed and print it), `FIDELITY_EXAMPLES` (how many
-//! shrunk examples to print, default 8), `KUBELET_REF` (a built reference; otherwise it is
+//! shrunk examples to print, default 8), `FIDELITY_DUMP` (write every disagreement there as
+//! JSON lines), `FIDELITY_SHOW_CAUTIOUS` (shrunk cautious errors too), `KUBELET_REF` (a built reference; otherwise it is
 //! built here with Go). `cargo xtask fidelity --cases N` runs a larger sweep.
 
 #[path = "fidelity/gen.rs"]
@@ -449,6 +450,31 @@ fn examples(h: &mut Harness, results: &[Checked], kinds: &[Kind], max: usize) ->
     s
 }
 
+/// Every disagreement as a JSON line (for analysis with jq): kind, case, both verdicts.
+fn dump(path: &Path, results: &[Checked]) {
+    let mut out = String::new();
+    for r in results.iter().filter(|r| r.kind != Kind::Agree) {
+        let files: serde_json::Map<String, serde_json::Value> = r
+            .case
+            .files
+            .iter()
+            .map(|(p, b)| (p.clone(), String::from_utf8_lossy(b).into()))
+            .collect();
+        let line = serde_json::json!({
+            "kind": r.kind.label(),
+            "case": r.index,
+            "args": r.case.args,
+            "files": files,
+            "ours": {"status": status_word(r.ours.0), "reason": r.ours.1},
+            "kubelet": {"status": r.theirs.status, "reason": r.theirs.reason},
+            "constructs": r.case.tags,
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    fs::write(path, out).unwrap_or_else(|e| panic!("FIDELITY_DUMP {}: {e}", path.display()));
+}
+
 #[test]
 fn evaluator_agrees_with_the_kubelet() {
     let seed = env_u64("FIDELITY_SEED").unwrap_or_else(|| {
@@ -475,6 +501,9 @@ fn evaluator_agrees_with_the_kubelet() {
     let results = h.run(seed, 0..n);
     let text = report(&results, seed, start.elapsed().as_secs_f64());
     eprint!("{text}");
+    if let Some(path) = std::env::var_os("FIDELITY_DUMP") {
+        dump(Path::new(&path), &results);
+    }
     let bad = results
         .iter()
         .filter(|r| matches!(r.kind, Kind::FalsePass | Kind::Wrong))
