@@ -4,18 +4,21 @@
 //! - [`config`]: the `--config` file and `--config-dir` drop-ins, decoded as the kubelet does.
 //! - [`evaluate`]: flags + files -> the effective value with its provenance.
 //! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
-//! - [`unit`] and [`envfile`]: the after-restart argv, as systemd assembles it.
+//! - [`systemd`]: the after-restart argv, as systemd assembles it (`unit` and `envfile` are its
+//!   names from before the split).
 //! - [`discovery`]: running kubelets, through procfs.
 //! - [`node`]: the whole node: running kubelets and the after-restart truth, as findings.
 
 pub mod config;
 pub mod discovery;
-pub mod envfile;
 pub mod evaluate;
 pub mod flags;
 pub mod node;
 pub mod rootfs;
-pub mod unit;
+pub mod systemd;
+
+pub use systemd as unit;
+pub use systemd::envfile;
 
 #[cfg(test)]
 mod corpus_tests;
