@@ -8,9 +8,11 @@
 //! - `cargo xtask bench`           benchmarks; prints a table, writes target/bench/summary.json
 //! - `cargo xtask deb`             build the .deb package
 //! - `cargo xtask image`           build the container image (an OCI archive)
+//! - `cargo xtask fidelity --cases N`  the evaluator against the kubelet's own libraries, N cases
 
 mod bench;
 mod deb;
+mod fidelity;
 mod image;
 mod setup;
 
@@ -56,6 +58,21 @@ enum Task {
     /// Benchmarks (as root): latency, host overhead, footprint; prints a table and writes
     /// target/bench/summary.json (see BENCHMARKS.md).
     Bench,
+    /// The differential harness on a larger sweep: the evaluator against the kubelet's own
+    /// libraries (tests/kubelet-ref) on N generated cases; prints the agreement and each kind of
+    /// disagreement (false pass, wrong, cautious error) by construct. Fails on any false pass
+    /// or wrong verdict.
+    Fidelity {
+        /// How many generated cases.
+        #[arg(long, default_value_t = 100_000)]
+        cases: u64,
+        /// Replay a seed (decimal or 0x-hex); default: a fresh one, printed.
+        #[arg(long)]
+        seed: Option<String>,
+        /// How many shrunk example cases to print per kind of disagreement.
+        #[arg(long, default_value_t = 12)]
+        examples: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,8 +139,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Task::Bench => bench::run(),
+        Task::Fidelity {
+            cases,
+            seed,
+            examples,
+        } => fidelity::sweep(cases, seed.as_deref(), examples),
         Task::Test { args } => {
             setup::ensure(setup::Needs::Test)?;
+            fidelity::export_reference(&fidelity::build_reference()?);
             if !is_root() {
                 bail!(
                     "the test suite loads eBPF programs and drives real processes: run it as root"

@@ -3,7 +3,9 @@
 //! - `llvm-22-dev` (bpf-linker links against LLVM 22, the LLVM of that nightly);
 //! - `bpf-linker`, built against it (`--no-default-features --features llvm-22`: the default
 //!   features look for LLVM 23 and fail);
-//! - for the tests and benchmarks: inotify-tools, bpftrace, vim-tiny (editor evasion tests).
+//! - for the tests and benchmarks: inotify-tools, bpftrace, vim-tiny (editor evasion tests);
+//! - for the tests: Go and the kubelet's libraries from Debian, to build the differential
+//!   reference `tests/kubelet-ref` (GOPATH mode, no network: see `fidelity.rs`).
 
 use std::{
     env,
@@ -78,6 +80,9 @@ fn output_ok(cmd: &mut Command) -> Option<String> {
 pub fn ensure(needs: Needs) -> Result<()> {
     ensure_nightly()?;
     ensure_bpf_linker()?;
+    if matches!(needs, Needs::Test | Needs::All) {
+        ensure_debs(crate::fidelity::GO_PACKAGES)?;
+    }
     if needs == Needs::All {
         ensure_apt(&[
             ("inotifywait", "inotify-tools"),
@@ -171,6 +176,22 @@ fn ensure_apt(wanted: &[(&str, &str)]) -> Result<()> {
             output_ok(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_none()
         })
         .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing)
+}
+
+/// Debian packages that bring no command of their own (Go libraries): asked of dpkg.
+fn ensure_debs(pkgs: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| {
+            output_ok(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_none_or(|s| !s.contains("install ok installed"))
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());
