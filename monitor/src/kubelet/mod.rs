@@ -6,10 +6,13 @@
 //! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
 //! - [`unit`] and [`envfile`]: the after-restart argv, as systemd assembles it.
 //! - [`discovery`]: running kubelets, through procfs.
+//! - [`distro`]: distributions (k3s, RKE2, MicroK8s, OpenShift, Talos): detection, their own
+//!   sources of the kubelet's flags, wrappers, the kubelet's version.
 //! - [`node`]: the whole node: running kubelets and the after-restart truth, as findings.
 
 pub mod config;
 pub mod discovery;
+pub mod distro;
 pub mod envfile;
 pub mod evaluate;
 pub mod flags;
