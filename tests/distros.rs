@@ -548,3 +548,66 @@ fn talos_without_a_running_kubelet() {
         "{f:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The kubelet's version, read from its executable.
+
+/// A stand-in kubelet executable carrying the stamp a Kubernetes build puts in its build info
+/// (hack/lib/version.sh ldflags, recorded by Go as the `-ldflags` build setting).
+fn stamped(version: &str) -> String {
+    format!(
+        "\x7fELF stand-in\n\tbuild\t-ldflags=\"-X 'k8s.io/client-go/pkg/version.gitVersion={version}' -X 'k8s.io/component-base/version.gitVersion={version}'\"\n"
+    )
+}
+
+#[test]
+fn version_decides_the_dropin_merge() {
+    // A wrong-case key in a drop-in: false on 1.28-1.31 (internal base), true on 1.32+.
+    let i = kubeadm(CFG, "--config-dir=/etc/kubernetes/kubelet.conf.d");
+    i.file(
+        "/etc/kubernetes/kubelet.conf.d/50-x.conf",
+        &format!("{CFG}MakeIPTablesUtilChains: false\n"),
+    )
+    .file(
+        "/etc/default/kubelet",
+        "KUBELET_CONFIG_DROPIN_DIR_ALPHA=1\n",
+    );
+    // no executable: the verdict depends on the version, which cannot be read
+    let (_, f) = i.check();
+    assert_status(&f, Status::Error, "unknown version");
+    assert!(
+        f.reason.contains("version could not be read"),
+        "{}",
+        f.reason
+    );
+    i.file("/usr/bin/kubelet", &stamped("v1.31.2"));
+    let (_, f) = i.check();
+    assert_status(&f, Status::Fail, "1.31");
+    assert!(f.reason.contains("v1.31.2"), "{}", f.reason);
+    i.file("/usr/bin/kubelet", &stamped("v1.33.1"));
+    let (_, f) = i.check();
+    assert_status(&f, Status::Pass, "1.33");
+    assert!(f.reason.contains("v1.33.1"), "{}", f.reason);
+    // 1.29 refuses --config-dir without the alpha variable in its environment
+    let i = kubeadm(CFG, "--config-dir=/etc/kubernetes/kubelet.conf.d");
+    i.file("/etc/kubernetes/kubelet.conf.d/50-x.conf", CFG)
+        .file("/usr/bin/kubelet", &stamped("v1.29.4"));
+    let (_, f) = i.check();
+    assert_status(&f, Status::Error, "1.29 without alpha");
+    assert!(
+        f.reason.contains("v1.29.4") && f.reason.contains("KUBELET_CONFIG_DROPIN_DIR_ALPHA"),
+        "{}",
+        f.reason
+    );
+    // k3s: the embedded kubelet's version is k3s's
+    let i = k3s("", "");
+    i.file(
+        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/50-x.conf",
+        &format!("{CFG}MakeIPTablesUtilChains: false\n"),
+    );
+    assert_status(&i.check().1, Status::Error, "k3s unknown version");
+    i.file("/usr/local/bin/k3s", &stamped("v1.30.6+k3s1"));
+    assert_status(&i.check().1, Status::Fail, "k3s 1.30");
+    i.file("/usr/local/bin/k3s", &stamped("v1.32.1+k3s1"));
+    assert_status(&i.check().1, Status::Pass, "k3s 1.32");
+}

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::config::{self, FIELD, FileSettings, MergeEra, Origin};
+use super::distro::version::KubeletVersion;
 use super::flags;
 use super::rootfs::RootFs;
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
@@ -79,9 +80,15 @@ fn decided(value: bool, source: Source, reason: String, remediation: String) -> 
 }
 
 pub fn evaluate(input: &EvalInput) -> Evaluation {
+    evaluate_versioned(input, None)
+}
+
+/// [`evaluate`] for a kubelet whose version was read from its executable
+/// ([`super::distro::version`]): what depends on the version is decided, and says so.
+pub fn evaluate_versioned(input: &EvalInput, version: Option<&KubeletVersion>) -> Evaluation {
     let mut inputs = Vec::new();
     let mut input_dirs = Vec::new();
-    let mut ev = evaluate_inner(input, &mut inputs, &mut input_dirs);
+    let mut ev = evaluate_inner(input, version, &mut inputs, &mut input_dirs);
     ev.inputs = inputs;
     ev.input_dirs = input_dirs;
     ev
@@ -93,6 +100,7 @@ fn line_of(l: Option<usize>) -> String {
 
 fn evaluate_inner(
     input: &EvalInput,
+    version: Option<&KubeletVersion>,
     inputs: &mut Vec<PathBuf>,
     input_dirs: &mut Vec<PathBuf>,
 ) -> Evaluation {
@@ -234,6 +242,29 @@ fn evaluate_inner(
             input_dirs.push(h);
         }
         let dir_shown = super::rootfs::absolute_in_root(dir, input.cwd);
+        if let Some(v) = version
+            && (v.major, v.minor) < (1, 30)
+        {
+            let refused = if v.minor < 28 {
+                Some("does not know --config-dir (added in 1.28)".to_string())
+            } else if !input.env.contains_key(DROPIN_ALPHA_ENV) {
+                Some(format!(
+                    "refuses --config-dir unless {DROPIN_ALPHA_ENV} is set in its environment (1.28-1.29)"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return error(
+                    Source::DropIn {
+                        path: dir_shown.clone(),
+                        line: None,
+                    },
+                    format!("the kubelet would not start: kubelet {v} {why}"),
+                    format!("remove --config-dir (or upgrade the kubelet to 1.30+), {RESTART}"),
+                );
+            }
+        }
         let files = match input.fs.walk_files(dir, input.cwd) {
             Ok(f) => f,
             Err(e) => {
@@ -315,7 +346,13 @@ fn evaluate_inner(
             }
         }
         let final_of = |v: bool| flag_override.as_ref().map(|(_, b)| *b).unwrap_or(v);
-        let (a, b) = (&outcomes[0].1, &outcomes[1].1);
+        let (mut a, mut b) = (&outcomes[0].1, &outcomes[1].1);
+        if let Some(v) = version {
+            // The merge changed in 1.32: the kubelet's own version decides.
+            let o = if (v.major, v.minor) >= (1, 32) { b } else { a };
+            (a, b) = (o, o);
+            notes.push(format!("drop-ins merged as kubelet {v} does"));
+        }
         // Kubelet 1.28-1.29 refuse to start with --config-dir unless KUBELET_CONFIG_DROPIN_DIR_ALPHA
         // is set ("startup fails"), and 1.30+ apply the drop-ins: no version ignores them, so the
         // verdict is the applied one (a kubelet that does not start runs with nothing).
@@ -379,7 +416,7 @@ fn evaluate_inner(
             }
             _ => {}
         }
-        if !input.env.contains_key(DROPIN_ALPHA_ENV) && !dropins.is_empty() {
+        if !input.env.contains_key(DROPIN_ALPHA_ENV) && !dropins.is_empty() && version.is_none() {
             notes.push(format!(
                 "kubelet 1.28-1.29 refuse to start with --config-dir unless {DROPIN_ALPHA_ENV} is set; 1.30+ apply the drop-ins"
             ));

@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::discovery::{KubeletProcess, find_kubelets};
+use super::distro::version;
 use super::distro::{self, Detection, Distribution, HostKind, openshift, rancher_eval};
-use super::evaluate::{EvalInput, Evaluation, evaluate};
+use super::evaluate::{EvalInput, Evaluation, evaluate, evaluate_versioned};
 use super::rootfs::RootFs;
 use super::unit::{self, AssembledUnit, UnitError, UnitErrorKind};
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
@@ -174,12 +175,17 @@ fn evaluate_unit(fs: &RootFs, u: AssembledUnit, benchmark: Benchmark) -> Finding
             };
         }
     };
-    let mut ev = evaluate(&EvalInput {
-        fs: &eval_fs,
-        argv: &stripped.argv,
-        cwd: &cwd,
-        env: &u.env,
-    });
+    let kv = version::of_program(&eval_fs, &stripped.argv[0]);
+    let mut ev = evaluate_versioned(
+        &EvalInput {
+            fs: &eval_fs,
+            argv: &stripped.argv,
+            cwd: &cwd,
+            env: &u.env,
+        },
+        kv.as_ref().ok(),
+    );
+    version::explain_unknown(&mut ev, &kv);
     if let Source::ConfigFile { path, .. } = &ev.source
         && ev.status == Status::Fail
         && let Some(r) = openshift::remediation_for(path)
@@ -280,12 +286,17 @@ fn evaluate_own_command_line(p: &KubeletProcess) -> super::evaluate::Evaluation 
         argv: p.argv.clone(),
         wrapper: Vec::new(),
     });
-    let mut ev = evaluate(&EvalInput {
-        fs: &fs,
-        argv: &stripped.argv,
-        cwd: &p.cwd,
-        env: &p.env,
-    });
+    let kv = version::of_process(&p.root);
+    let mut ev = evaluate_versioned(
+        &EvalInput {
+            fs: &fs,
+            argv: &stripped.argv,
+            cwd: &p.cwd,
+            env: &p.env,
+        },
+        kv.as_ref().ok(),
+    );
+    version::explain_unknown(&mut ev, &kv);
     ev.reason.push_str(&stripped.note());
     if p.non_utf8 { not_exact(ev) } else { ev }
 }

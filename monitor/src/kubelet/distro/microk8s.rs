@@ -23,8 +23,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::super::discovery::KubeletProcess;
-use super::super::evaluate::{EvalInput, Evaluation, evaluate};
+use super::super::evaluate::{EvalInput, Evaluation, evaluate_versioned};
 use super::super::rootfs::RootFs;
+use super::version::{self, KubeletVersion};
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
 
 pub const MARKERS: &[&str] = &[
@@ -215,6 +216,7 @@ fn evaluate_args_file(
     cwd: &Path,
     env: &HashMap<String, String>,
     lookup: &dyn Fn(&str) -> Option<String>,
+    kv: &Result<KubeletVersion, String>,
 ) -> (Evaluation, Vec<String>) {
     let text = match fs.read_text(file, cwd) {
         Ok(t) => t,
@@ -243,12 +245,16 @@ fn evaluate_args_file(
     let argv: Vec<String> = std::iter::once("kubelet".to_string())
         .chain(parts.iter().map(|p| p.text.clone()))
         .collect();
-    let mut ev = evaluate(&EvalInput {
-        fs,
-        argv: &argv,
-        cwd,
-        env,
-    });
+    let mut ev = evaluate_versioned(
+        &EvalInput {
+            fs,
+            argv: &argv,
+            cwd,
+            env,
+        },
+        kv.as_ref().ok(),
+    );
+    version::explain_unknown(&mut ev, kv);
     ev.inputs.push(text.host_path.clone());
     let shown = text.path_in_root.clone();
     if let Some(p) = parts.iter().find(|p| !p.unknown.is_empty() && matters(p)) {
@@ -321,7 +327,8 @@ pub fn after_restart(fs: &RootFs, benchmark: Benchmark) -> Finding {
     };
     let file = args_file_flag(&words).unwrap_or_else(|| DEFAULT_ARGS_FILE.to_string());
     let lookup = |n: &str| env.get(n).cloned();
-    let (ev, argv) = evaluate_args_file(fs, Path::new(&file), Path::new("/"), &env, &lookup);
+    let kv = version::of_program(fs, "/snap/microk8s/current/kubelite");
+    let (ev, argv) = evaluate_args_file(fs, Path::new(&file), Path::new("/"), &env, &lookup, &kv);
     let unit = super::super::unit::UNIT_PATH
         .iter()
         .map(|d| Path::new(d).join(UNIT))
@@ -344,7 +351,8 @@ pub fn running(p: &KubeletProcess, benchmark: Benchmark, evaluated_late: bool) -
     let file = args_file_flag(&p.argv).unwrap_or_else(|| DEFAULT_ARGS_FILE.to_string());
     // Exact: an unset variable is empty for kubelite too.
     let lookup = |n: &str| Some(p.env.get(n).cloned().unwrap_or_default());
-    let (mut ev, _argv) = evaluate_args_file(&fs, Path::new(&file), &p.cwd, &p.env, &lookup);
+    let kv = version::of_process(&p.root);
+    let (mut ev, _argv) = evaluate_args_file(&fs, Path::new(&file), &p.cwd, &p.env, &lookup, &kv);
     if evaluated_late {
         ev.reason.push_str(&format!(
             " (kubelite pid {} was already running: its args file was read as it is now, not as it read it at start)",

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::super::discovery::KubeletProcess;
-use super::super::evaluate::{EvalInput, Evaluation, evaluate};
+use super::super::evaluate::{EvalInput, Evaluation, evaluate_versioned};
 use super::super::rootfs::RootFs;
 use super::super::unit::{self, AssembledUnit, UnitErrorKind};
 use super::rancher::{self, Flavor, Origin, RancherError};
+use super::version;
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
 
 /// The kubelet's argv as the distribution builds it, with the origin of each argument.
@@ -25,6 +26,8 @@ pub struct Computed {
     pub user_config_dir: Option<(String, Origin)>,
     /// Config files read (inside the root), for the reason.
     pub config_files: Vec<PathBuf>,
+    /// The executable whose version is the kubelet's (k3s itself when embedded).
+    pub version_program: String,
     /// Host paths read, and directories whose new entries matter.
     pub inputs: Vec<PathBuf>,
     pub input_dirs: Vec<PathBuf>,
@@ -75,6 +78,7 @@ pub fn compute(
         user_config: None,
         user_config_dir: None,
         config_files: files.files.clone(),
+        version_program: String::new(),
         inputs: Vec::new(),
         input_dirs: Vec::new(),
     };
@@ -103,6 +107,11 @@ pub fn compute(
     c.argv = std::iter::once(argv0)
         .chain(args.iter().map(|(a, _)| a.clone()))
         .collect();
+    c.version_program = if flavor.embedded {
+        cli_argv.first().cloned().unwrap_or_default()
+    } else {
+        c.argv[0].clone()
+    };
     c.origins = std::iter::once(None)
         .chain(args.into_iter().map(|(_, o)| o))
         .collect();
@@ -190,12 +199,17 @@ pub fn evaluate_computed(
     env: &HashMap<String, String>,
     restart: &str,
 ) -> Evaluation {
-    let mut ev = evaluate(&EvalInput {
-        fs,
-        argv: &c.argv,
-        cwd: Path::new("/"),
-        env,
-    });
+    let kv = version::of_program(fs, &c.version_program);
+    let mut ev = evaluate_versioned(
+        &EvalInput {
+            fs,
+            argv: &c.argv,
+            cwd: Path::new("/"),
+            env,
+        },
+        kv.as_ref().ok(),
+    );
+    version::explain_unknown(&mut ev, &kv);
     let flag_at = match &ev.source {
         Source::Flag { index, text } => Some((*index, text.clone())),
         _ => None,

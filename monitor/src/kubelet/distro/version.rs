@@ -176,6 +176,29 @@ pub fn of_program(
     Err(format!("{argv0} is not found in {}", fs.root().display()))
 }
 
+/// Says why the version is unknown when the verdict was left open for want of it.
+pub fn explain_unknown(
+    ev: &mut super::super::evaluate::Evaluation,
+    v: &Result<KubeletVersion, String>,
+) {
+    if let Err(why) = v
+        && ev.reason.contains("depends on the kubelet version")
+    {
+        ev.reason.push_str(&format!(
+            " (the kubelet's version could not be read: {why})"
+        ));
+    }
+}
+
+/// The executable of a running process, through procfs (`/proc/<pid>/exe`, even if deleted).
+pub fn of_process(proc_root: &Path) -> Result<KubeletVersion, String> {
+    let exe = proc_root
+        .parent()
+        .map(|d| d.join("exe"))
+        .ok_or("no procfs directory")?;
+    of_executable(&exe)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
