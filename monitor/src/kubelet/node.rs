@@ -645,4 +645,125 @@ mod tests {
         ));
         assert_ne!(after.status, Status::Pass);
     }
+
+    /// A fake procfs entry whose root is a node image: what the daemon reads for a process.
+    fn fake_proc(
+        proc_root: &Path,
+        pid: u32,
+        cmdline: &[u8],
+        exe: &str,
+        env: &[u8],
+        unit: &str,
+        image: &Path,
+    ) {
+        use std::os::unix::fs::symlink;
+        let d = proc_root.join(pid.to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cmdline"), cmdline).unwrap();
+        std::fs::write(d.join("environ"), env).unwrap();
+        let mut stat = format!("{pid} (x) S");
+        for _ in 0..18 {
+            stat.push_str(" 0");
+        }
+        stat.push_str(" 77");
+        for _ in 0..30 {
+            stat.push_str(" 0");
+        }
+        std::fs::write(d.join("stat"), stat + "\n").unwrap();
+        std::fs::write(d.join("cgroup"), format!("0::/system.slice/{unit}\n")).unwrap();
+        symlink("/", d.join("cwd")).unwrap();
+        symlink(exe, d.join("exe")).unwrap();
+        symlink(image, d.join("root")).unwrap();
+    }
+
+    #[test]
+    fn running_k3s_and_kubelite_evaluate_their_embedded_kubelet() {
+        let (img, _fs) = node(&[
+            (
+                "/etc/systemd/system/k3s.service",
+                "[Service]\nExecStart=/usr/local/bin/k3s server\n",
+            ),
+            (
+                "/etc/rancher/k3s/config.yaml",
+                "kubelet-arg: [make-iptables-util-chains=true]\n",
+            ),
+            (
+                "/srv/k3s.yaml",
+                "kubelet-arg: [make-iptables-util-chains=false]\n",
+            ),
+            (
+                "/var/snap/microk8s/9/args/kubelet",
+                "--v=2\n--make-iptables-util-chains=${FLAG}\n",
+            ),
+        ]);
+        let t = tempfile::tempdir().unwrap();
+        let names = super::super::discovery::default_names();
+        // k3s with its rewritten title; K3S_CONFIG_FILE in its environment decides the file
+        fake_proc(
+            t.path(),
+            31,
+            b"/usr/local/bin/k3s server\0\0\0\0",
+            "/var/lib/rancher/k3s/data/x/bin/k3s",
+            b"K3S_CONFIG_FILE=/srv/k3s.yaml\0",
+            "k3s.service",
+            img.path(),
+        );
+        // kubelite: its args file and its environment (exact: an unset variable is empty)
+        fake_proc(
+            t.path(),
+            32,
+            b"/snap/microk8s/9/kubelite\0--kubelet-args-file=/var/snap/microk8s/9/args/kubelet\0",
+            "/snap/microk8s/9/kubelite",
+            b"SNAP_DATA=/var/snap/microk8s/9\0FLAG=false\0",
+            "snap.microk8s.daemon-kubelite.service",
+            img.path(),
+        );
+        let found = super::super::discovery::find_kubelets_in(t.path(), &names);
+        assert_eq!(
+            found.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            vec![31, 32]
+        );
+        let k3s = evaluate_process(&found[0], Benchmark::Cis16, true);
+        assert_eq!(k3s.status, Status::Fail, "{k3s:#?}");
+        assert!(k3s.reason.contains("hides its arguments"), "{}", k3s.reason);
+        assert!(
+            matches!(k3s.source, Source::ConfigFile { ref path, line: Some(1) } if path == Path::new("/srv/k3s.yaml"))
+        );
+        assert!(matches!(
+            k3s.subject,
+            Subject::Running {
+                pid: 31,
+                evaluated_late: true,
+                ..
+            }
+        ));
+        let kl = evaluate_process(&found[1], Benchmark::Cis16, false);
+        assert_eq!(kl.status, Status::Fail, "{kl:#?}");
+        assert!(matches!(
+            kl.source,
+            Source::ConfigFile { line: Some(2), .. }
+        ));
+        // the node is k3s (the running process says so); after a restart: the unit's env has no
+        // K3S_CONFIG_FILE, so /etc/rancher/k3s/config.yaml (true) applies
+        let det = distro::detect_as(&RootFs::new(img.path()), &found, None);
+        assert_eq!(det.distribution, Distribution::K3s);
+        let after = after_restart_for(&RootFs::new(img.path()), &found, Benchmark::Cis16, &det);
+        assert_eq!(after.status, Status::Pass, "{after:#?}");
+        // a k3s process whose root has no k3s unit: an error naming k3s, not a pass
+        let (bare, _b) = node(&[]);
+        let t2 = tempfile::tempdir().unwrap();
+        fake_proc(
+            t2.path(),
+            33,
+            b"/usr/local/bin/k3s agent\0",
+            "/usr/local/bin/k3s",
+            b"",
+            "k3s-agent.service",
+            bare.path(),
+        );
+        let p = super::super::discovery::find_kubelets_in(t2.path(), &names);
+        let f = evaluate_process(&p[0], Benchmark::Cis16, true);
+        assert_eq!(f.status, Status::Error);
+        assert!(f.reason.starts_with("k3s node"), "{}", f.reason);
+    }
 }
