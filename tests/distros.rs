@@ -611,3 +611,115 @@ fn version_decides_the_dropin_merge() {
     i.file("/usr/local/bin/k3s", &stamped("v1.32.1+k3s1"));
     assert_status(&i.check().1, Status::Pass, "k3s 1.32");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Live: stand-in processes named like each distribution's, found and evaluated through /proc.
+
+struct Standin {
+    _dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The stand-in kubelet copied to `<tmp>/<name>` and run with `arg0` and `args`, once its exec
+/// is complete (exe link and cmdline in place).
+fn standin(name: &str, arg0: &str, args: &[&str], env: &[(&str, &str)]) -> Standin {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join(name);
+    std::fs::copy(env!("CARGO_BIN_EXE_kubelet"), &exe).unwrap();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg0(arg0)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = kubelet_drift_tests::spawn_retrying_busy(&mut cmd).unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .as_deref()
+        != Some(exe.as_path())
+        || std::fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in {name} never exec'd"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Standin { _dir: dir, child }
+}
+
+#[test]
+fn live_standins_are_found_and_evaluated_as_their_distribution() {
+    use kubelet_drift::kubelet::discovery::{default_names, read_kubelet};
+    use kubelet_drift::kubelet::node::evaluate_process;
+    let names = default_names();
+    // k3s with its rewritten title (one argument): found; its kubelet is evaluated as k3s's
+    let k3s = standin("k3s", "/usr/local/bin/k3s server", &[], &[]);
+    let p = read_kubelet(k3s.child.id(), &names)
+        .unwrap()
+        .expect("k3s is a kubelet host");
+    let f = evaluate_process(&p, Default::default(), false);
+    assert_ne!(f.status, Status::Pass, "{f:#?}");
+    assert!(f.reason.contains("k3s"), "{}", f.reason);
+    assert!(!f.reason.contains("positional"), "{}", f.reason);
+    // `k3s kubectl` shares the executable: not a kubelet
+    let kubectl = standin("k3s", "kubectl", &["get", "pods"], &[]);
+    assert!(read_kubelet(kubectl.child.id(), &names).unwrap().is_none());
+    // RKE2's supervisor hosts no kubelet
+    let rke2 = standin("rke2", "/usr/local/bin/rke2", &["server"], &[]);
+    assert!(read_kubelet(rke2.child.id(), &names).unwrap().is_none());
+    // kubelite: its args file and its environment
+    let d = tempfile::tempdir().unwrap();
+    let args = d.path().join("args/kubelet");
+    std::fs::create_dir_all(args.parent().unwrap()).unwrap();
+    std::fs::write(&args, "--v=2\n--make-iptables-util-chains=${FLAG}\n").unwrap();
+    let flag = format!("--kubelet-args-file={}", args.display());
+    let kl = standin(
+        "kubelite",
+        "/snap/microk8s/1/kubelite",
+        &[&flag],
+        &[("FLAG", "false")],
+    );
+    let p = read_kubelet(kl.child.id(), &names)
+        .unwrap()
+        .expect("kubelite is a kubelet host");
+    let f = evaluate_process(&p, Default::default(), false);
+    assert_eq!(f.status, Status::Fail, "{f:#?}");
+    assert_eq!(
+        f.source,
+        Source::ConfigFile {
+            path: args.clone(),
+            line: Some(2)
+        }
+    );
+    assert!(
+        f.remediation
+            .contains("snap restart microk8s.daemon-kubelite"),
+        "{}",
+        f.remediation
+    );
+    // an old Go `hyperkube kubelet …`: the wrapper is stripped
+    let hk = standin(
+        "hyperkube",
+        "/usr/bin/hyperkube",
+        &["kubelet", "--make-iptables-util-chains=false"],
+        &[],
+    );
+    let p = read_kubelet(hk.child.id(), &names)
+        .unwrap()
+        .expect("hyperkube kubelet");
+    let f = evaluate_process(&p, Default::default(), false);
+    assert_eq!(f.status, Status::Fail, "{f:#?}");
+    assert!(f.reason.contains("was stripped"), "{}", f.reason);
+}
