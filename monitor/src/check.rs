@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use crate::finding::{Benchmark, CONTROL_TITLE, Finding, Source, Status, Subject};
 use crate::kubelet::discovery::default_names;
-use crate::kubelet::node::{evaluate_arguments, evaluate_node};
+use crate::kubelet::distro::{Detection, Distribution};
+use crate::kubelet::node::{evaluate_arguments, evaluate_node_as};
 use crate::kubelet::rootfs::RootFs;
 
 const AFTER_HELP: &str = "\
@@ -56,9 +57,13 @@ pub struct CheckArgs {
     /// Which CIS numbering to report the control under.
     #[arg(long, value_enum, default_value_t = Benchmark::Cis16)]
     pub benchmark: Benchmark,
-    /// Executable name of the kubelet (repeatable; default: kubelet).
+    /// Executable name of the kubelet (repeatable; default: kubelet and the processes that
+    /// host or wrap one: k3s, k3s-server, k3s-agent, kubelite, hyperkube, kubenswrapper, rke2).
     #[arg(long = "kubelet-name", value_name = "NAME")]
     pub kubelet_names: Vec<String>,
+    /// The node's distribution, instead of detecting it.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub distribution: Option<Distribution>,
     /// Kubelet arguments to evaluate instead of a node (argv[0] is "kubelet").
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -66,6 +71,12 @@ pub struct CheckArgs {
 
 /// The findings and the exit code (0 pass, 1 any fail, 2 any error without a fail).
 pub fn run_check(args: &CheckArgs) -> (Vec<Finding>, u8) {
+    let (_, findings, code) = run_check_detected(args);
+    (findings, code)
+}
+
+/// [`run_check`], with the distribution detected (none for given arguments).
+pub fn run_check_detected(args: &CheckArgs) -> (Option<Detection>, Vec<Finding>, u8) {
     let names = if args.kubelet_names.is_empty() {
         default_names()
     } else {
@@ -75,14 +86,24 @@ pub fn run_check(args: &CheckArgs) -> (Vec<Finding>, u8) {
         Some(r) => RootFs::new(r),
         None => RootFs::host(),
     };
-    let findings = if !args.args.is_empty() || args.cwd.is_some() {
+    let (detection, findings) = if !args.args.is_empty() || args.cwd.is_some() {
         let cwd = args.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
-        vec![evaluate_arguments(&fs, &args.args, &cwd, args.benchmark)]
+        (
+            None,
+            vec![evaluate_arguments(&fs, &args.args, &cwd, args.benchmark)],
+        )
     } else {
-        evaluate_node(&fs, args.root.is_none(), &names, args.benchmark)
+        let (d, f) = evaluate_node_as(
+            &fs,
+            args.root.is_none(),
+            &names,
+            args.benchmark,
+            args.distribution,
+        );
+        (Some(d), f)
     };
     let code = exit_code(&findings);
-    (findings, code)
+    (detection, findings, code)
 }
 
 pub fn exit_code(findings: &[Finding]) -> u8 {
@@ -204,9 +225,14 @@ pub fn render_json(findings: &[Finding]) -> String {
 }
 
 pub fn main(args: CheckArgs) -> ExitCode {
-    let (findings, code) = run_check(&args);
+    let (detection, findings, code) = run_check_detected(&args);
     let text = match args.format {
-        Format::Text => render_text(&findings),
+        Format::Text => {
+            let head = detection
+                .map(|d| format!("distribution: {d}\n\n"))
+                .unwrap_or_default();
+            head + &render_text(&findings)
+        }
         Format::Json => render_json(&findings) + "\n",
     };
     let mut stdout = std::io::stdout().lock();

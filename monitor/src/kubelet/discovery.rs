@@ -6,6 +6,13 @@
 //! is not UTF-8 is converted lossily and flagged in [`KubeletProcess::non_utf8`], so that the
 //! evaluation can refuse to pass on arguments it cannot read exactly. A process that vanishes
 //! while being read is skipped, never an error.
+//!
+//! Besides `kubelet`, the default names are the processes that host an embedded kubelet
+//! (`k3s server|agent`, MicroK8s `kubelite`), the wrappers that exec it (`hyperkube`,
+//! `kubenswrapper`) and RKE2's supervisor (`rke2`), whose restart restarts its kubelet
+//! ([`super::distro::PROCESS_NAMES`]). A process so named that hosts no kubelet (`k3s kubectl`,
+//! `rke2 server`, a wrapper still running as a shell) is not returned
+//! ([`super::distro::host_kind`]); its exec still triggers an evaluation in the daemon.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -14,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The executable names looked for by default.
-pub const DEFAULT_NAMES: &[&str] = &["kubelet"];
+pub const DEFAULT_NAMES: &[&str] = super::distro::PROCESS_NAMES;
 
 pub fn default_names() -> Vec<String> {
     DEFAULT_NAMES.iter().map(|s| s.to_string()).collect()
@@ -158,9 +165,16 @@ pub fn read_kubelet_in(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        None => basename(&argv[0]).to_owned(),
+        // k3s's rewritten title is one argument with spaces: its first word is argv[0].
+        None => basename(
+            super::distro::title_words(&argv)
+                .first()
+                .copied()
+                .unwrap_or(""),
+        )
+        .to_owned(),
     };
-    if !names.contains(&name) {
+    if !names.contains(&name) || super::distro::host_kind(&name, &argv).is_none() {
         return Ok(None);
     }
 
@@ -319,6 +333,63 @@ mod tests {
         assert_eq!(found[2].systemd_unit, None);
         // other names
         assert_eq!(find_kubelets_in(p, &["sh".to_string()]).len(), 1);
+    }
+
+    #[test]
+    fn distribution_hosts() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path();
+        // k3s's rewritten title: one argument with a space
+        fake(
+            p,
+            10,
+            b"/usr/local/bin/k3s server\0\0\0",
+            Some("/var/lib/rancher/k3s/data/abc/bin/k3s"),
+            "0::/system.slice/k3s.service\n",
+        );
+        // k3s kubectl shares the executable: not a kubelet
+        fake(
+            p,
+            11,
+            b"kubectl\0get\0pods\0",
+            Some("/var/lib/rancher/k3s/data/abc/bin/k3s"),
+            "0::/\n",
+        );
+        fake(
+            p,
+            12,
+            b"/snap/microk8s/1/kubelite\0--kubelet-args-file=/a\0",
+            Some("/snap/microk8s/1/kubelite"),
+            "0::/\n",
+        );
+        // RKE2's supervisor hosts no kubelet; its kubelet is its own process
+        fake(
+            p,
+            13,
+            b"/usr/local/bin/rke2\0server\0",
+            Some("/usr/local/bin/rke2"),
+            "0::/\n",
+        );
+        fake(
+            p,
+            14,
+            b"kubelet\0--v=2\0",
+            Some("/var/lib/rancher/rke2/data/v1/bin/kubelet"),
+            "0::/system.slice/rke2-server.service\n",
+        );
+        // exe unreadable: the title's first word decides
+        fake(p, 15, b"/usr/local/bin/k3s agent\0", None, "0::/\n");
+        let pids: Vec<u32> = find_kubelets_in(p, &names())
+            .iter()
+            .map(|k| k.pid)
+            .collect();
+        assert_eq!(pids, vec![10, 12, 14, 15]);
+        // with only "kubelet", none of the hosts
+        let pids: Vec<u32> = find_kubelets_in(p, &["kubelet".into()])
+            .iter()
+            .map(|k| k.pid)
+            .collect();
+        assert_eq!(pids, vec![14]);
     }
 
     #[test]

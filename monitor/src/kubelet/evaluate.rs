@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::config::{self, FIELD, FileSettings, MergeEra, Origin};
+use super::distro::version::KubeletVersion;
 use super::flags;
 use super::rootfs::RootFs;
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
@@ -123,8 +124,14 @@ impl Acc {
 type Stop = Evaluation;
 
 pub fn evaluate(input: &EvalInput) -> Evaluation {
+    evaluate_versioned(input, None)
+}
+
+/// [`evaluate`] for a kubelet whose version was read from its executable
+/// ([`super::distro::version`]): what depends on the version is decided, and says so.
+pub fn evaluate_versioned(input: &EvalInput, version: Option<&KubeletVersion>) -> Evaluation {
     let mut inputs = Inputs::default();
-    let mut ev = match steps(input, &mut inputs) {
+    let mut ev = match steps(input, version, &mut inputs) {
         Ok(acc) => acc.decided(),
         Err(stop) => stop,
     };
@@ -139,7 +146,11 @@ fn line_of(l: Option<usize>) -> String {
 
 /// The kubelet's four steps (`NewKubeletCommand`): flags, `--config`, `--config-dir`, flags
 /// again on top.
-fn steps(input: &EvalInput, inputs: &mut Inputs) -> Result<Acc, Stop> {
+fn steps(
+    input: &EvalInput,
+    version: Option<&KubeletVersion>,
+    inputs: &mut Inputs,
+) -> Result<Acc, Stop> {
     let parsed = parse_flags(input)?;
     let mut acc = Acc::defaults();
     // Without a --config file, the configuration the drop-ins merge over is the one the first
@@ -153,7 +164,7 @@ fn steps(input: &EvalInput, inputs: &mut Inputs) -> Result<Acc, Stop> {
         config_file(input, Path::new(path), &mut acc, inputs)?;
     }
     if let Some(dir) = parsed.config_dir_path() {
-        config_dir(input, Path::new(dir), &parsed, &mut acc, inputs)?;
+        config_dir(input, Path::new(dir), &parsed, version, &mut acc, inputs)?;
     }
     flags_on_top(&parsed, &mut acc);
     Ok(acc)
@@ -358,10 +369,12 @@ fn config_dir(
     input: &EvalInput,
     dir: &Path,
     parsed: &flags::ParsedFlags,
+    version: Option<&KubeletVersion>,
     acc: &mut Acc,
     inputs: &mut Inputs,
 ) -> Result<(), Stop> {
     let dir_shown = super::rootfs::absolute_in_root(dir, input.cwd);
+    refused_by_version(input, version, &dir_shown)?;
     let dropins = read_dropins(input, dir, &dir_shown, inputs)?;
     let settings: Vec<FileSettings> = dropins.iter().map(|(_, s)| s.clone()).collect();
     let merged = |era| {
@@ -381,8 +394,14 @@ fn config_dir(
             )
         })
     };
-    let a = merged(MergeEra::Internal)?;
-    let b = merged(MergeEra::Versioned)?;
+    let mut a = merged(MergeEra::Internal)?;
+    let mut b = merged(MergeEra::Versioned)?;
+    if let Some(v) = version {
+        // The merge changed in 1.32: the kubelet's own version decides.
+        let o = if (v.major, v.minor) >= (1, 32) { b } else { a };
+        (a, b) = (o.clone(), o);
+        acc.notes.push(format!("drop-ins merged as kubelet {v} does"));
+    }
     let flag = parsed.make_iptables_util_chains.as_ref().map(|(_, v)| *v);
     let final_of = |v: bool| flag.unwrap_or(v);
     // Kubelet 1.28-1.29 refuse to start with --config-dir unless KUBELET_CONFIG_DROPIN_DIR_ALPHA
@@ -447,12 +466,41 @@ fn config_dir(
         }
         _ => {}
     }
-    if !input.env.contains_key(DROPIN_ALPHA_ENV) && !dropins.is_empty() {
+    if !input.env.contains_key(DROPIN_ALPHA_ENV) && !dropins.is_empty() && version.is_none() {
         acc.notes.push(format!(
             "kubelet 1.28-1.29 refuse to start with --config-dir unless {DROPIN_ALPHA_ENV} is set; 1.30+ apply the drop-ins"
         ));
     }
     Ok(())
+}
+
+/// A kubelet older than 1.30 whose version is known: 1.28-1.29 refuse --config-dir without
+/// the alpha variable, older ones do not know the flag.
+fn refused_by_version(
+    input: &EvalInput,
+    version: Option<&KubeletVersion>,
+    dir_shown: &Path,
+) -> Result<(), Stop> {
+    let Some(v) = version.filter(|v| (v.major, v.minor) < (1, 30)) else {
+        return Ok(());
+    };
+    let why = if v.minor < 28 {
+        "does not know --config-dir (added in 1.28)".to_string()
+    } else if !input.env.contains_key(DROPIN_ALPHA_ENV) {
+        format!(
+            "refuses --config-dir unless {DROPIN_ALPHA_ENV} is set in its environment (1.28-1.29)"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(error(
+        Source::DropIn {
+            path: dir_shown.to_path_buf(),
+            line: None,
+        },
+        format!("the kubelet would not start: kubelet {v} {why}"),
+        format!("remove --config-dir (or upgrade the kubelet to 1.30+), {RESTART}"),
+    ))
 }
 
 /// Step 4: the flags again, on top of the files.

@@ -8,10 +8,13 @@
 //! - [`systemd`]: the after-restart argv, as systemd assembles it (`unit` and `envfile` are its
 //!   names from before the split).
 //! - [`discovery`]: running kubelets, through procfs.
+//! - [`distro`]: distributions (k3s, RKE2, MicroK8s, OpenShift, Talos): detection, their own
+//!   sources of the kubelet's flags, wrappers, the kubelet's version.
 //! - [`node`]: the whole node: running kubelets and the after-restart truth, as findings.
 
 pub mod config;
 pub mod discovery;
+pub mod distro;
 pub mod evaluate;
 pub mod flags;
 pub mod flagvalues;

@@ -1,5 +1,10 @@
 //! The whole node: every running kubelet, and what the kubelet would run with after a restart.
 //!
+//! Distribution-aware ([`super::distro`]): the node's distribution is detected (or given), and
+//! k3s / RKE2 / MicroK8s nodes are evaluated from their own files; wrappers (`hyperkube
+//! kubelet`, `kubenswrapper`) are stripped from any assembled or running argv. What follows
+//! describes kubeadm-style nodes (and OpenShift, whose unit is the same after stripping):
+//!
 //! - Running: each kubelet process, evaluated against its own root (`/proc/<pid>/root`) and
 //!   working directory, with the files as they are now (`evaluated_late`).
 //! - After restart: `kubelet.service` as systemd would assemble it now, evaluated against the
@@ -11,7 +16,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::discovery::{KubeletProcess, find_kubelets};
-use super::evaluate::{EvalInput, Evaluation, evaluate};
+use super::distro::version;
+use super::distro::{self, Detection, Distribution, HostKind, openshift, rancher_eval};
+use super::evaluate::{EvalInput, Evaluation, evaluate, evaluate_versioned};
 use super::rootfs::RootFs;
 use super::unit::{self, AssembledUnit, UnitError, UnitErrorKind};
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
@@ -26,6 +33,17 @@ pub fn evaluate_node(
     names: &[String],
     benchmark: Benchmark,
 ) -> Vec<Finding> {
+    evaluate_node_as(fs, live, names, benchmark, None).1
+}
+
+/// [`evaluate_node`], with the distribution given (`--distribution`) or detected, and said.
+pub fn evaluate_node_as(
+    fs: &RootFs,
+    live: bool,
+    names: &[String],
+    benchmark: Benchmark,
+    given: Option<Distribution>,
+) -> (Detection, Vec<Finding>) {
     let running = if live {
         find_kubelets(names)
     } else {
@@ -35,12 +53,35 @@ pub fn evaluate_node(
         .iter()
         .map(|p| evaluate_process(p, benchmark, true))
         .collect();
-    out.push(evaluate_after_restart(fs, &running, benchmark));
-    out
+    let detection = distro::detect_as(fs, &running, given.or_else(distro::given));
+    out.push(after_restart_for(fs, &running, benchmark, &detection));
+    (detection, out)
 }
 
-/// A running kubelet, against its own root and cwd.
+fn exe_name(p: &KubeletProcess) -> String {
+    match &p.exe {
+        Some(e) => e
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        None => p
+            .argv
+            .first()
+            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// A running kubelet, against its own root and cwd; for k3s and kubelite, the kubelet they
+/// embed.
 pub fn evaluate_process(p: &KubeletProcess, benchmark: Benchmark, evaluated_late: bool) -> Finding {
+    match distro::host_kind(&exe_name(p), &p.argv) {
+        Some(HostKind::K3s) => {
+            return rancher_eval::running(p, &distro::k3s::FLAVOR, benchmark, evaluated_late);
+        }
+        Some(HostKind::Kubelite) => return distro::microk8s::running(p, benchmark, evaluated_late),
+        _ => {}
+    }
     let mut ev = evaluate_own_command_line(p);
     if evaluated_late {
         ev.reason.push_str(
@@ -73,7 +114,7 @@ fn not_exact(mut ev: Evaluation) -> Evaluation {
     ev
 }
 
-fn merge(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
+pub(crate) fn merge(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
     for p in b {
         if !a.contains(&p) {
             a.push(p);
@@ -111,19 +152,58 @@ fn evaluate_unit(fs: &RootFs, u: AssembledUnit, benchmark: Benchmark) -> Finding
         .working_directory
         .clone()
         .unwrap_or_else(|| PathBuf::from("/"));
-    let mut ev = evaluate(&EvalInput {
-        fs: &eval_fs,
-        argv: &u.argv,
-        cwd: &cwd,
-        env: &u.env,
-    });
+    let stripped = match openshift::strip_wrappers(&u.argv) {
+        Ok(s) => s,
+        Err(why) => {
+            return Finding {
+                control: benchmark.control_id().into(),
+                status: Status::Error,
+                effective: None,
+                subject: after_restart_subject(Some(&u)),
+                source: Source::Unit {
+                    path: u.exec_start_from.clone(),
+                    line: Some(u.exec_start_line),
+                },
+                reason: format!(
+                    "the kubelet would not start after a restart: the ExecStart= at {} line {} runs a wrapper: {why}",
+                    u.exec_start_from.display(),
+                    u.exec_start_line
+                ),
+                remediation: "make the unit's ExecStart= run the kubelet (directly or through `hyperkube kubelet` / `kubenswrapper /usr/bin/kubelet`), then systemctl daemon-reload".into(),
+                inputs: u.inputs,
+                input_dirs: u.input_dirs,
+            };
+        }
+    };
+    let kv = version::of_program(&eval_fs, &stripped.argv[0]);
+    let mut ev = evaluate_versioned(
+        &EvalInput {
+            fs: &eval_fs,
+            argv: &stripped.argv,
+            cwd: &cwd,
+            env: &u.env,
+        },
+        kv.as_ref().ok(),
+    );
+    version::explain_unknown(&mut ev, &kv);
+    if let Source::ConfigFile { path, .. } = &ev.source
+        && ev.status == Status::Fail
+        && let Some(r) = openshift::remediation_for(path)
+        && !stripped.wrapper.is_empty()
+    {
+        ev.remediation = r;
+    }
     ev.reason = format!(
-        "{} (argv assembled from {} line {} by systemd's rules)",
+        "{} (argv assembled from {} line {} by systemd's rules){}",
         ev.reason,
         u.exec_start_from.display(),
-        u.exec_start_line
+        u.exec_start_line,
+        stripped.note()
     );
-    let subject = after_restart_subject(Some(&u));
+    let mut subject = after_restart_subject(Some(&u));
+    if let Subject::AfterRestart { argv, .. } = &mut subject {
+        *argv = stripped.argv.clone();
+    }
     let inputs = merge(std::mem::take(&mut ev.inputs), u.inputs);
     let input_dirs = merge(std::mem::take(&mut ev.input_dirs), u.input_dirs);
     let mut f = ev.into_finding(subject, benchmark);
@@ -147,7 +227,7 @@ fn after_restart_subject(u: Option<&AssembledUnit>) -> Subject {
     }
 }
 
-fn unit_error_finding(e: UnitError, benchmark: Benchmark) -> Finding {
+pub(crate) fn unit_error_finding(e: UnitError, benchmark: Benchmark) -> Finding {
     let remediation = match e.kind {
         UnitErrorKind::Masked => format!(
             "unmask {KUBELET_UNIT} (systemctl unmask {KUBELET_UNIT}) and make sure it runs the kubelet with --make-iptables-util-chains=true or without the flag"
@@ -201,22 +281,84 @@ fn unit_error_finding(e: UnitError, benchmark: Benchmark) -> Finding {
 /// now. An argument that could not be read exactly makes it an error.
 fn evaluate_own_command_line(p: &KubeletProcess) -> super::evaluate::Evaluation {
     let fs = RootFs::new(&p.root);
-    let ev = evaluate(&EvalInput {
-        fs: &fs,
-        argv: &p.argv,
-        cwd: &p.cwd,
-        env: &p.env,
+    // An old Go `hyperkube kubelet …` process: the kubelet's argv follows the wrapper.
+    let stripped = openshift::strip_wrappers(&p.argv).unwrap_or_else(|_| openshift::Stripped {
+        argv: p.argv.clone(),
+        wrapper: Vec::new(),
     });
+    let kv = version::of_process(&p.root);
+    let mut ev = evaluate_versioned(
+        &EvalInput {
+            fs: &fs,
+            argv: &stripped.argv,
+            cwd: &p.cwd,
+            env: &p.env,
+        },
+        kv.as_ref().ok(),
+    );
+    version::explain_unknown(&mut ev, &kv);
+    ev.reason.push_str(&stripped.note());
     if p.non_utf8 { not_exact(ev) } else { ev }
 }
 
-/// What the kubelet would run with if (re)started now, from `kubelet.service`.
+/// What the kubelet would run with if (re)started now: `kubelet.service`, or the detected
+/// distribution's own sources.
 pub fn evaluate_after_restart(
     fs: &RootFs,
     running: &[KubeletProcess],
     benchmark: Benchmark,
 ) -> Finding {
-    evaluate_after_restart_of(fs, KUBELET_UNIT, running, benchmark)
+    let detection = distro::detect(fs, running);
+    after_restart_for(fs, running, benchmark, &detection)
+}
+
+/// The after-restart finding for a node of the given distribution.
+pub fn after_restart_for(
+    fs: &RootFs,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+    detection: &Detection,
+) -> Finding {
+    let rancher = match detection.distribution {
+        Distribution::K3s => Some(&distro::k3s::FLAVOR),
+        Distribution::Rke2 => Some(&distro::rke2::FLAVOR),
+        _ => None,
+    };
+    if let Some(flavor) = rancher
+        && let Some(f) = rancher_eval::after_restart(fs, flavor, running, benchmark)
+    {
+        return f;
+    }
+    if detection.distribution == Distribution::Microk8s {
+        return distro::microk8s::after_restart(fs, benchmark);
+    }
+    let mut f = evaluate_after_restart_of(fs, KUBELET_UNIT, running, benchmark);
+    let generic = matches!(f.source, Source::None { .. }) && f.status == Status::Error;
+    match detection.distribution {
+        Distribution::Talos if generic => {
+            f.reason = format!(
+                "Talos node ({}), and no kubelet is running: Talos starts the kubelet in a container from its machine config, which is not on the node's filesystem, so the after-restart flags cannot be read",
+                detection.evidence
+            );
+            f.remediation = format!("look at {}", distro::talos::WHERE);
+        }
+        Distribution::Openshift if generic => {
+            f.reason = format!(
+                "OpenShift node ({}), but no kubelet.service was found: the Machine Config Operator renders it to /etc/systemd/system/kubelet.service; {}",
+                detection.evidence, f.reason
+            );
+            f.remediation = "look at /etc/systemd/system/kubelet.service and /etc/kubernetes/kubelet.conf (rendered from the MachineConfig / KubeletConfig resources)".into();
+        }
+        Distribution::Talos => {
+            f.reason = format!(
+                "{} (Talos: it restarts the kubelet with the same flags unless the machine config changes; look at {})",
+                f.reason,
+                distro::talos::WHERE
+            );
+        }
+        _ => {}
+    }
+    f
 }
 
 /// What the kubelet would run with if systemd (re)started `unit_name` now.
@@ -502,5 +644,126 @@ mod tests {
             Subject::AfterRestart { unit: None, .. }
         ));
         assert_ne!(after.status, Status::Pass);
+    }
+
+    /// A fake procfs entry whose root is a node image: what the daemon reads for a process.
+    fn fake_proc(
+        proc_root: &Path,
+        pid: u32,
+        cmdline: &[u8],
+        exe: &str,
+        env: &[u8],
+        unit: &str,
+        image: &Path,
+    ) {
+        use std::os::unix::fs::symlink;
+        let d = proc_root.join(pid.to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cmdline"), cmdline).unwrap();
+        std::fs::write(d.join("environ"), env).unwrap();
+        let mut stat = format!("{pid} (x) S");
+        for _ in 0..18 {
+            stat.push_str(" 0");
+        }
+        stat.push_str(" 77");
+        for _ in 0..30 {
+            stat.push_str(" 0");
+        }
+        std::fs::write(d.join("stat"), stat + "\n").unwrap();
+        std::fs::write(d.join("cgroup"), format!("0::/system.slice/{unit}\n")).unwrap();
+        symlink("/", d.join("cwd")).unwrap();
+        symlink(exe, d.join("exe")).unwrap();
+        symlink(image, d.join("root")).unwrap();
+    }
+
+    #[test]
+    fn running_k3s_and_kubelite_evaluate_their_embedded_kubelet() {
+        let (img, _fs) = node(&[
+            (
+                "/etc/systemd/system/k3s.service",
+                "[Service]\nExecStart=/usr/local/bin/k3s server\n",
+            ),
+            (
+                "/etc/rancher/k3s/config.yaml",
+                "kubelet-arg: [make-iptables-util-chains=true]\n",
+            ),
+            (
+                "/srv/k3s.yaml",
+                "kubelet-arg: [make-iptables-util-chains=false]\n",
+            ),
+            (
+                "/var/snap/microk8s/9/args/kubelet",
+                "--v=2\n--make-iptables-util-chains=${FLAG}\n",
+            ),
+        ]);
+        let t = tempfile::tempdir().unwrap();
+        let names = super::super::discovery::default_names();
+        // k3s with its rewritten title; K3S_CONFIG_FILE in its environment decides the file
+        fake_proc(
+            t.path(),
+            31,
+            b"/usr/local/bin/k3s server\0\0\0\0",
+            "/var/lib/rancher/k3s/data/x/bin/k3s",
+            b"K3S_CONFIG_FILE=/srv/k3s.yaml\0",
+            "k3s.service",
+            img.path(),
+        );
+        // kubelite: its args file and its environment (exact: an unset variable is empty)
+        fake_proc(
+            t.path(),
+            32,
+            b"/snap/microk8s/9/kubelite\0--kubelet-args-file=/var/snap/microk8s/9/args/kubelet\0",
+            "/snap/microk8s/9/kubelite",
+            b"SNAP_DATA=/var/snap/microk8s/9\0FLAG=false\0",
+            "snap.microk8s.daemon-kubelite.service",
+            img.path(),
+        );
+        let found = super::super::discovery::find_kubelets_in(t.path(), &names);
+        assert_eq!(
+            found.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            vec![31, 32]
+        );
+        let k3s = evaluate_process(&found[0], Benchmark::Cis16, true);
+        assert_eq!(k3s.status, Status::Fail, "{k3s:#?}");
+        assert!(k3s.reason.contains("hides its arguments"), "{}", k3s.reason);
+        assert!(
+            matches!(k3s.source, Source::ConfigFile { ref path, line: Some(1) } if path == Path::new("/srv/k3s.yaml"))
+        );
+        assert!(matches!(
+            k3s.subject,
+            Subject::Running {
+                pid: 31,
+                evaluated_late: true,
+                ..
+            }
+        ));
+        let kl = evaluate_process(&found[1], Benchmark::Cis16, false);
+        assert_eq!(kl.status, Status::Fail, "{kl:#?}");
+        assert!(matches!(
+            kl.source,
+            Source::ConfigFile { line: Some(2), .. }
+        ));
+        // the node is k3s (the running process says so); after a restart: the unit's env has no
+        // K3S_CONFIG_FILE, so /etc/rancher/k3s/config.yaml (true) applies
+        let det = distro::detect_as(&RootFs::new(img.path()), &found, None);
+        assert_eq!(det.distribution, Distribution::K3s);
+        let after = after_restart_for(&RootFs::new(img.path()), &found, Benchmark::Cis16, &det);
+        assert_eq!(after.status, Status::Pass, "{after:#?}");
+        // a k3s process whose root has no k3s unit: an error naming k3s, not a pass
+        let (bare, _b) = node(&[]);
+        let t2 = tempfile::tempdir().unwrap();
+        fake_proc(
+            t2.path(),
+            33,
+            b"/usr/local/bin/k3s agent\0",
+            "/usr/local/bin/k3s",
+            b"",
+            "k3s-agent.service",
+            bare.path(),
+        );
+        let p = super::super::discovery::find_kubelets_in(t2.path(), &names);
+        let f = evaluate_process(&p[0], Benchmark::Cis16, true);
+        assert_eq!(f.status, Status::Error);
+        assert!(f.reason.starts_with("k3s node"), "{}", f.reason);
     }
 }
