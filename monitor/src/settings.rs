@@ -34,8 +34,7 @@ pub struct Settings {
     #[serde(deserialize_with = "de_benchmark")]
     pub benchmark: Benchmark,
     pub watch_extra: Vec<PathBuf>,
-    #[serde(deserialize_with = "de_ring")]
-    pub ring_buffer_bytes: u32,
+    pub ring_buffer_bytes: RingSize,
     /// The host's root: "/" on the host, "/host" in the DaemonSet.
     pub host_root: PathBuf,
 }
@@ -68,6 +67,103 @@ impl Toggle {
     }
 }
 
+impl std::str::FromStr for Toggle {
+    type Err = String;
+    /// The command line's spelling: the file's, plus on/off and yes/no.
+    fn from_str(s: &str) -> Result<Toggle, String> {
+        match s {
+            "true" | "on" | "yes" => Ok(Toggle::On),
+            "false" | "off" | "no" => Ok(Toggle::Off),
+            "auto" => Ok(Toggle::Auto),
+            _ => Err(format!("expected true, false or auto, found {s:?}")),
+        }
+    }
+}
+
+/// The ring buffer's size in bytes: a power of two from 4 KiB to 1 GiB, checked once where
+/// it is read (file or command line) and carried checked everywhere after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingSize(u32);
+
+impl RingSize {
+    pub const MIN: u64 = 4096;
+    pub const MAX: u64 = 1 << 30;
+
+    pub fn new(n: u64) -> Result<RingSize, String> {
+        if !n.is_power_of_two() || !(Self::MIN..=Self::MAX).contains(&n) {
+            return Err(format!(
+                "ring_buffer_bytes must be a power of two from 4096 to 1GiB, found {n}"
+            ));
+        }
+        Ok(RingSize(n as u32))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for RingSize {
+    fn default() -> Self {
+        RingSize(256 * 1024)
+    }
+}
+
+impl std::str::FromStr for RingSize {
+    type Err = String;
+    /// An integer, or "256KiB", "1MiB", "1GiB".
+    fn from_str(s: &str) -> Result<RingSize, String> {
+        let t = s.trim();
+        let (num, mul) = if let Some(x) = t.strip_suffix("KiB") {
+            (x, 1u64 << 10)
+        } else if let Some(x) = t.strip_suffix("MiB") {
+            (x, 1 << 20)
+        } else if let Some(x) = t.strip_suffix("GiB") {
+            (x, 1 << 30)
+        } else {
+            (t, 1)
+        };
+        let n = num.trim().parse::<u64>().map_err(|_| {
+            format!("bad size {s:?}: expected bytes or a KiB/MiB/GiB size like \"256KiB\"")
+        })?;
+        RingSize::new(n.saturating_mul(mul))
+    }
+}
+
+impl<'de> Deserialize<'de> for RingSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Scalar(
+            |v| match v {
+                ScalarValue::Str(s) => s.parse(),
+                ScalarValue::Int(n) => RingSize::new(n),
+                ScalarValue::Bool(_) => {
+                    Err("ring_buffer_bytes must be a size like \"256KiB\"".into())
+                }
+            },
+            "a size like \"256KiB\"",
+        ))
+    }
+}
+
+/// What the command line changes (`None` / empty: as the file says).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub json_out: Option<String>,
+    pub journald: Option<Toggle>,
+    pub text: Option<Toggle>,
+    pub rescan_interval: Option<Duration>,
+    pub node_name: Option<String>,
+    pub benchmark: Option<Benchmark>,
+    pub kubelet_names: Vec<String>,
+    pub ring_buffer_bytes: Option<RingSize>,
+    pub host_root: Option<PathBuf>,
+    /// Added to the file's `watch_extra`.
+    pub watch_extra: Vec<PathBuf>,
+}
+
+/// The shortest rescan interval: a full re-evaluation reads every input and /proc.
+pub const MIN_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+
 impl<'de> Deserialize<'de> for Toggle {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(Scalar(
@@ -99,8 +195,7 @@ struct Overlay {
     #[serde(default, deserialize_with = "de_some_benchmark")]
     benchmark: Option<Benchmark>,
     watch_extra: Option<Vec<PathBuf>>,
-    #[serde(default, deserialize_with = "de_some_ring")]
-    ring_buffer_bytes: Option<u32>,
+    ring_buffer_bytes: Option<RingSize>,
     host_root: Option<PathBuf>,
 }
 
@@ -144,6 +239,70 @@ pub fn load(path: Option<&Path>) -> Result<Settings, SettingsError> {
     load_with(path, &|k| std::env::var(k).ok(), &hostname)
 }
 
+/// [`load`], then the command line on top; the result is checked as a whole.
+pub fn load_with_overrides(path: Option<&Path>, o: &Overrides) -> Result<Settings, SettingsError> {
+    let mut s = load(path)?;
+    override_with(&mut s, o);
+    check(&s, Path::new("the command line"))?;
+    Ok(s)
+}
+
+fn override_with(s: &mut Settings, o: &Overrides) {
+    if let Some(j) = &o.json_out {
+        s.outputs.json_out = Some(j.clone());
+    }
+    if let Some(t) = o.journald {
+        s.outputs.journald = t;
+    }
+    if let Some(t) = o.text {
+        s.outputs.text = t;
+    }
+    if let Some(d) = o.rescan_interval {
+        s.rescan_interval = d;
+    }
+    // The command line names the node over NODE_NAME, the file and the hostname.
+    if let Some(n) = o.node_name.as_ref().filter(|n| !n.trim().is_empty()) {
+        s.node_name = Some(n.clone());
+    }
+    if let Some(b) = o.benchmark {
+        s.benchmark = b;
+    }
+    if !o.kubelet_names.is_empty() {
+        s.kubelet_names = o.kubelet_names.clone();
+    }
+    if let Some(r) = o.ring_buffer_bytes {
+        s.ring_buffer_bytes = r;
+    }
+    if let Some(h) = &o.host_root {
+        s.host_root = h.clone();
+    }
+    s.watch_extra.extend(o.watch_extra.iter().cloned());
+}
+
+/// Checks that need the whole: names, the rescan interval's floor.
+fn check(s: &Settings, origin: &Path) -> Result<(), SettingsError> {
+    let invalid = |message: String| SettingsError::Invalid {
+        path: origin.to_path_buf(),
+        message,
+    };
+    if s.kubelet_names.is_empty() || s.kubelet_names.iter().any(|n| n.is_empty()) {
+        return Err(invalid(
+            "kubelet_names must list at least one non-empty name".into(),
+        ));
+    }
+    if s.rescan_interval < MIN_RESCAN_INTERVAL {
+        return Err(invalid(format!(
+            "rescan_interval must be at least {}s, not {:?}",
+            MIN_RESCAN_INTERVAL.as_secs(),
+            s.rescan_interval
+        )));
+    }
+    if s.kubelet_unit.trim().is_empty() {
+        return Err(invalid("kubelet_unit must name a unit".into()));
+    }
+    Ok(())
+}
+
 fn load_with(
     path: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
@@ -161,12 +320,7 @@ fn load_with(
         })?;
         let o = parse_overlay(&text).map_err(|e| locate(&p, e))?;
         apply(&mut s, o);
-        if s.kubelet_names.is_empty() || s.kubelet_names.iter().any(|n| n.is_empty()) {
-            return Err(SettingsError::Invalid {
-                path: p,
-                message: "kubelet_names must list at least one non-empty name".into(),
-            });
-        }
+        check(&s, &p)?;
     }
     s.node_name = env("NODE_NAME")
         .filter(|n| !n.trim().is_empty())
@@ -293,37 +447,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// A byte count: an integer or "256KiB", "1MiB"; a power of two from 4 KiB to 1 GiB.
-pub fn parse_ring_size(v: &serde_yaml::Value) -> Result<u32, String> {
-    let n: u64 = match v {
-        serde_yaml::Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("ring_buffer_bytes must be a positive integer, found {n}"))?,
-        serde_yaml::Value::String(s) => {
-            let t = s.trim();
-            let (num, mul) = if let Some(x) = t.strip_suffix("KiB") {
-                (x, 1u64 << 10)
-            } else if let Some(x) = t.strip_suffix("MiB") {
-                (x, 1 << 20)
-            } else if let Some(x) = t.strip_suffix("GiB") {
-                (x, 1 << 30)
-            } else {
-                (t, 1)
-            };
-            num.trim().parse::<u64>().map_err(|_| {
-                format!("bad size {s:?}: expected bytes or a KiB/MiB/GiB size like \"256KiB\"")
-            })? * mul
-        }
-        _ => return Err("ring_buffer_bytes must be a number or a size like \"256KiB\"".into()),
-    };
-    if !n.is_power_of_two() || !(4096..=1 << 30).contains(&n) {
-        return Err(format!(
-            "ring_buffer_bytes must be a power of two from 4096 to 1GiB, found {n}"
-        ));
-    }
-    Ok(n as u32)
-}
-
 /// Parses a scalar inside serde's visitor, so that serde_yaml attaches the value's line and
 /// column to the error (an error raised after deserializing would have no location).
 struct Scalar<T>(fn(ScalarValue<'_>) -> Result<T, String>, &'static str);
@@ -390,19 +513,6 @@ fn de_benchmark<'de, D: Deserializer<'de>>(d: D) -> Result<Benchmark, D::Error> 
 fn de_some_benchmark<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Benchmark>, D::Error> {
     de_benchmark(d).map(Some)
 }
-fn de_ring<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    d.deserialize_any(Scalar(
-        |v| match v {
-            ScalarValue::Str(s) => parse_ring_size(&serde_yaml::Value::String(s.into())),
-            ScalarValue::Int(n) => parse_ring_size(&serde_yaml::Value::Number(n.into())),
-            ScalarValue::Bool(_) => Err("ring_buffer_bytes must be a size like \"256KiB\"".into()),
-        },
-        "a size like \"256KiB\"",
-    ))
-}
-fn de_some_ring<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    de_ring(d).map(Some)
-}
 /// Present-but-null is `Some(None)`, absent is `None` (with `#[serde(default)]`).
 fn de_nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -439,7 +549,7 @@ mod tests {
         assert_eq!(s.node_name, None);
         assert_eq!(s.benchmark, Benchmark::Cis16);
         assert!(s.watch_extra.is_empty());
-        assert_eq!(s.ring_buffer_bytes, 256 * 1024);
+        assert_eq!(s.ring_buffer_bytes.get(), 256 * 1024);
         assert_eq!(s.host_root, PathBuf::from("/"));
         // The embedded file is also a valid user file (the .deb installs it as one).
         let l = load_text(DEFAULT_CONFIG, None).unwrap();
@@ -487,10 +597,10 @@ mod tests {
                 s.benchmark == Benchmark::Managed
             }),
             ("ring_buffer_bytes: 1MiB\n", &|s| {
-                s.ring_buffer_bytes == 1 << 20
+                s.ring_buffer_bytes.get() == 1 << 20
             }),
             ("ring_buffer_bytes: 65536\n", &|s| {
-                s.ring_buffer_bytes == 65536
+                s.ring_buffer_bytes.get() == 65536
             }),
             ("node_name: worker-7\n", &|s| {
                 s.node_name.as_deref() == Some("worker-7")

@@ -1,0 +1,212 @@
+//! Which record a report names. Never a bystander: a change is named after a record on one
+//! of the inputs its evaluation read (by path, by a name that created, replaced or removed
+//! one, by a directory on its path, or by the input's inode whatever name was used). When
+//! there is none (a rescan, lost records, a change whose record was not seen), the report
+//! says so plainly and names no process.
+
+use std::path::Path;
+
+use crate::{
+    decode::FileOp,
+    finding::Finding,
+    report::{Trigger, TriggerOp},
+};
+
+/// Is `t` a record on one of `f`'s inputs? `inode_of` gives an input's (dev, ino) now when it
+/// is a regular file.
+pub fn on_inputs(t: &Trigger, f: &Finding, inode_of: &dyn Fn(&Path) -> Option<(u32, u64)>) -> bool {
+    if t.actor.is_none() || t.guessed || !matches!(t.op, TriggerOp::File(_)) {
+        return false;
+    }
+    let read = |p: &Path| {
+        f.inputs.iter().any(|i| i == p)
+            || f.input_dirs.iter().any(|d| p.starts_with(d))
+            // A directory on an input's path renamed, removed or replaced.
+            || (!t.op.is_content() && f.inputs.iter().chain(&f.input_dirs).any(|i| i.starts_with(p)))
+    };
+    // A symlink's first path is its target as written: creating a link changes only the
+    // name it creates.
+    let first = if t.op == TriggerOp::File(FileOp::Symlink) {
+        None
+    } else {
+        t.path.as_deref()
+    };
+    if first.is_some_and(read) || t.path2.as_deref().is_some_and(read) {
+        return true;
+    }
+    // Written through another name (a hard link, /proc/self/fd): the same inode.
+    t.inode
+        .is_some_and(|ino| f.inputs.iter().any(|i| inode_of(i) == Some(ino)))
+}
+
+/// The last trigger that is a record on one of `f`'s inputs, if any.
+pub fn trigger_on_inputs<'a>(
+    triggers: impl DoubleEndedIterator<Item = &'a Trigger>,
+    f: &Finding,
+    inode_of: &dyn Fn(&Path) -> Option<(u32, u64)>,
+) -> Option<&'a Trigger> {
+    triggers.rev().find(|t| on_inputs(t, f, inode_of))
+}
+
+/// What a change with no record on its inputs is named: the loss or rescan that led to the
+/// evaluation, else "unattributed". Never a process.
+pub fn unnamed<'a>(triggers: impl Iterator<Item = &'a Trigger>) -> Trigger {
+    let mut op = TriggerOp::Unattributed;
+    for t in triggers {
+        match t.op {
+            TriggerOp::LostEvents => op = TriggerOp::LostEvents,
+            TriggerOp::Rescan if op != TriggerOp::LostEvents => op = TriggerOp::Rescan,
+            TriggerOp::Baseline if op == TriggerOp::Unattributed => op = TriggerOp::Baseline,
+            _ => {}
+        }
+    }
+    Trigger::internal(op)
+}
+
+/// The name of a change of `f`: the last record on its inputs, or [`unnamed`].
+pub fn name_change(
+    triggers: &[&Trigger],
+    f: &Finding,
+    inode_of: &dyn Fn(&Path) -> Option<(u32, u64)>,
+) -> Trigger {
+    trigger_on_inputs(triggers.iter().copied(), f, inode_of)
+        .cloned()
+        .unwrap_or_else(|| unnamed(triggers.iter().copied()))
+}
+
+/// The name of a pending-drift change: the change of the after-restart state that caused it
+/// in this evaluation, else the kubelet's own exec (a kubelet started with other settings),
+/// else [`unnamed`].
+pub fn name_pending(triggers: &[&Trigger], after_restart: Option<&Trigger>) -> Trigger {
+    if let Some(t) = after_restart {
+        return t.clone();
+    }
+    triggers
+        .iter()
+        .rev()
+        .find(|t| t.op == TriggerOp::Exec)
+        .map(|t| (*t).clone())
+        .unwrap_or_else(|| unnamed(triggers.iter().copied()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::{
+        finding::{Source, Status, Subject},
+        report::Actor,
+    };
+
+    fn trigger(op: FileOp, path: &str, pid: u32, guessed: bool) -> Trigger {
+        Trigger {
+            path: Some(PathBuf::from(path)),
+            actor: Some(Actor {
+                pid,
+                ..Default::default()
+            }),
+            guessed,
+            ..Trigger::internal(TriggerOp::File(op))
+        }
+    }
+
+    pub(crate) fn finding(inputs: &[&str], dirs: &[&str]) -> Finding {
+        Finding {
+            control: "4.2.7".into(),
+            status: Status::Fail,
+            effective: Some(false),
+            subject: Subject::AfterRestart {
+                unit: None,
+                argv: vec![],
+                exec_start_from: None,
+            },
+            source: Source::Default,
+            reason: String::new(),
+            remediation: String::new(),
+            inputs: inputs.iter().map(PathBuf::from).collect(),
+            input_dirs: dirs.iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    fn no_inode(_: &Path) -> Option<(u32, u64)> {
+        None
+    }
+
+    fn pid(t: &Trigger) -> Option<u32> {
+        t.actor.as_ref().map(|a| a.pid)
+    }
+
+    /// A report names the write to a file the evaluation read, not a later event that only
+    /// matched by name or touched another file; with none, it names no process.
+    #[test]
+    fn reports_name_the_event_on_what_was_read() {
+        let f = finding(
+            &["/node/var/lib/kubelet/config.yaml"],
+            &["/node/etc/kubernetes/kubelet.conf.d"],
+        );
+        let ts = [
+            trigger(
+                FileOp::Rename,
+                "/node/var/lib/kubelet/config.yaml",
+                1,
+                false,
+            ),
+            trigger(FileOp::Unlink, "/elsewhere/config.yaml", 2, true),
+            trigger(FileOp::Close, "/elsewhere/x.yaml", 3, false),
+        ];
+        let refs: Vec<&Trigger> = ts.iter().collect();
+        assert_eq!(pid(&name_change(&refs, &f, &no_inode)), Some(1));
+        let in_dir = trigger(
+            FileOp::Open,
+            "/node/etc/kubernetes/kubelet.conf.d/sub/9.conf",
+            4,
+            false,
+        );
+        assert_eq!(pid(&name_change(&[&in_dir], &f, &no_inode)), Some(4));
+        // Only bystanders: no process is named.
+        let n = name_change(&refs[1..], &f, &no_inode);
+        assert_eq!((n.op, n.actor), (TriggerOp::Unattributed, None));
+        let rescan = Trigger::internal(TriggerOp::Rescan);
+        let n = name_change(&[&ts[2], &rescan], &f, &no_inode);
+        assert_eq!((n.op, n.actor), (TriggerOp::Rescan, None));
+    }
+
+    /// sed's rename onto the config (path2), a parent directory swapped, a hard link's write.
+    #[test]
+    fn names_that_replace_an_input_and_inodes() {
+        let f = finding(&["/n/var/lib/kubelet/config.yaml"], &[]);
+        let mut sed = trigger(FileOp::Rename, "/n/var/lib/kubelet/sedAb12", 5, false);
+        sed.path2 = Some("/n/var/lib/kubelet/config.yaml".into());
+        assert!(on_inputs(&sed, &f, &no_inode));
+        let swap = trigger(FileOp::Rename, "/n/var/lib/kubelet", 6, false);
+        assert!(on_inputs(&swap, &f, &no_inode));
+        // A write to the parent directory's name is no write to the input.
+        let odd = trigger(FileOp::Open, "/n/var/lib/kubelet", 6, false);
+        assert!(!on_inputs(&odd, &f, &no_inode));
+        let mut link = trigger(FileOp::Close, "/n/tmp/other-name", 7, false);
+        link.inode = Some((8, 1234));
+        assert!(!on_inputs(&link, &f, &no_inode));
+        let inode =
+            |p: &Path| (p == Path::new("/n/var/lib/kubelet/config.yaml")).then_some((8, 1234));
+        assert!(on_inputs(&link, &f, &inode));
+        let exit = Trigger {
+            op: TriggerOp::Exit,
+            ..link.clone()
+        };
+        assert!(!on_inputs(&exit, &f, &inode), "an exit names nothing");
+    }
+
+    #[test]
+    fn pending_drift_is_named_after_its_cause() {
+        let f = trigger(FileOp::Rename, "/x", 1, false);
+        let exec = Trigger {
+            op: TriggerOp::Exec,
+            ..trigger(FileOp::Open, "/usr/bin/kubelet", 2, false)
+        };
+        let bystander = trigger(FileOp::Close, "/dev/null", 3, false);
+        assert_eq!(pid(&name_pending(&[&exec, &bystander], Some(&f))), Some(1));
+        assert_eq!(pid(&name_pending(&[&exec, &bystander], None)), Some(2));
+        assert_eq!(name_pending(&[&bystander], None).actor, None);
+    }
+}

@@ -1,0 +1,440 @@
+//! When to evaluate: the triggers waiting for their burst window, the writes in flight that
+//! hold an evaluation back, the periodic rescan and the loss window. Pure: every method takes
+//! `now`, so every deadline is a unit test.
+
+use std::{
+    collections::HashMap,
+    mem,
+    time::{Duration, Instant},
+};
+
+use crate::report::{Trigger, TriggerOp};
+
+/// How long a write-intent open may stay open before we evaluate without its close.
+pub const OPEN_GRACE: Duration = Duration::from_millis(200);
+/// How often a write-intent fd still open after its grace period is checked for writes (the
+/// kernel programs see opens and closes, not writes).
+pub const HELD_POLL: Duration = Duration::from_millis(100);
+/// The longest a write in flight may hold back an evaluation that other events call for.
+pub const MAX_DEFER: Duration = Duration::from_millis(50);
+/// Lost records are told once per window, with their count, and lead to one rescan at the
+/// window's end (rescanning in the middle of the burst that fills the ring would only be
+/// followed by another loss).
+pub const LOSS_WINDOW: Duration = Duration::from_secs(1);
+
+/// A process's fd: (tgid, fd).
+pub type FdKey = (u32, i32);
+
+/// dev, ino, and what a write changes: mtime, ctime (seconds and nanoseconds), size.
+pub type FdStamp = (u64, u64, i64, i64, i64, i64, u64);
+
+/// A write-intent open of a watched file, waiting for its close.
+#[derive(Clone, Debug)]
+pub struct OpenWrite {
+    /// When to evaluate (the grace period's end), then when to look at the file again.
+    pub deadline: Instant,
+    pub trigger: Trigger,
+    /// After the grace period: the file's identity and change stamp as last seen through
+    /// `/proc/<tgid>/fd/<fd>`, taken before the evaluation it leads to.
+    pub seen: Option<FdStamp>,
+}
+
+/// A loss window that closed: told once, followed by one rescan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossReport {
+    /// Records lost in this window.
+    pub count: u64,
+    /// Records lost since the daemon started.
+    pub total: u64,
+    /// Windows with a loss since the daemon started.
+    pub windows: u64,
+}
+
+#[derive(Debug, Default)]
+struct Loss {
+    pending: u64,
+    window_end: Option<Instant>,
+    total: u64,
+    windows: u64,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    coalesce: Duration,
+    rescan_every: Duration,
+    /// Triggers waiting for the burst window to close, and when it closes.
+    triggers: Vec<Trigger>,
+    deadline: Option<Instant>,
+    /// When the oldest waiting trigger came (bounds how long writes in flight may defer).
+    since: Option<Instant>,
+    /// Write-intent opens of watched files waiting for their close.
+    open_writes: HashMap<FdKey, OpenWrite>,
+    next_rescan: Instant,
+    full_rescan: bool,
+    loss: Loss,
+}
+
+impl Scheduler {
+    pub fn new(now: Instant, coalesce: Duration, rescan_every: Duration) -> Scheduler {
+        Scheduler {
+            coalesce,
+            rescan_every,
+            triggers: Vec::new(),
+            deadline: None,
+            since: None,
+            open_writes: HashMap::new(),
+            next_rescan: now + rescan_every,
+            full_rescan: false,
+            loss: Loss::default(),
+        }
+    }
+
+    /// A trigger: evaluate when the burst window that it opens (or joins) closes.
+    pub fn push(&mut self, t: Trigger, now: Instant) {
+        self.triggers.push(t);
+        if self.since.is_none() {
+            self.since = Some(now);
+        }
+        // The burst window runs from the first trigger; a later trigger only brings it
+        // forward (when an evaluation put off for a write in flight can now go ahead).
+        let end = now + self.coalesce;
+        self.deadline = Some(self.deadline.map_or(end, |d| d.min(end)));
+    }
+
+    /// A write-intent open of a watched file: evaluate once the writer is done (its close),
+    /// or after a grace period and then whenever the file changes while the fd stays open.
+    pub fn open_write(&mut self, key: FdKey, trigger: Trigger, now: Instant) {
+        self.open_writes.insert(
+            key,
+            OpenWrite {
+                deadline: now + OPEN_GRACE,
+                trigger,
+                seen: None,
+            },
+        );
+    }
+
+    pub fn is_open(&self, key: FdKey) -> bool {
+        self.open_writes.contains_key(&key)
+    }
+
+    /// The close of an open write. Still open through a dup (a shell's `>` dup2s it to 1 and
+    /// closes the original before writing): wait for that fd, or the writer's exit.
+    /// Otherwise the write is complete: its trigger, as a close.
+    pub fn close(&mut self, key: FdKey, dup: Option<i32>, now: Instant) {
+        let Some(o) = self.open_writes.remove(&key) else {
+            return;
+        };
+        match dup {
+            Some(fd) => {
+                self.open_writes.insert(
+                    (key.0, fd),
+                    OpenWrite {
+                        deadline: now + OPEN_GRACE,
+                        ..o
+                    },
+                );
+            }
+            None => self.push(as_close(o.trigger), now),
+        }
+    }
+
+    /// A writer exited: every fd it had is closed now, dup'ed ones included, and what it
+    /// wrote is final. (Without a write still waiting, its last close was already the end.)
+    pub fn writer_exited(&mut self, tgid: u32, now: Instant) {
+        let mut keys: Vec<FdKey> = self
+            .open_writes
+            .keys()
+            .filter(|k| k.0 == tgid)
+            .copied()
+            .collect();
+        keys.sort_unstable();
+        for k in keys {
+            if let Some(o) = self.open_writes.remove(&k) {
+                self.push(as_close(o.trigger), now);
+            }
+        }
+    }
+
+    /// `n` records were lost before a record: counted into the current loss window.
+    pub fn lost(&mut self, n: u32, now: Instant) {
+        self.loss.pending += u64::from(n);
+        self.loss.total += u64::from(n);
+        if self.loss.window_end.is_none() {
+            self.loss.window_end = Some(now + LOSS_WINDOW);
+        }
+    }
+
+    /// Records lost since the daemon started.
+    pub fn lost_total(&self) -> u64 {
+        self.loss.total
+    }
+
+    /// When something is due: the burst window, a grace period, the loss window, the rescan.
+    pub fn wake(&self) -> Instant {
+        [
+            self.deadline,
+            self.open_writes.values().map(|o| o.deadline).min(),
+            self.loss.window_end,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_rescan, Instant::min)
+    }
+
+    /// Time passed: opens whose close did not come in time are evaluated anyway; while the fd
+    /// stays open, the file is looked at again every HELD_POLL (`stamp`), and any write
+    /// through it (or the fd going away without a close we saw) is evaluated too. A loss
+    /// window that ended is told (returned) and rescanned; the periodic rescan is started.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        stamp: &dyn Fn(FdKey) -> Option<FdStamp>,
+    ) -> Option<LossReport> {
+        let mut expired: Vec<FdKey> = self
+            .open_writes
+            .iter()
+            .filter(|(_, o)| o.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        expired.sort_unstable();
+        for k in expired {
+            let Some(mut o) = self.open_writes.remove(&k) else {
+                continue;
+            };
+            let st = stamp(k);
+            let changed = match (&o.seen, &st) {
+                // The grace period ended: evaluate now.
+                (None, _) => true,
+                (Some(old), Some(new)) => old != new,
+                // Closed (or the process died) without a close event.
+                (Some(_), None) => true,
+            };
+            let same_file = match (&o.seen, &st) {
+                (Some(old), Some(new)) => (old.0, old.1) == (new.0, new.1),
+                _ => true,
+            };
+            if changed {
+                self.push(o.trigger.clone(), now);
+            }
+            if let Some(st) = st.filter(|_| same_file) {
+                o.seen = Some(st);
+                o.deadline = now + HELD_POLL;
+                self.open_writes.insert(k, o);
+            }
+        }
+        let loss = self.close_loss_window(now);
+        if now >= self.next_rescan {
+            self.full_rescan = true;
+            self.push(Trigger::internal(TriggerOp::Rescan), now);
+            self.next_rescan = now + self.rescan_every;
+        }
+        loss
+    }
+
+    fn close_loss_window(&mut self, now: Instant) -> Option<LossReport> {
+        if self.loss.window_end.is_none_or(|end| end > now) {
+            return None;
+        }
+        self.loss.window_end = None;
+        self.loss.windows += 1;
+        self.full_rescan = true;
+        self.push(Trigger::internal(TriggerOp::LostEvents), now);
+        Some(LossReport {
+            count: mem::take(&mut self.loss.pending),
+            total: self.loss.total,
+            windows: self.loss.windows,
+        })
+    }
+
+    /// The burst window has closed.
+    pub fn due(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| d <= now)
+    }
+
+    /// An evaluation begins: the waiting triggers and when the first came, or `None` when it
+    /// is put off for a write in flight.
+    pub fn begin(&mut self, now: Instant) -> Option<(Vec<Trigger>, Instant)> {
+        let since = self.since.unwrap_or(now);
+        if self.defer_for_writes(since, now) {
+            return None;
+        }
+        self.deadline = None;
+        self.since = None;
+        Some((mem::take(&mut self.triggers), since))
+    }
+
+    /// An evaluation put off after it began: its triggers wait again, ahead of newer ones.
+    pub fn put_back(&mut self, mut triggers: Vec<Trigger>, since: Instant) {
+        triggers.append(&mut self.triggers);
+        self.triggers = triggers;
+        self.since = Some(since);
+    }
+
+    /// While a watched file is being written (an open whose close has not come), reading it
+    /// would see it half written: put the evaluation off until the write ends, but never past
+    /// MAX_DEFER after the first trigger. Says whether it was put off.
+    pub fn defer_for_writes(&mut self, since: Instant, now: Instant) -> bool {
+        let cap = since + MAX_DEFER;
+        let in_flight = self
+            .open_writes
+            .values()
+            .filter(|o| o.seen.is_none() && o.deadline > now)
+            .map(|o| o.deadline)
+            .min();
+        match in_flight {
+            Some(until) if now < cap => {
+                self.deadline = Some(until.min(cap));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a full rescan (kubelets appearing or vanishing unseen) is due; clears it.
+    pub fn take_full_rescan(&mut self) -> bool {
+        mem::take(&mut self.full_rescan)
+    }
+
+    /// Triggers that came after the evaluation began (they lead to one more evaluation).
+    pub fn waiting(&self) -> &[Trigger] {
+        &self.triggers
+    }
+
+    /// Writes in flight, counted (a write that started during a read shows here).
+    pub fn open_count(&self) -> usize {
+        self.open_writes.len()
+    }
+}
+
+fn as_close(t: Trigger) -> Trigger {
+    Trigger {
+        op: TriggerOp::File(crate::decode::FileOp::Close),
+        ..t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode::FileOp, report::Actor};
+
+    fn t(op: FileOp, pid: u32) -> Trigger {
+        Trigger {
+            actor: Some(Actor {
+                pid,
+                ..Default::default()
+            }),
+            path: Some("/etc/kubernetes/kubelet.yaml".into()),
+            ..Trigger::internal(TriggerOp::File(op))
+        }
+    }
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+    fn none(_: FdKey) -> Option<FdStamp> {
+        None
+    }
+
+    #[test]
+    fn burst_window_and_rescan() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(t0, ms(5), ms(1000));
+        assert_eq!(s.wake(), t0 + ms(1000));
+        s.push(t(FileOp::Rename, 1), t0);
+        s.push(t(FileOp::Rename, 2), t0 + ms(3));
+        // The window runs from the first trigger.
+        assert_eq!(s.wake(), t0 + ms(5));
+        assert!(!s.due(t0 + ms(4)));
+        assert!(s.due(t0 + ms(5)));
+        let (ts, since) = s.begin(t0 + ms(5)).unwrap();
+        assert_eq!(ts.len(), 2);
+        assert_eq!(since, t0);
+        assert!(!s.due(t0 + ms(6)));
+        assert!(s.tick(t0 + ms(1000), &none).is_none());
+        assert!(s.take_full_rescan());
+        assert!(!s.take_full_rescan());
+        let (ts, _) = s.begin(t0 + ms(1005)).unwrap();
+        assert_eq!(ts[0].op, TriggerOp::Rescan);
+    }
+
+    /// An open defers the evaluation up to MAX_DEFER, its close is the trigger; a close
+    /// through a dup waits for the dup; a writer's exit ends every write it had.
+    #[test]
+    fn writes_in_flight() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(t0, Duration::ZERO, ms(100_000));
+        s.open_write((7, 3), t(FileOp::Open, 7), t0);
+        assert!(s.is_open((7, 3)));
+        s.push(t(FileOp::Rename, 8), t0);
+        // The rename is due, but the write in flight holds it back, to MAX_DEFER at most.
+        assert!(s.due(t0));
+        assert!(s.begin(t0).is_none());
+        assert_eq!(s.wake(), t0 + MAX_DEFER);
+        assert!(s.begin(t0 + ms(20)).is_none());
+        s.close((7, 3), Some(1), t0 + ms(30));
+        assert!(s.is_open((7, 1)) && !s.is_open((7, 3)));
+        s.writer_exited(7, t0 + ms(40));
+        assert_eq!(s.open_count(), 0);
+        let (ts, since) = s.begin(t0 + ms(40)).unwrap();
+        assert_eq!(since, t0);
+        let ops: Vec<_> = ts.iter().map(|t| t.op.as_str()).collect();
+        assert_eq!(ops, ["rename", "close"]);
+        // Past MAX_DEFER the evaluation goes ahead.
+        s.open_write((9, 4), t(FileOp::Open, 9), t0 + ms(50));
+        s.push(t(FileOp::Unlink, 10), t0 + ms(50));
+        assert!(s.begin(t0 + ms(50)).is_none());
+        assert!(s.begin(t0 + ms(100)).is_some());
+    }
+
+    /// A fd held open past its grace period is evaluated once, then again only when the file
+    /// it refers to changes, and once more when it goes away unseen.
+    #[test]
+    fn held_fd_is_polled() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(t0, Duration::ZERO, ms(100_000));
+        s.open_write((7, 3), t(FileOp::Open, 7), t0);
+        let stamp = |_: FdKey| Some((1, 2, 0, 0, 0, 0, 10));
+        s.tick(t0 + OPEN_GRACE, &stamp);
+        assert_eq!(s.begin(t0 + OPEN_GRACE).unwrap().0.len(), 1);
+        s.tick(t0 + OPEN_GRACE + HELD_POLL, &stamp);
+        assert!(!s.due(t0 + OPEN_GRACE + HELD_POLL), "unchanged: quiet");
+        let grown = |_: FdKey| Some((1, 2, 0, 0, 0, 0, 11));
+        s.tick(t0 + OPEN_GRACE + HELD_POLL * 2, &grown);
+        assert!(s.due(t0 + OPEN_GRACE + HELD_POLL * 2));
+        s.begin(t0 + OPEN_GRACE + HELD_POLL * 2).unwrap();
+        s.tick(t0 + OPEN_GRACE + HELD_POLL * 3, &none);
+        assert_eq!(s.begin(t0 + OPEN_GRACE + HELD_POLL * 3).unwrap().0.len(), 1);
+        assert_eq!(s.open_count(), 0);
+    }
+
+    /// A burst of losses is told once per window, with its count, and rescanned once.
+    #[test]
+    fn losses_are_aggregated_per_window() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(t0, Duration::ZERO, ms(100_000));
+        for i in 0..500 {
+            s.lost(3, t0 + Duration::from_micros(i));
+        }
+        assert_eq!(s.wake(), t0 + LOSS_WINDOW);
+        assert!(s.tick(t0 + ms(999), &none).is_none());
+        assert!(!s.take_full_rescan());
+        let r = s.tick(t0 + LOSS_WINDOW, &none).unwrap();
+        assert_eq!(
+            r,
+            LossReport {
+                count: 1500,
+                total: 1500,
+                windows: 1
+            }
+        );
+        assert!(s.take_full_rescan());
+        let (ts, _) = s.begin(t0 + LOSS_WINDOW).unwrap();
+        assert_eq!(ts.len(), 1);
+        assert_eq!(ts[0].op, TriggerOp::LostEvents);
+        assert!(s.tick(t0 + ms(5000), &none).is_none(), "told once");
+        s.lost(2, t0 + ms(6000));
+        let r = s.tick(t0 + ms(7000), &none).unwrap();
+        assert_eq!((r.count, r.total, r.windows), (2, 1502, 2));
+    }
+}
