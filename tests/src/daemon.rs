@@ -22,9 +22,6 @@ use std::{
 
 use serde_json::Value;
 
-/// The corpus the fake node is built from (shared, read-only).
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
-
 /// These tests load eBPF programs and run the daemon: without root they cannot run, and a
 /// skipped test must not look like a passed one.
 pub fn require_root() {
@@ -139,13 +136,13 @@ impl Node {
         let unit_dir = self.path("lib/systemd/system");
         fs::create_dir_all(&unit_dir).unwrap();
         fs::copy(
-            format!("{CORPUS}/kubernetes-release/kubelet.service"),
+            crate::corpus().join("kubernetes-release/kubelet.service"),
             unit_dir.join("kubelet.service"),
         )
         .unwrap();
         fs::create_dir_all(self.dropin_dir()).unwrap();
         fs::copy(
-            format!("{CORPUS}/kind/10-kubeadm.conf"),
+            crate::corpus().join("kind/10-kubeadm.conf"),
             self.dropin_dir().join("10-kubeadm.conf"),
         )
         .unwrap();
@@ -182,10 +179,9 @@ impl Default for Node {
 
 /// kubeadm's generated config, with makeIPTablesUtilChains on a line of its own.
 pub fn config_text(value: bool) -> String {
-    let base = fs::read_to_string(format!(
-        "{CORPUS}/kubeadm-generated/joneconsulting-config.yaml"
-    ))
-    .unwrap();
+    let base =
+        fs::read_to_string(crate::corpus().join("kubeadm-generated/joneconsulting-config.yaml"))
+            .unwrap();
     format!("{base}{}\n", if value { TRUE_LINE } else { FALSE_LINE })
 }
 

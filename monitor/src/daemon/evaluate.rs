@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::{
     core::{Core, Kernel, found_running},
     inventory::{self, Candidate},
-    naming,
+    naming, schedule,
     source::RecordSource,
 };
 use crate::{
@@ -68,6 +68,12 @@ impl Core {
                 self.sched.put_back(triggers, since);
                 return Ok(());
             };
+            if self.hold(&after, &triggers, since, now()) {
+                // Its record is still on its way: wait for it rather than name no one.
+                self.sched
+                    .retry(triggers, since, now() + schedule::HOLD_STEP);
+                return Ok(());
+            }
             if let Some(tr) = self.state.update(after) {
                 // Named after a record on what this evaluation read, or not at all: other
                 // processes' events on other files only trigger.
@@ -101,6 +107,28 @@ impl Core {
             "evaluated"
         );
         Ok(())
+    }
+
+    /// Whether `after` changes the state with no record on its inputs among the triggers yet,
+    /// while a process caused the evaluation (not a rescan or a loss) and MAX_HOLD has not
+    /// passed: the change's own record is still on its way.
+    fn hold(&self, after: &Finding, triggers: &[Trigger], since: Instant, now: Instant) -> bool {
+        if now >= since + schedule::MAX_HOLD {
+            return false;
+        }
+        let changes = self
+            .state
+            .get(&after.subject.key())
+            .is_some_and(|p| p.status != after.status);
+        if !changes {
+            return false;
+        }
+        let all: Vec<&Trigger> = triggers.iter().chain(self.sched.waiting()).collect();
+        if all.iter().any(|t| t.op.is_internal()) {
+            return false;
+        }
+        let proc = self.proc.as_ref();
+        naming::trigger_on_inputs(all.into_iter(), after, &|p| proc.file_inode(p)).is_none()
     }
 
     /// Reads the after-restart state once no record came during the read (at most four
