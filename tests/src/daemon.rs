@@ -285,8 +285,15 @@ impl Daemon {
         let json = dir.path().join("findings.json");
         let stderr = dir.path().join("stderr");
         let conf = dir.path().join("config.yaml");
-        // Hermetic: no /etc/kubelet-drift/config.yaml of the machine.
-        fs::write(&conf, "outputs:\n  journald: false\n  text: false\n").unwrap();
+        // Hermetic: no /etc/kubelet-drift/config.yaml of the machine. Every test sees every
+        // process of a busy shared machine: a 4 MiB ring keeps their load from losing the
+        // records a test checks the names of (losses have their own test, with a 4 KiB ring
+        // given on the command line, which wins over the file).
+        fs::write(
+            &conf,
+            "outputs:\n  journald: false\n  text: false\nring_buffer_bytes: 4MiB\n",
+        )
+        .unwrap();
         let mut args: Vec<String> = vec![
             "run".into(),
             "--config".into(),

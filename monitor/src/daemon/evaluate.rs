@@ -68,16 +68,20 @@ impl Core {
                 self.sched.put_back(triggers, since);
                 return Ok(());
             };
-            if self.hold(&after, &triggers, since, now()) {
+            if self.hold(&after, &triggers, now()) {
                 // Its record is still on its way: wait for it rather than name no one.
                 self.sched
                     .retry(triggers, since, now() + schedule::HOLD_STEP);
                 return Ok(());
             }
+            self.sched.hold_done();
             if let Some(tr) = self.state.update(after) {
                 // Named after a record on what this evaluation read, or not at all: other
                 // processes' events on other files only trigger.
-                let all: Vec<&Trigger> = triggers.iter().chain(self.sched.waiting()).collect();
+                let lost = self.lost_marker();
+                let all: Vec<&Trigger> = (triggers.iter().chain(self.sched.waiting()))
+                    .chain(&lost)
+                    .collect();
                 let proc = self.proc.as_ref();
                 let named = naming::name_change(&all, &tr.finding, &|p| proc.file_inode(p));
                 after_named = Some(named.clone());
@@ -94,7 +98,8 @@ impl Core {
             }
         }
         triggers.extend(self.sched.waiting().iter().cloned());
-        let all: Vec<&Trigger> = triggers.iter().collect();
+        let lost = self.lost_marker();
+        let all: Vec<&Trigger> = triggers.iter().chain(&lost).collect();
         for tr in self.state.pending() {
             let t = naming::name_pending(&all, after_named.as_ref());
             self.emit(tr, t);
@@ -109,11 +114,19 @@ impl Core {
         Ok(())
     }
 
+    /// While records are being lost, a change with no record on its inputs is said to be
+    /// seen after a loss (its record may be among the lost).
+    fn lost_marker(&self) -> Option<Trigger> {
+        self.sched
+            .losses_pending()
+            .then(|| Trigger::internal(TriggerOp::LostEvents))
+    }
+
     /// Whether `after` changes the state with no record on its inputs among the triggers yet,
     /// while a process caused the evaluation (not a rescan or a loss) and MAX_HOLD has not
-    /// passed: the change's own record is still on its way.
-    fn hold(&self, after: &Finding, triggers: &[Trigger], since: Instant, now: Instant) -> bool {
-        if now >= since + schedule::MAX_HOLD {
+    /// passed since the change was first seen: its own record is still on its way.
+    fn hold(&self, after: &Finding, triggers: &[Trigger], now: Instant) -> bool {
+        if !self.sched.may_hold(now) {
             return false;
         }
         let changes = self
@@ -124,7 +137,7 @@ impl Core {
             return false;
         }
         let all: Vec<&Trigger> = triggers.iter().chain(self.sched.waiting()).collect();
-        if all.iter().any(|t| t.op.is_internal()) {
+        if self.sched.losses_pending() || all.iter().any(|t| t.op.is_internal()) {
             return false;
         }
         let proc = self.proc.as_ref();

@@ -17,13 +17,14 @@ pub const OPEN_GRACE: Duration = Duration::from_millis(200);
 pub const HELD_POLL: Duration = Duration::from_millis(100);
 /// The longest a write in flight may hold back an evaluation that other events call for.
 pub const MAX_DEFER: Duration = Duration::from_millis(50);
-/// How long a change whose record has not come yet is held back, from the first trigger,
-/// waiting for that record (the kernel writes a rename's record at the syscall's exit, after
-/// the new name is visible: an evaluation started by another event can see the change
-/// first). Past it, the change is reported unattributed, never named for a bystander.
-pub const MAX_HOLD: Duration = Duration::from_millis(20);
+/// How long a change whose record has not come yet is held back, from the first read that
+/// saw it, waiting for that record (the kernel writes a rename's record at the syscall's
+/// exit, after the new name is visible: an evaluation started by another event can see the
+/// change first, and on a loaded machine the writer may be preempted in between). Past it,
+/// the change is reported unattributed, never named for a bystander.
+pub const MAX_HOLD: Duration = Duration::from_millis(100);
 /// How often a held change is looked at again.
-pub const HOLD_STEP: Duration = Duration::from_millis(1);
+pub const HOLD_STEP: Duration = Duration::from_millis(2);
 /// Lost records are told once per window, with their count, and lead to one rescan at the
 /// window's end (rescanning in the middle of the burst that fills the ring would only be
 /// followed by another loss).
@@ -79,6 +80,8 @@ pub struct Scheduler {
     next_rescan: Instant,
     full_rescan: bool,
     loss: Loss,
+    /// When the change being held (see [`MAX_HOLD`]) was first seen.
+    held_since: Option<Instant>,
 }
 
 impl Scheduler {
@@ -93,6 +96,7 @@ impl Scheduler {
             next_rescan: now + rescan_every,
             full_rescan: false,
             loss: Loss::default(),
+            held_since: None,
         }
     }
 
@@ -170,6 +174,12 @@ impl Scheduler {
         if self.loss.window_end.is_none() {
             self.loss.window_end = Some(now + LOSS_WINDOW);
         }
+    }
+
+    /// Records were lost in the loss window still open: what the daemon sees now may lack
+    /// the record of a change.
+    pub fn losses_pending(&self) -> bool {
+        self.loss.pending > 0
     }
 
     /// Records lost since the daemon started.
@@ -281,8 +291,19 @@ impl Scheduler {
     /// An evaluation that saw a change before its record: its triggers wait again, and it is
     /// tried again at `at`.
     pub fn retry(&mut self, triggers: Vec<Trigger>, since: Instant, at: Instant) {
+        self.held_since.get_or_insert(at - HOLD_STEP);
         self.put_back(triggers, since);
         self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+    }
+
+    /// Whether a change seen at `now` may still be held for its record.
+    pub fn may_hold(&self, now: Instant) -> bool {
+        self.held_since.is_none_or(|t| now < t + MAX_HOLD)
+    }
+
+    /// The change held is reported (named or not): the next one gets its own MAX_HOLD.
+    pub fn hold_done(&mut self) {
+        self.held_since = None;
     }
 
     /// While a watched file is being written (an open whose close has not come), reading it

@@ -90,6 +90,8 @@ pub fn config(value: bool) -> String {
 pub struct Replay {
     pub dir: tempfile::TempDir,
     pub core: Core,
+    /// The replay's clock.
+    pub clock: Instant,
 }
 
 impl Replay {
@@ -108,7 +110,8 @@ impl Replay {
             node_name: Some("node-replay".into()),
             ..Settings::default()
         };
-        let mut core = Core::new(settings, Box::new(proc), Instant::now());
+        let clock = Instant::now();
+        let mut core = Core::new(settings, Box::new(proc), clock);
         core.baseline(&mut NoKernel).unwrap();
         let base = core.take_emitted();
         assert!(
@@ -116,7 +119,7 @@ impl Replay {
                 if t.change == Change::Baseline && t.finding.status == crate::finding::Status::Pass)),
             "{base:?}"
         );
-        Replay { dir, core }
+        Replay { dir, core, clock }
     }
 
     /// `rel` inside the node root, on the host.
@@ -124,35 +127,41 @@ impl Replay {
         self.dir.path().join(rel)
     }
 
-    /// The records, ingested as they come, then evaluations until nothing is due (a held
-    /// change is retried after its step; `Recorded` batches arrive one per drain).
+    /// The records, ingested as they come, then evaluations until nothing is due, on a
+    /// clock that moves 1 ms per step (a held change is retried after its step; `Recorded`
+    /// batches arrive one per drain). Returns the reports and the time the replay took.
     pub fn run(
         &mut self,
         first: Vec<Record>,
         later: Vec<Vec<Record>>,
-    ) -> Vec<(Transition, Trigger)> {
+    ) -> (Vec<(Transition, Trigger)>, std::time::Duration) {
         let mut source = Recorded::new(later);
-        self.core.ingest(first, Instant::now());
-        for _ in 0..200 {
-            let now = Instant::now();
+        let t0 = self.clock;
+        self.core.ingest(first, self.clock);
+        for _ in 0..2000 {
+            self.clock += std::time::Duration::from_millis(1);
+            let now = self.clock;
             self.core.tick(now);
             if self.core.sched.due(now) {
                 self.core
-                    .evaluate(&mut source, &mut NoKernel, Instant::now)
+                    .evaluate(&mut source, &mut NoKernel, || now)
                     .unwrap();
-            } else if self.core.sched.wake() > now + std::time::Duration::from_secs(1) {
+            } else if source.is_empty()
+                && self.core.sched.wake() > now + std::time::Duration::from_secs(1)
+            {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        self.core
+        let reports = self
+            .core
             .take_emitted()
             .into_iter()
             .filter_map(|e| match e {
                 Emit::Report(t, tr) => Some((t, tr)),
                 Emit::Notice(_) => None,
             })
-            .collect()
+            .collect();
+        (reports, self.clock - t0)
     }
 }
 
