@@ -79,6 +79,27 @@ fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_ver
         "no loss notice:\n{err}"
     );
     assert!(err.contains("full rescan now"), "{err}");
+    // Told once per window with its count, never a line per lost batch: thousands of
+    // renames on a 4 KiB ring give a handful of lines, each with a count.
+    let started = d.started;
+    let told: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("event(s) lost"))
+        .collect();
+    let windows = started.elapsed().as_secs() + 2;
+    assert!(
+        told.len() as u64 <= windows,
+        "{} loss lines in {windows} s:\n{err}",
+        told.len()
+    );
+    for l in &told {
+        let n = l
+            .split_whitespace()
+            .skip_while(|w| !w.chars().all(|c| c.is_ascii_digit()))
+            .next()
+            .and_then(|w| w.parse::<u64>().ok());
+        assert!(n.is_some_and(|n| n > 0), "no count in {l:?}");
+    }
     d.wait_for("a report after the loss", WAIT, |v| {
         trigger_op(v) == "lost_events" || change(v) == "drift_detected"
     });

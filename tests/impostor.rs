@@ -1,7 +1,7 @@
 //! Impostor kubelets: anyone can run a binary named like the kubelet. Such a process is told
 //! once (`impostor_kubelet`, with its actor) and never changes a verdict. Run as root.
 
-use kubelet_drift_tests::daemon::*;
+use kubelet_drift_tests::{KillOnDrop, daemon::*};
 
 use std::{
     fs,
@@ -76,13 +76,13 @@ fn an_impostor_with_a_lower_pid_changes_no_verdict() {
     fs::write(&own, config_text(true)).unwrap();
     fs::set_permissions(own.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
     let fake = UserCopy::new(name);
-    let mut imp = fake.spawn(&[
+    let imp = KillOnDrop(fake.spawn(&[
         &format!("--config={}", own.display()),
         "--make-iptables-util-chains=true",
-    ]);
+    ]));
     let bin = KubeletBin::new(name);
     let real = bin.spawn(&[&node.config_flag()]);
-    assert!(imp.id() < real.pid(), "pids wrapped: run again");
+    assert!(imp.0.id() < real.pid(), "pids wrapped: run again");
     let d = Daemon::start(
         &node,
         Opts {
@@ -94,13 +94,13 @@ fn an_impostor_with_a_lower_pid_changes_no_verdict() {
     let v = d.wait_for("impostor_kubelet", WAIT, |v| {
         change(v) == "impostor_kubelet"
     });
-    assert_eq!(actor_pid(&v), Some(imp.id() as u64), "{v}");
+    assert_eq!(actor_pid(&v), Some(imp.0.id() as u64), "{v}");
     assert_eq!(v["actor"]["user"]["uid"], NOBODY.to_string(), "{v}");
     let lines = d.lines();
     assert!(
         lines
             .iter()
-            .all(|v| subject_pid(v) != Some(imp.id() as u64)),
+            .all(|v| subject_pid(v) != Some(imp.0.id() as u64)),
         "the impostor is no subject:\n{}",
         d.summary()
     );
@@ -131,8 +131,6 @@ fn an_impostor_with_a_lower_pid_changes_no_verdict() {
             assert_ne!(v["actor"]["user"]["uid"], NOBODY.to_string(), "{v}");
         }
     }
-    let _ = imp.kill();
-    let _ = imp.wait();
 }
 
 /// 200 impostors exec and exit: at most one report each, never a kubelet_started/stopped.
@@ -152,11 +150,10 @@ fn impostor_churn_is_told_at_most_once_each_and_starts_nothing() {
     let fake = UserCopy::new(name);
     let mut pids = Vec::new();
     for _ in 0..200 {
-        let mut c = fake.spawn(&["--make-iptables-util-chains=true"]);
-        pids.push(c.id() as u64);
+        let c = KillOnDrop(fake.spawn(&["--make-iptables-util-chains=true"]));
+        pids.push(c.0.id() as u64);
         std::thread::sleep(Duration::from_millis(5));
-        let _ = c.kill();
-        let _ = c.wait();
+        drop(c);
     }
     std::thread::sleep(Duration::from_millis(500));
     let lines = d.lines();

@@ -158,6 +158,10 @@ pub struct Trigger {
     /// truncate of a watched inode, whatever name was used).
     #[serde(skip)]
     pub inode: Option<(u32, u64)>,
+    /// The order in which the daemon took it (0 before): a record that named one change
+    /// names no later one.
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 impl Trigger {
@@ -170,6 +174,7 @@ impl Trigger {
             actor: None,
             guessed: false,
             inode: None,
+            seq: 0,
         }
     }
 }

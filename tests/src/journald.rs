@@ -189,9 +189,10 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use kubelet_drift::{
+        decode::FileOp,
         finding::{Benchmark, Finding, Source, Status, Subject},
         output::{Sink, journald::JournaldSink},
-        report::{Actor, Change, DriftReport, Notice, NoticeLevel, Trigger},
+        report::{Actor, Change, DriftReport, Notice, NoticeLevel, Trigger, TriggerOp},
     };
 
     use super::*;
@@ -224,7 +225,7 @@ mod tests {
             },
             previous: Some(Status::Pass),
             trigger: Trigger {
-                op: "rename".into(),
+                op: TriggerOp::File(FileOp::Rename),
                 path: Some("/var/lib/kubelet/config.yaml".into()),
                 path2: None,
                 actor: Some(Actor {
@@ -236,6 +237,8 @@ mod tests {
                     ..Default::default()
                 }),
                 guessed: false,
+                inode: None,
+                seq: 0,
             },
             node: "node-1".into(),
             time: SystemTime::now(),

@@ -161,6 +161,7 @@ fn file_trigger(
         actor: Some(cx.proc.actor(&f.actor)),
         guessed,
         inode: (f.ino != 0).then_some((f.dev, f.ino)),
+        seq: 0,
     }
 }
 

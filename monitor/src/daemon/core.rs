@@ -60,6 +60,8 @@ pub struct Core {
     /// The evaluation's inputs when the watch set was last built: rebuilt when they change
     /// or a path operation may have changed what exists.
     pub(super) watched_inputs: Vec<PathBuf>,
+    /// The [`Trigger::seq`] of the last record that named a change.
+    pub(super) named_upto: u64,
     out: Vec<Emit>,
     facts: Vec<Fact>,
     batch: Vec<Record>,
@@ -84,6 +86,7 @@ impl Core {
             watch: WatchSet::new(),
             proc,
             watched_inputs: Vec::new(),
+            named_upto: 0,
             out: Vec::new(),
             facts: Vec::new(),
             batch: Vec::new(),

@@ -79,11 +79,10 @@ impl Core {
                 // Named after a record on what this evaluation read, or not at all: other
                 // processes' events on other files only trigger.
                 let lost = self.lost_marker();
-                let all: Vec<&Trigger> = (triggers.iter().chain(self.sched.waiting()))
-                    .chain(&lost)
-                    .collect();
-                let proc = self.proc.as_ref();
-                let named = naming::name_change(&all, &tr.finding, &|p| proc.file_inode(p));
+                let all: Vec<&Trigger> = self.fresh(&triggers).chain(&lost).collect();
+                let read = naming::Read::of(&tr.finding, self.proc.as_ref());
+                let named = naming::name_change(&all, &read);
+                self.named_upto = self.named_upto.max(named.seq);
                 after_named = Some(named.clone());
                 self.emit(tr, named);
             }
@@ -136,12 +135,26 @@ impl Core {
         if !changes {
             return false;
         }
-        let all: Vec<&Trigger> = triggers.iter().chain(self.sched.waiting()).collect();
+        let all: Vec<&Trigger> = self.fresh(triggers).collect();
         if self.sched.losses_pending() || all.iter().any(|t| t.op.is_internal()) {
             return false;
         }
-        let proc = self.proc.as_ref();
-        naming::trigger_on_inputs(all.into_iter(), after, &|p| proc.file_inode(p)).is_none()
+        let read = naming::Read::of(after, self.proc.as_ref());
+        naming::trigger_on_inputs(all.into_iter(), &read).is_none()
+    }
+
+    /// The triggers of this evaluation and those that came since, except those taken before
+    /// a record that already named a change (put back with a deferred evaluation, they must
+    /// not name a later change).
+    fn fresh<'a>(
+        &'a self,
+        triggers: &'a [Trigger],
+    ) -> impl DoubleEndedIterator<Item = &'a Trigger> {
+        let upto = self.named_upto;
+        triggers
+            .iter()
+            .chain(self.sched.waiting())
+            .filter(move |t| t.seq > upto)
     }
 
     /// Reads the after-restart state once no record came during the read (at most four

@@ -4,25 +4,65 @@
 //! there is none (a rescan, lost records, a change whose record was not seen), the report
 //! says so plainly and names no process.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::proc::ProcView;
 use crate::{
     decode::FileOp,
     finding::Finding,
     report::{Trigger, TriggerOp},
 };
 
-/// Is `t` a record on one of `f`'s inputs? `inode_of` gives an input's (dev, ino) now when it
-/// is a regular file.
-pub fn on_inputs(t: &Trigger, f: &Finding, inode_of: &dyn Fn(&Path) -> Option<(u32, u64)>) -> bool {
+/// What an evaluation read, as records may name it: its input files (and the same files
+/// through their directories' real paths: a kubelet's `/proc/<pid>/root/...`, a symlinked
+/// directory), its input directories, and its input files' inodes now.
+#[derive(Clone, Debug, Default)]
+pub struct Read {
+    pub files: Vec<PathBuf>,
+    pub dirs: Vec<PathBuf>,
+    pub inodes: Vec<(u32, u64)>,
+}
+
+impl Read {
+    /// What `f` read, with the aliases and inodes `proc` finds for it now.
+    pub fn of(f: &Finding, proc: &dyn ProcView) -> Read {
+        let mut r = Read::plain(f);
+        for i in &f.inputs {
+            if let Some(a) = proc.real_path(i) {
+                r.files.push(a);
+            }
+            if let Some(ino) = proc.file_inode(i) {
+                r.inodes.push(ino);
+            }
+        }
+        for d in &f.input_dirs {
+            if let Some(a) = proc.real_path(d) {
+                r.dirs.push(a);
+            }
+        }
+        r
+    }
+
+    /// The paths as the finding names them, no inodes.
+    pub fn plain(f: &Finding) -> Read {
+        Read {
+            files: f.inputs.clone(),
+            dirs: f.input_dirs.clone(),
+            inodes: Vec::new(),
+        }
+    }
+}
+
+/// Is `t` a record on one of the inputs read?
+pub fn on_inputs(t: &Trigger, read: &Read) -> bool {
     if t.actor.is_none() || t.guessed || !matches!(t.op, TriggerOp::File(_)) {
         return false;
     }
-    let read = |p: &Path| {
-        f.inputs.iter().any(|i| i == p)
-            || f.input_dirs.iter().any(|d| p.starts_with(d))
+    let touches = |p: &Path| {
+        read.files.iter().any(|i| i == p)
+            || read.dirs.iter().any(|d| p.starts_with(d))
             // A directory on an input's path renamed, removed or replaced.
-            || (!t.op.is_content() && f.inputs.iter().chain(&f.input_dirs).any(|i| i.starts_with(p)))
+            || (!t.op.is_content() && read.files.iter().chain(&read.dirs).any(|i| i.starts_with(p)))
     };
     // A symlink's first path is its target as written: creating a link changes only the
     // name it creates.
@@ -31,21 +71,19 @@ pub fn on_inputs(t: &Trigger, f: &Finding, inode_of: &dyn Fn(&Path) -> Option<(u
     } else {
         t.path.as_deref()
     };
-    if first.is_some_and(read) || t.path2.as_deref().is_some_and(read) {
+    if first.is_some_and(touches) || t.path2.as_deref().is_some_and(touches) {
         return true;
     }
     // Written through another name (a hard link, /proc/self/fd): the same inode.
-    t.inode
-        .is_some_and(|ino| f.inputs.iter().any(|i| inode_of(i) == Some(ino)))
+    t.inode.is_some_and(|ino| read.inodes.contains(&ino))
 }
 
-/// The last trigger that is a record on one of `f`'s inputs, if any.
+/// The last trigger that is a record on one of the inputs read, if any.
 pub fn trigger_on_inputs<'a>(
     triggers: impl DoubleEndedIterator<Item = &'a Trigger>,
-    f: &Finding,
-    inode_of: &dyn Fn(&Path) -> Option<(u32, u64)>,
+    read: &Read,
 ) -> Option<&'a Trigger> {
-    triggers.rev().find(|t| on_inputs(t, f, inode_of))
+    triggers.rev().find(|t| on_inputs(t, read))
 }
 
 /// What a change with no record on its inputs is named: the loss or rescan that led to the
@@ -63,13 +101,9 @@ pub fn unnamed<'a>(triggers: impl Iterator<Item = &'a Trigger>) -> Trigger {
     Trigger::internal(op)
 }
 
-/// The name of a change of `f`: the last record on its inputs, or [`unnamed`].
-pub fn name_change(
-    triggers: &[&Trigger],
-    f: &Finding,
-    inode_of: &dyn Fn(&Path) -> Option<(u32, u64)>,
-) -> Trigger {
-    trigger_on_inputs(triggers.iter().copied(), f, inode_of)
+/// The name of a change: the last record on the inputs read, or [`unnamed`].
+pub fn name_change(triggers: &[&Trigger], read: &Read) -> Trigger {
+    trigger_on_inputs(triggers.iter().copied(), read)
         .cloned()
         .unwrap_or_else(|| unnamed(triggers.iter().copied()))
 }
@@ -129,10 +163,6 @@ mod tests {
         }
     }
 
-    fn no_inode(_: &Path) -> Option<(u32, u64)> {
-        None
-    }
-
     fn pid(t: &Trigger) -> Option<u32> {
         t.actor.as_ref().map(|a| a.pid)
     }
@@ -156,19 +186,19 @@ mod tests {
             trigger(FileOp::Close, "/elsewhere/x.yaml", 3, false),
         ];
         let refs: Vec<&Trigger> = ts.iter().collect();
-        assert_eq!(pid(&name_change(&refs, &f, &no_inode)), Some(1));
+        assert_eq!(pid(&name_change(&refs, &Read::plain(&f))), Some(1));
         let in_dir = trigger(
             FileOp::Open,
             "/node/etc/kubernetes/kubelet.conf.d/sub/9.conf",
             4,
             false,
         );
-        assert_eq!(pid(&name_change(&[&in_dir], &f, &no_inode)), Some(4));
+        assert_eq!(pid(&name_change(&[&in_dir], &Read::plain(&f))), Some(4));
         // Only bystanders: no process is named.
-        let n = name_change(&refs[1..], &f, &no_inode);
+        let n = name_change(&refs[1..], &Read::plain(&f));
         assert_eq!((n.op, n.actor), (TriggerOp::Unattributed, None));
         let rescan = Trigger::internal(TriggerOp::Rescan);
-        let n = name_change(&[&ts[2], &rescan], &f, &no_inode);
+        let n = name_change(&[&ts[2], &rescan], &Read::plain(&f));
         assert_eq!((n.op, n.actor), (TriggerOp::Rescan, None));
     }
 
@@ -178,23 +208,31 @@ mod tests {
         let f = finding(&["/n/var/lib/kubelet/config.yaml"], &[]);
         let mut sed = trigger(FileOp::Rename, "/n/var/lib/kubelet/sedAb12", 5, false);
         sed.path2 = Some("/n/var/lib/kubelet/config.yaml".into());
-        assert!(on_inputs(&sed, &f, &no_inode));
+        assert!(on_inputs(&sed, &Read::plain(&f)));
         let swap = trigger(FileOp::Rename, "/n/var/lib/kubelet", 6, false);
-        assert!(on_inputs(&swap, &f, &no_inode));
+        assert!(on_inputs(&swap, &Read::plain(&f)));
         // A write to the parent directory's name is no write to the input.
         let odd = trigger(FileOp::Open, "/n/var/lib/kubelet", 6, false);
-        assert!(!on_inputs(&odd, &f, &no_inode));
+        assert!(!on_inputs(&odd, &Read::plain(&f)));
         let mut link = trigger(FileOp::Close, "/n/tmp/other-name", 7, false);
         link.inode = Some((8, 1234));
-        assert!(!on_inputs(&link, &f, &no_inode));
-        let inode =
-            |p: &Path| (p == Path::new("/n/var/lib/kubelet/config.yaml")).then_some((8, 1234));
-        assert!(on_inputs(&link, &f, &inode));
+        assert!(!on_inputs(&link, &Read::plain(&f)));
+        let mut read = Read::plain(&f);
+        read.inodes.push((8, 1234));
+        assert!(on_inputs(&link, &read));
+        // The same file through its directory's real path (a kubelet's /proc/<pid>/root).
+        let mut via_root = Read::plain(&finding(
+            &["/proc/42/root/n/var/lib/kubelet/config.yaml"],
+            &[],
+        ));
+        assert!(!on_inputs(&sed, &via_root));
+        via_root.files.push("/n/var/lib/kubelet/config.yaml".into());
+        assert!(on_inputs(&sed, &via_root));
         let exit = Trigger {
             op: TriggerOp::Exit,
             ..link.clone()
         };
-        assert!(!on_inputs(&exit, &f, &inode), "an exit names nothing");
+        assert!(!on_inputs(&exit, &read), "an exit names nothing");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub trait ProcView {
     /// A regular file's (dev, ino) now (`None` for anything else: a device, a FIFO, a
     /// missing file).
     fn file_inode(&self, path: &Path) -> Option<(u32, u64)>;
+    /// `path` through its directory's real path, when that differs (`/proc/<pid>/root/...`
+    /// of a kubelet in the host's root, a symlinked directory).
+    fn real_path(&self, path: &Path) -> Option<PathBuf>;
 }
 
 /// The host's procfs.
@@ -69,5 +72,11 @@ impl ProcView for LiveProc {
         let m = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
         let k = crate::probes::inode_key(&m);
         Some((k.dev, k.ino))
+    }
+
+    fn real_path(&self, path: &Path) -> Option<PathBuf> {
+        let dir = std::fs::canonicalize(path.parent()?).ok()?;
+        let real = dir.join(path.file_name()?);
+        (real != path).then_some(real)
     }
 }

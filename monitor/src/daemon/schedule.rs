@@ -82,6 +82,8 @@ pub struct Scheduler {
     loss: Loss,
     /// When the change being held (see [`MAX_HOLD`]) was first seen.
     held_since: Option<Instant>,
+    /// The last trigger's [`Trigger::seq`].
+    seq: u64,
 }
 
 impl Scheduler {
@@ -97,11 +99,14 @@ impl Scheduler {
             full_rescan: false,
             loss: Loss::default(),
             held_since: None,
+            seq: 0,
         }
     }
 
     /// A trigger: evaluate when the burst window that it opens (or joins) closes.
-    pub fn push(&mut self, t: Trigger, now: Instant) {
+    pub fn push(&mut self, mut t: Trigger, now: Instant) {
+        self.seq += 1;
+        t.seq = self.seq;
         self.triggers.push(t);
         if self.since.is_none() {
             self.since = Some(now);

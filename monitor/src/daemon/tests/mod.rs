@@ -63,6 +63,9 @@ impl ProcView for FakeProc {
     fn file_inode(&self, path: &Path) -> Option<(u32, u64)> {
         LiveProc.file_inode(path)
     }
+    fn real_path(&self, path: &Path) -> Option<PathBuf> {
+        LiveProc.real_path(path)
+    }
 }
 
 /// Kernel maps that take anything.

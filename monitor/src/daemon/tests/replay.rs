@@ -169,3 +169,32 @@ fn an_exec_of_a_vanished_process_reports_nothing() {
         "{reports:?}"
     );
 }
+
+/// A record that named one change names no later one: sed A's rename, put back with an
+/// evaluation deferred for a write in flight, must not name sed B's change whose record is
+/// late; B's record, once it comes, does.
+#[test]
+fn a_record_that_named_a_change_names_no_later_one() {
+    let mut r = masked_node();
+    let (tmp, config) = sed_to(&r, false);
+    let (reports, _) = r.run(vec![rename(200, "sed", &tmp, &config)], vec![]);
+    let first = drift(&reports)[0].1.clone();
+    assert_eq!(comm(&first), Some("sed"));
+    assert!(first.seq > 0);
+    // The deferral puts A's trigger back; B's edit lands, its record late.
+    let since = r.clock;
+    r.core.sched.put_back(vec![first.clone()], since);
+    r.core
+        .sched
+        .push(Trigger::internal(TriggerOp::File(FileOp::Close)), since);
+    let (tmp, config) = sed_to(&r, true);
+    let mut late = vec![vec![]; 10];
+    late.push(vec![rename(201, "sed", &tmp, &config)]);
+    let (reports, _) = r.run(vec![], late);
+    let resolved: Vec<_> = reports
+        .iter()
+        .filter(|(t, _)| t.change == Change::DriftResolved)
+        .collect();
+    assert_eq!(resolved.len(), 1, "{reports:?}");
+    assert_eq!(resolved[0].1.actor.as_ref().map(|a| a.pid), Some(201));
+}
