@@ -18,14 +18,7 @@ fn sed(expr: &str, file: &std::path::Path) -> u32 {
 fn every_drift_report_names_its_own_sed_among_bystanders() {
     require_root();
     let node = Node::new();
-    let d = Daemon::start(
-        &node,
-        Opts {
-            kubelet_name: "kdt-blame".into(),
-            node_name: "node-blame".into(),
-            ..Default::default()
-        },
-    );
+    let d = Daemon::start(&node, Opts::tagged("blame"));
     let scratch = tempfile::tempdir().unwrap();
     std::fs::write(scratch.path().join("config.yaml"), "a: 1\n").unwrap();
     // Bystanders, busy (a write every millisecond or so each, on a 2-core machine shared
@@ -54,8 +47,10 @@ fn every_drift_report_names_its_own_sed_among_bystanders() {
                 }
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "iteration {i}: no {change_} within {WAIT:?}:\n{}",
-                    d.summary()
+                    "iteration {i}: no {change_} within {WAIT:?} (daemon exited: {}):\n{}\nstderr:\n{}",
+                    d.exited(),
+                    d.summary(),
+                    d.stderr_text()
                 );
                 std::thread::sleep(Duration::from_millis(2));
             };

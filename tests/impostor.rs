@@ -83,14 +83,7 @@ fn an_impostor_with_a_lower_pid_changes_no_verdict() {
     let bin = KubeletBin::new(name);
     let real = bin.spawn(&[&node.config_flag()]);
     assert!(imp.0.id() < real.pid(), "pids wrapped: run again");
-    let d = Daemon::start(
-        &node,
-        Opts {
-            kubelet_name: name.into(),
-            node_name: "node-imp".into(),
-            ..Default::default()
-        },
-    );
+    let d = Daemon::start(&node, Opts::tagged("impostor"));
     let v = d.wait_for("impostor_kubelet", WAIT, |v| {
         change(v) == "impostor_kubelet"
     });
@@ -139,14 +132,7 @@ fn impostor_churn_is_told_at_most_once_each_and_starts_nothing() {
     require_root();
     let node = Node::new();
     let name = "kdt-churn";
-    let d = Daemon::start(
-        &node,
-        Opts {
-            kubelet_name: name.into(),
-            node_name: "node-churn".into(),
-            ..Default::default()
-        },
-    );
+    let d = Daemon::start(&node, Opts::tagged("churn"));
     let fake = UserCopy::new(name);
     let mut pids = Vec::new();
     for _ in 0..200 {

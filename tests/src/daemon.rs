@@ -266,6 +266,28 @@ pub struct Opts {
     pub journal_dir: Option<Option<PathBuf>>,
 }
 
+impl Opts {
+    /// The usual scenario: kubelets named `kdt-<tag>`, the node `node-<tag>`.
+    pub fn tagged(tag: &str) -> Opts {
+        Opts {
+            kubelet_name: format!("kdt-{tag}"),
+            node_name: format!("node-{tag}"),
+            ..Default::default()
+        }
+    }
+}
+
+/// Every line so far is a valid OCSF Compliance Finding of this daemon's node.
+pub fn assert_all_valid(d: &Daemon) {
+    let lines = d.lines();
+    assert!(!lines.is_empty(), "no line at all");
+    for v in &lines {
+        let p = ocsf_problems(v);
+        assert!(p.is_empty(), "{p:?} in {v}");
+        assert_eq!(v["device"]["hostname"], d.node_name.as_str());
+    }
+}
+
 impl Daemon {
     /// Starts the daemon on `node` and waits for its baseline (its after-restart line).
     pub fn start(node: &Node, o: Opts) -> Daemon {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::{
     core::{Core, Kernel, found_running},
     inventory::{self, Candidate},
-    naming, schedule,
+    naming,
     source::RecordSource,
 };
 use crate::{
@@ -70,8 +70,7 @@ impl Core {
             };
             if self.hold(&after, &triggers, now()) {
                 // Its record is still on its way: wait for it rather than name no one.
-                self.sched
-                    .retry(triggers, since, now() + schedule::HOLD_STEP);
+                self.sched.hold(triggers, since, now());
                 return Ok(());
             }
             self.sched.hold_done();

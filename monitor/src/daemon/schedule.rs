@@ -20,11 +20,10 @@ pub const MAX_DEFER: Duration = Duration::from_millis(50);
 /// How long a change whose record has not come yet is held back, from the first read that
 /// saw it, waiting for that record (the kernel writes a rename's record at the syscall's
 /// exit, after the new name is visible: an evaluation started by another event can see the
-/// change first, and on a loaded machine the writer may be preempted in between). Past it,
-/// the change is reported unattributed, never named for a bystander.
-pub const MAX_HOLD: Duration = Duration::from_millis(100);
-/// How often a held change is looked at again.
-pub const HOLD_STEP: Duration = Duration::from_millis(2);
+/// change first, and on a loaded machine the writer may be preempted in between for a long
+/// time). The record's arrival ends the hold at once; past it, the change is reported
+/// unattributed, never named for a bystander.
+pub const MAX_HOLD: Duration = Duration::from_secs(1);
 /// Lost records are told once per window, with their count, and lead to one rescan at the
 /// window's end (rescanning in the middle of the burst that fills the ring would only be
 /// followed by another loss).
@@ -294,11 +293,12 @@ impl Scheduler {
     }
 
     /// An evaluation that saw a change before its record: its triggers wait again, and it is
-    /// tried again at `at`.
-    pub fn retry(&mut self, triggers: Vec<Trigger>, since: Instant, at: Instant) {
-        self.held_since.get_or_insert(at - HOLD_STEP);
+    /// tried again when a record comes (it brings the deadline forward) or MAX_HOLD after the
+    /// change was first seen.
+    pub fn hold(&mut self, triggers: Vec<Trigger>, since: Instant, now: Instant) {
+        let until = *self.held_since.get_or_insert(now) + MAX_HOLD;
         self.put_back(triggers, since);
-        self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+        self.deadline = Some(self.deadline.map_or(until, |d| d.min(until)));
     }
 
     /// Whether a change seen at `now` may still be held for its record.

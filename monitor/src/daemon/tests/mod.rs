@@ -131,8 +131,8 @@ impl Replay {
     }
 
     /// The records, ingested as they come, then evaluations until nothing is due, on a
-    /// clock that moves 1 ms per step (a held change is retried after its step; `Recorded`
-    /// batches arrive one per drain). Returns the reports and the time the replay took.
+    /// clock that moves 1 ms per step (`Recorded` batches arrive one per drain: one a step,
+    /// and more during evaluations). Returns the reports and the time the replay took.
     pub fn run(
         &mut self,
         first: Vec<Record>,
@@ -141,9 +141,11 @@ impl Replay {
         let mut source = Recorded::new(later);
         let t0 = self.clock;
         self.core.ingest(first, self.clock);
-        for _ in 0..2000 {
+        for _ in 0..3000 {
             self.clock += std::time::Duration::from_millis(1);
             let now = self.clock;
+            // Records come as the loop would take them, one batch a step.
+            self.core.drain(&mut source, now);
             self.core.tick(now);
             if self.core.sched.due(now) {
                 self.core
