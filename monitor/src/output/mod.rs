@@ -318,8 +318,8 @@ pub fn sentence(r: &DriftReport) -> String {
     s
 }
 
-#[cfg(test)]
-pub(crate) mod testutil;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testutil;
 
 #[cfg(test)]
 mod tests {
