@@ -80,8 +80,7 @@ fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_ver
     for l in &told {
         let n = l
             .split_whitespace()
-            .skip_while(|w| !w.chars().all(|c| c.is_ascii_digit()))
-            .next()
+            .find(|w| w.chars().all(|c| c.is_ascii_digit()))
             .and_then(|w| w.parse::<u64>().ok());
         assert!(n.is_some_and(|n| n > 0), "no count in {l:?}");
     }

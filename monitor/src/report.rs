@@ -162,6 +162,9 @@ pub struct Trigger {
     /// names no later one.
     #[serde(skip)]
     pub seq: u64,
+    /// A path was cut by the kernel's buffer: it is the head of the path the process gave.
+    #[serde(skip)]
+    pub cut: bool,
 }
 
 impl Trigger {
@@ -175,6 +178,7 @@ impl Trigger {
             guessed: false,
             inode: None,
             seq: 0,
+            cut: false,
         }
     }
 }

@@ -162,6 +162,7 @@ fn file_trigger(
         guessed,
         inode: (f.ino != 0).then_some((f.dev, f.ino)),
         seq: 0,
+        cut: f.path_truncated || f.path2_truncated,
     }
 }
 

@@ -44,7 +44,7 @@ pub trait Sink {
 /// What the core emits, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Emit {
-    Report(Transition, Trigger),
+    Report(Box<(Transition, Trigger)>),
     Notice(Notice),
 }
 
@@ -94,7 +94,7 @@ impl Core {
     }
 
     pub(super) fn emit(&mut self, t: Transition, trigger: Trigger) {
-        self.out.push(Emit::Report(t, trigger));
+        self.out.push(Emit::Report(Box::new((t, trigger))));
     }
 
     /// What was emitted since the last call.
@@ -106,15 +106,18 @@ impl Core {
     pub fn flush(&mut self, sink: &mut dyn Sink) {
         for e in self.take_emitted() {
             match e {
-                Emit::Report(t, trigger) => sink.report(&DriftReport {
-                    change: t.change,
-                    finding: t.finding,
-                    previous: t.previous,
-                    trigger,
-                    node: self.node.clone(),
-                    time: SystemTime::now(),
-                    benchmark: self.settings.benchmark,
-                }),
+                Emit::Report(b) => {
+                    let (t, trigger) = *b;
+                    sink.report(&DriftReport {
+                        change: t.change,
+                        finding: t.finding,
+                        previous: t.previous,
+                        trigger,
+                        node: self.node.clone(),
+                        time: SystemTime::now(),
+                        benchmark: self.settings.benchmark,
+                    })
+                }
                 Emit::Notice(n) => sink.notice(&n),
             }
         }

@@ -4,7 +4,10 @@
 //! there is none (a rescan, lost records, a change whose record was not seen), the report
 //! says so plainly and names no process.
 
-use std::path::{Path, PathBuf};
+use std::{
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
 
 use super::proc::ProcView;
 use crate::{
@@ -73,6 +76,19 @@ pub fn on_inputs(t: &Trigger, read: &Read) -> bool {
     };
     if first.is_some_and(touches) || t.path2.as_deref().is_some_and(touches) {
         return true;
+    }
+    // A path the kernel cut: the head of an input's path (as the kernel filter matched it).
+    if t.cut {
+        let head_of = |p: &Path| {
+            let h = p.as_os_str().as_bytes();
+            read.files
+                .iter()
+                .chain(&read.dirs)
+                .any(|i| i.as_os_str().as_bytes().starts_with(h))
+        };
+        if first.is_some_and(head_of) || t.path2.as_deref().is_some_and(head_of) {
+            return true;
+        }
     }
     // Written through another name (a hard link, /proc/self/fd): the same inode.
     t.inode.is_some_and(|ino| read.inodes.contains(&ino))
@@ -233,6 +249,12 @@ mod tests {
             ..link.clone()
         };
         assert!(!on_inputs(&exit, &read), "an exit names nothing");
+        // A path cut by the kernel names the input it is the head of.
+        let mut cut = trigger(FileOp::Rename, "/n/var/lib/kub", 9, false);
+        cut.path2 = Some("/n/var/lib/kubelet/conf".into());
+        assert!(!on_inputs(&cut, &Read::plain(&f)));
+        cut.cut = true;
+        assert!(on_inputs(&cut, &Read::plain(&f)));
     }
 
     #[test]

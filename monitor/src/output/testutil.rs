@@ -95,6 +95,7 @@ pub fn report(change: Change) -> DriftReport {
             guessed: false,
             inode: None,
             seq: 0,
+            cut: false,
         },
         node: "node-1".into(),
         time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),

@@ -118,8 +118,8 @@ impl Replay {
         core.baseline(&mut NoKernel).unwrap();
         let base = core.take_emitted();
         assert!(
-            base.iter().any(|e| matches!(e, Emit::Report(t, _)
-                if t.change == Change::Baseline && t.finding.status == crate::finding::Status::Pass)),
+            base.iter().any(|e| matches!(e, Emit::Report(b)
+                if b.0.change == Change::Baseline && b.0.finding.status == crate::finding::Status::Pass)),
             "{base:?}"
         );
         Replay { dir, core, clock }
@@ -162,7 +162,7 @@ impl Replay {
             .take_emitted()
             .into_iter()
             .filter_map(|e| match e {
-                Emit::Report(t, tr) => Some((t, tr)),
+                Emit::Report(b) => Some(*b),
                 Emit::Notice(_) => None,
             })
             .collect();
