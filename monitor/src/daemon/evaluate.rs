@@ -2,14 +2,14 @@
 //! that started, a full rescan, the after-restart state), update the drift state, and emit
 //! its transitions, each named by [`naming`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
 use super::{
     core::{Core, Kernel, found_running},
     inventory::{self, Candidate},
-    naming,
+    naming, schedule,
     source::RecordSource,
 };
 use crate::{
@@ -68,9 +68,9 @@ impl Core {
                 self.sched.put_back(triggers, since);
                 return Ok(());
             };
-            if self.hold(&after, &triggers, now()) {
+            if let Some(limit) = self.hold(&after, &triggers, now()) {
                 // Its record is still on its way: wait for it rather than name no one.
-                self.sched.hold(triggers, since, now());
+                self.sched.hold(triggers, since, now(), limit);
                 return Ok(());
             }
             self.sched.hold_done();
@@ -123,23 +123,30 @@ impl Core {
     /// Whether `after` changes the state with no record on its inputs among the triggers yet,
     /// while a process caused the evaluation (not a rescan or a loss) and MAX_HOLD has not
     /// passed since the change was first seen: its own record is still on its way.
-    fn hold(&self, after: &Finding, triggers: &[Trigger], now: Instant) -> bool {
-        if !self.sched.may_hold(now) {
-            return false;
-        }
+    /// Returns how long it may be held in all: MAX_HOLD, or GUESS_HOLD when a record taken
+    /// on its name alone could name it.
+    fn hold(&self, after: &Finding, triggers: &[Trigger], now: Instant) -> Option<Duration> {
         let changes = self
             .state
             .get(&after.subject.key())
             .is_some_and(|p| p.status != after.status);
         if !changes {
-            return false;
+            return None;
         }
         let all: Vec<&Trigger> = self.fresh(triggers).collect();
         if self.sched.losses_pending() || all.iter().any(|t| t.op.is_internal()) {
-            return false;
+            return None;
         }
         let read = naming::Read::of(after, self.proc.as_ref());
-        naming::trigger_on_inputs(all.into_iter(), &read).is_none()
+        if naming::trigger_on_inputs(all.iter().copied(), &read).is_some() {
+            return None;
+        }
+        let limit = if naming::guess_on_inputs(all.into_iter(), &read).is_some() {
+            schedule::GUESS_HOLD
+        } else {
+            schedule::MAX_HOLD
+        };
+        self.sched.may_hold(now, limit).then_some(limit)
     }
 
     /// The triggers of this evaluation and those that came since, except those taken before

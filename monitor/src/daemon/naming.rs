@@ -102,6 +102,29 @@ pub fn trigger_on_inputs<'a>(
     triggers.rev().find(|t| on_inputs(t, read))
 }
 
+/// The last record taken on its name alone (its process was gone before its relative path
+/// could be resolved) whose name is an input's name: it may be the change's, or a same-named
+/// file's elsewhere. Used only when no exact record names the change (after a short hold).
+pub fn guess_on_inputs<'a>(
+    triggers: impl DoubleEndedIterator<Item = &'a Trigger>,
+    read: &Read,
+) -> Option<&'a Trigger> {
+    let names: Vec<&std::ffi::OsStr> = read.files.iter().filter_map(|f| f.file_name()).collect();
+    // Only a relative path can be unresolved: an absolute one elsewhere is elsewhere.
+    let named = |p: &Option<PathBuf>| {
+        p.as_deref()
+            .filter(|p| p.is_relative())
+            .and_then(Path::file_name)
+            .is_some_and(|n| names.contains(&n))
+    };
+    triggers.rev().find(|t| {
+        t.guessed
+            && t.actor.is_some()
+            && matches!(t.op, TriggerOp::File(_))
+            && (named(&t.path) || named(&t.path2))
+    })
+}
+
 /// What a change with no record on its inputs is named: the loss or rescan that led to the
 /// evaluation, else "unattributed". Never a process.
 pub fn unnamed<'a>(triggers: impl Iterator<Item = &'a Trigger>) -> Trigger {
@@ -117,9 +140,11 @@ pub fn unnamed<'a>(triggers: impl Iterator<Item = &'a Trigger>) -> Trigger {
     Trigger::internal(op)
 }
 
-/// The name of a change: the last record on the inputs read, or [`unnamed`].
+/// The name of a change: the last record on the inputs read, else the last record taken on
+/// an input's name alone ([`guess_on_inputs`]), else [`unnamed`].
 pub fn name_change(triggers: &[&Trigger], read: &Read) -> Trigger {
     trigger_on_inputs(triggers.iter().copied(), read)
+        .or_else(|| guess_on_inputs(triggers.iter().copied(), read))
         .cloned()
         .unwrap_or_else(|| unnamed(triggers.iter().copied()))
 }
@@ -213,6 +238,17 @@ mod tests {
         // Only bystanders: no process is named.
         let n = name_change(&refs[1..], &Read::plain(&f));
         assert_eq!((n.op, n.actor), (TriggerOp::Unattributed, None));
+        // A relative name of a process gone before it was resolved: named when nothing
+        // exact is there, after an exact record.
+        let guess = trigger(FileOp::Rename, "config.yaml", 5, true);
+        assert_eq!(
+            pid(&name_change(&[&ts[2], &guess], &Read::plain(&f))),
+            Some(5)
+        );
+        assert_eq!(
+            pid(&name_change(&[&guess, &ts[0]], &Read::plain(&f))),
+            Some(1)
+        );
         let rescan = Trigger::internal(TriggerOp::Rescan);
         let n = name_change(&[&ts[2], &rescan], &Read::plain(&f));
         assert_eq!((n.op, n.actor), (TriggerOp::Rescan, None));

@@ -24,6 +24,10 @@ pub const MAX_DEFER: Duration = Duration::from_millis(50);
 /// time). The record's arrival ends the hold at once; past it, the change is reported
 /// unattributed, never named for a bystander.
 pub const MAX_HOLD: Duration = Duration::from_secs(1);
+/// The hold when a record taken on its name alone could be the change's (a short-lived
+/// process's relative path, e.g. `cd /var/lib/kubelet && sed -i ... config.yaml`): long
+/// enough for an exact record in flight to come first, short enough to report at once.
+pub const GUESS_HOLD: Duration = Duration::from_millis(20);
 /// Lost records are told once per window, with their count, and lead to one rescan at the
 /// window's end (rescanning in the middle of the burst that fills the ring would only be
 /// followed by another loss).
@@ -295,15 +299,16 @@ impl Scheduler {
     /// An evaluation that saw a change before its record: its triggers wait again, and it is
     /// tried again when a record comes (it brings the deadline forward) or MAX_HOLD after the
     /// change was first seen.
-    pub fn hold(&mut self, triggers: Vec<Trigger>, since: Instant, now: Instant) {
-        let until = *self.held_since.get_or_insert(now) + MAX_HOLD;
+    pub fn hold(&mut self, triggers: Vec<Trigger>, since: Instant, now: Instant, limit: Duration) {
+        let until = *self.held_since.get_or_insert(now) + limit;
         self.put_back(triggers, since);
         self.deadline = Some(self.deadline.map_or(until, |d| d.min(until)));
     }
 
-    /// Whether a change seen at `now` may still be held for its record.
-    pub fn may_hold(&self, now: Instant) -> bool {
-        self.held_since.is_none_or(|t| now < t + MAX_HOLD)
+    /// Whether a change seen at `now` may still be held for its record, for `limit` from
+    /// when it was first seen.
+    pub fn may_hold(&self, now: Instant, limit: Duration) -> bool {
+        self.held_since.is_none_or(|t| now < t + limit)
     }
 
     /// The change held is reported (named or not): the next one gets its own MAX_HOLD.
