@@ -19,25 +19,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn opts(tag: &str) -> Opts {
-    Opts {
-        kubelet_name: format!("kdt-{tag}"),
-        node_name: format!("node-{tag}"),
-        ..Default::default()
-    }
-}
-
-/// Every line so far is a valid OCSF Compliance Finding of this daemon's node.
-fn assert_all_valid(d: &Daemon) {
-    let lines = d.lines();
-    assert!(!lines.is_empty());
-    for v in &lines {
-        let p = ocsf_problems(v);
-        assert!(p.is_empty(), "{p:?} in {v}");
-        assert_eq!(v["device"]["hostname"], d.node_name.as_str());
-    }
-}
-
 fn sed(expr: &str, file: &Path) -> u32 {
     run(Command::new("sed").arg("-i").arg(expr).arg(file))
 }
@@ -49,7 +30,7 @@ const TO_TRUE: &str = "s/makeIPTablesUtilChains: false/makeIPTablesUtilChains: t
 fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
     require_root();
     let node = Node::new();
-    let o = opts("base");
+    let o = Opts::tagged("base");
     let bin = KubeletBin::new(&o.kubelet_name);
     let k1 = bin.spawn(&[&node.config_flag()]);
     let k2 = bin.spawn(&[&node.config_flag(), "--v=2"]);
@@ -97,7 +78,7 @@ fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
 fn sed_edit_is_detected_with_its_actor_and_resolved() {
     require_root();
     let node = Node::new();
-    let o = opts("sed");
+    let o = Opts::tagged("sed");
     let bin = KubeletBin::new(&o.kubelet_name);
     let k = bin.spawn(&[&node.config_flag()]);
     let d = Daemon::start(&node, o);
@@ -162,7 +143,7 @@ fn sed_edit_is_detected_with_its_actor_and_resolved() {
 fn short_lived_writer_is_named_by_its_executable() {
     require_root();
     let node = Node::new();
-    let o = opts("sedexe");
+    let o = Opts::tagged("sedexe");
     let d = Daemon::start(&node, o);
     let pid = sed(TO_FALSE, &node.config());
     let v = d.wait_for("drift_detected by sed", WAIT, |v| {
@@ -177,7 +158,7 @@ fn short_lived_writer_is_named_by_its_executable() {
 fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
     require_root();
     let node = Node::new();
-    let o = opts("restart");
+    let o = Opts::tagged("restart");
     let bin = KubeletBin::new(&o.kubelet_name);
     let mut k1 = bin.spawn(&[&node.config_flag()]);
     let d = Daemon::start(&node, o);
@@ -236,7 +217,7 @@ fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
 fn unit_dropin_edit_fails_after_restart_and_is_pending_drift() {
     require_root();
     let node = Node::new();
-    let o = opts("dropin");
+    let o = Opts::tagged("dropin");
     let bin = KubeletBin::new(&o.kubelet_name);
     let k = bin.spawn(&[&node.config_flag()]);
     let d = Daemon::start(&node, o);
@@ -295,7 +276,7 @@ fn one(e: &journald::Entry, name: &str) -> Vec<u8> {
 fn daemon_with_journald(tag: &str) -> (Journald, Node, KubeletBin, Kubelet, Daemon) {
     let j = Journald::start().unwrap();
     let node = Node::new();
-    let mut o = opts(tag);
+    let mut o = Opts::tagged(tag);
     o.journald = true;
     o.journal_dir = Some(Some(PathBuf::from(format!(
         "/run/systemd/journal.{}",
@@ -488,7 +469,7 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
 fn back_to_back_edits_are_each_named_for_their_writer() {
     require_root();
     let node = Node::new();
-    let d = Daemon::start(&node, opts("b2b"));
+    let d = Daemon::start(&node, Opts::tagged("b2b"));
     for _ in 0..5 {
         let s1 = sed(TO_FALSE, &node.config());
         d.wait_for("drift_detected", WAIT, |v| {

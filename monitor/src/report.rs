@@ -5,7 +5,10 @@ use std::{path::PathBuf, time::SystemTime};
 
 use serde::Serialize;
 
-use crate::finding::{Benchmark, Finding, Status};
+use crate::{
+    decode::FileOp,
+    finding::{Benchmark, Finding, Status},
+};
 
 /// Why this report was emitted. Each has its own journald MESSAGE_ID (see `output/journald.rs`
 /// and `deploy/kubelet-drift.catalog`).
@@ -30,6 +33,11 @@ pub enum Change {
     PendingDriftAppeared,
     /// The after-restart state agrees with the running kubelet again.
     PendingDriftCleared,
+    /// A process named like a kubelet that is not trusted as the node's kubelet (not
+    /// root-owned, run by another user, in another unit's cgroup): reported once, with the
+    /// actor, and never allowed to change a verdict. The finding is the unchanged
+    /// after-restart state.
+    ImpostorKubelet,
 }
 
 impl Change {
@@ -44,6 +52,7 @@ impl Change {
             Change::KubeletStopped => "kubelet_stopped",
             Change::PendingDriftAppeared => "pending_drift_appeared",
             Change::PendingDriftCleared => "pending_drift_cleared",
+            Change::ImpostorKubelet => "impostor_kubelet",
         }
     }
 }
@@ -68,12 +77,73 @@ pub struct Actor {
     pub argv: Option<Vec<String>>,
 }
 
+/// What caused an evaluation. Written as the strings of [`TriggerOp::as_str`] in every output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TriggerOp {
+    /// The state at the daemon's start.
+    Baseline,
+    /// The periodic full re-evaluation.
+    Rescan,
+    /// Kernel records were lost: a full re-evaluation, with no event to name.
+    LostEvents,
+    /// A change was seen whose record is not on any input of the evaluation (or was
+    /// lost): the report names no process rather than a bystander.
+    Unattributed,
+    Exec,
+    Exit,
+    /// A file operation ("open", "close", "rename", ...; see [`FileOp::as_str`]).
+    File(FileOp),
+}
+
+impl TriggerOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerOp::Baseline => "baseline",
+            TriggerOp::Rescan => "rescan",
+            TriggerOp::LostEvents => "lost_events",
+            TriggerOp::Unattributed => "unattributed",
+            TriggerOp::Exec => "exec",
+            TriggerOp::Exit => "exit",
+            TriggerOp::File(op) => op.as_str(),
+        }
+    }
+
+    /// An operation on a file's content through an fd (it changes no name we watch).
+    pub fn is_content(self) -> bool {
+        matches!(
+            self,
+            TriggerOp::File(FileOp::Open | FileOp::Close | FileOp::Truncate | FileOp::Ftruncate)
+        )
+    }
+
+    /// No process caused it: the daemon's own baseline, rescan, or a loss.
+    pub fn is_internal(self) -> bool {
+        matches!(
+            self,
+            TriggerOp::Baseline
+                | TriggerOp::Rescan
+                | TriggerOp::LostEvents
+                | TriggerOp::Unattributed
+        )
+    }
+}
+
+impl std::fmt::Display for TriggerOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for TriggerOp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// What triggered the evaluation that produced this report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Trigger {
-    /// "baseline", "rescan", "lost_events", "exec", "exit", or a file operation: "open",
-    /// "close", "rename", "unlink", "truncate", "ftruncate", "link", "symlink".
-    pub op: String,
+    pub op: TriggerOp,
     /// The path involved, resolved in userspace when possible (as given otherwise).
     pub path: Option<PathBuf>,
     /// The second path (rename/link target).
@@ -84,6 +154,33 @@ pub struct Trigger {
     /// evaluation, but a report names an exact trigger when there is one.
     #[serde(skip)]
     pub guessed: bool,
+    /// The file's (dev, ino) as the kernel matched it, when it did (an open, close or
+    /// truncate of a watched inode, whatever name was used).
+    #[serde(skip)]
+    pub inode: Option<(u32, u64)>,
+    /// The order in which the daemon took it (0 before): a record that named one change
+    /// names no later one.
+    #[serde(skip)]
+    pub seq: u64,
+    /// A path was cut by the kernel's buffer: it is the head of the path the process gave.
+    #[serde(skip)]
+    pub cut: bool,
+}
+
+impl Trigger {
+    /// A trigger no process caused (baseline, rescan, lost records, unattributed).
+    pub fn internal(op: TriggerOp) -> Trigger {
+        Trigger {
+            op,
+            path: None,
+            path2: None,
+            actor: None,
+            guessed: false,
+            inode: None,
+            seq: 0,
+            cut: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

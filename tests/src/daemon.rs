@@ -22,9 +22,6 @@ use std::{
 
 use serde_json::Value;
 
-/// The corpus the fake node is built from (shared, read-only).
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
-
 /// These tests load eBPF programs and run the daemon: without root they cannot run, and a
 /// skipped test must not look like a passed one.
 pub fn require_root() {
@@ -139,13 +136,13 @@ impl Node {
         let unit_dir = self.path("lib/systemd/system");
         fs::create_dir_all(&unit_dir).unwrap();
         fs::copy(
-            format!("{CORPUS}/kubernetes-release/kubelet.service"),
+            crate::corpus().join("kubernetes-release/kubelet.service"),
             unit_dir.join("kubelet.service"),
         )
         .unwrap();
         fs::create_dir_all(self.dropin_dir()).unwrap();
         fs::copy(
-            format!("{CORPUS}/kind/10-kubeadm.conf"),
+            crate::corpus().join("kind/10-kubeadm.conf"),
             self.dropin_dir().join("10-kubeadm.conf"),
         )
         .unwrap();
@@ -182,10 +179,9 @@ impl Default for Node {
 
 /// kubeadm's generated config, with makeIPTablesUtilChains on a line of its own.
 pub fn config_text(value: bool) -> String {
-    let base = fs::read_to_string(format!(
-        "{CORPUS}/kubeadm-generated/joneconsulting-config.yaml"
-    ))
-    .unwrap();
+    let base =
+        fs::read_to_string(crate::corpus().join("kubeadm-generated/joneconsulting-config.yaml"))
+            .unwrap();
     format!("{base}{}\n", if value { TRUE_LINE } else { FALSE_LINE })
 }
 
@@ -270,6 +266,28 @@ pub struct Opts {
     pub journal_dir: Option<Option<PathBuf>>,
 }
 
+impl Opts {
+    /// The usual scenario: kubelets named `kdt-<tag>`, the node `node-<tag>`.
+    pub fn tagged(tag: &str) -> Opts {
+        Opts {
+            kubelet_name: format!("kdt-{tag}"),
+            node_name: format!("node-{tag}"),
+            ..Default::default()
+        }
+    }
+}
+
+/// Every line so far is a valid OCSF Compliance Finding of this daemon's node.
+pub fn assert_all_valid(d: &Daemon) {
+    let lines = d.lines();
+    assert!(!lines.is_empty(), "no line at all");
+    for v in &lines {
+        let p = ocsf_problems(v);
+        assert!(p.is_empty(), "{p:?} in {v}");
+        assert_eq!(v["device"]["hostname"], d.node_name.as_str());
+    }
+}
+
 impl Daemon {
     /// Starts the daemon on `node` and waits for its baseline (its after-restart line).
     pub fn start(node: &Node, o: Opts) -> Daemon {
@@ -289,8 +307,15 @@ impl Daemon {
         let json = dir.path().join("findings.json");
         let stderr = dir.path().join("stderr");
         let conf = dir.path().join("config.yaml");
-        // Hermetic: no /etc/kubelet-drift/config.yaml of the machine.
-        fs::write(&conf, "outputs:\n  journald: false\n  text: false\n").unwrap();
+        // Hermetic: no /etc/kubelet-drift/config.yaml of the machine. Every test sees every
+        // process of a busy shared machine: a 4 MiB ring keeps their load from losing the
+        // records a test checks the names of (losses have their own test, with a 4 KiB ring
+        // given on the command line, which wins over the file).
+        fs::write(
+            &conf,
+            "outputs:\n  journald: false\n  text: false\nring_buffer_bytes: 4MiB\n",
+        )
+        .unwrap();
         let mut args: Vec<String> = vec![
             "run".into(),
             "--config".into(),
@@ -531,131 +556,5 @@ pub fn bytes(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
 }
 
-/// Checks the OCSF fields every line must have (Compliance Finding 1.3.0 as documented in
-/// docs/siem.md). Returns the problems found, empty when the line is valid.
-pub fn ocsf_problems(v: &Value) -> Vec<String> {
-    let mut p = Vec::new();
-    let at = |path: &str| path.split('.').fold(v, |v, k| &v[k]);
-    let int = |path: &str, p: &mut Vec<String>| {
-        if !at(path).is_u64() {
-            p.push(format!("{path} is not an integer: {}", at(path)));
-        }
-    };
-    let string = |path: &str, p: &mut Vec<String>| {
-        if at(path).as_str().is_none_or(|s| s.is_empty()) {
-            p.push(format!("{path} is not a non-empty string: {}", at(path)));
-        }
-    };
-    for k in [
-        "class_uid",
-        "category_uid",
-        "activity_id",
-        "type_uid",
-        "time",
-        "severity_id",
-        "status_id",
-        "compliance.status_id",
-    ] {
-        int(k, &mut p);
-    }
-    for k in [
-        "metadata.version",
-        "metadata.product.name",
-        "metadata.product.vendor_name",
-        "metadata.product.version",
-        "metadata.uid",
-        "finding_info.uid",
-        "finding_info.title",
-        "compliance.control",
-        "compliance.status",
-        "device.hostname",
-        "message",
-        "unmapped.change",
-    ] {
-        string(k, &mut p);
-    }
-    if v["class_uid"] != 2003 {
-        p.push(format!("class_uid {}", v["class_uid"]));
-    }
-    if v["category_uid"] != 2 {
-        p.push(format!("category_uid {}", v["category_uid"]));
-    }
-    let a = v["activity_id"].as_u64().unwrap_or(0);
-    if !(1..=3).contains(&a) {
-        p.push(format!("activity_id {a}"));
-    }
-    if v["type_uid"].as_u64() != Some(2003 * 100 + a) {
-        p.push(format!("type_uid {} for activity {a}", v["type_uid"]));
-    }
-    let t = v["time"].as_u64().unwrap_or(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    if t + 3_600_000 < now || t > now + 60_000 {
-        p.push(format!(
-            "time {t} is not ms since the epoch around now ({now})"
-        ));
-    }
-    if !v["metadata"]["version"]
-        .as_str()
-        .is_some_and(|s| s.starts_with("1."))
-    {
-        p.push("metadata.version".into());
-    }
-    if v["compliance"]["control"] != "4.2.7" {
-        p.push(format!("compliance.control {}", v["compliance"]["control"]));
-    }
-    if !v["compliance"]["standards"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
-    {
-        p.push("compliance.standards".into());
-    }
-    let (sev, cst) = match status(v) {
-        "Pass" => (1, 1),
-        "Fail" => (4, 3),
-        "Error" => (3, 99),
-        other => {
-            p.push(format!("compliance.status {other}"));
-            (0, 0)
-        }
-    };
-    if v["severity_id"] != sev || v["compliance"]["status_id"] != cst {
-        p.push(format!(
-            "severity_id {} / compliance.status_id {} for {}",
-            v["severity_id"],
-            v["compliance"]["status_id"],
-            status(v)
-        ));
-    }
-    if !v["remediation"]["desc"].is_string() {
-        p.push("remediation.desc missing".into());
-    }
-    if status(v) != "Pass" {
-        string("remediation.desc", &mut p);
-    }
-    // The actor: every report caused by an event names who did it. Reports from the
-    // baseline and rescans have no actor, except a running kubelet's (the process itself).
-    let op = trigger_op(v);
-    let has_actor = !matches!(op, "baseline" | "rescan" | "lost_events") || kind(v) == "running";
-    if has_actor {
-        for k in ["actor.process.pid", "actor.process.parent_process.pid"] {
-            int(k, &mut p);
-        }
-        for k in ["actor.process.name", "actor.process.user.uid"] {
-            string(k, &mut p);
-        }
-    }
-    p
-}
-
-/// [`ocsf_problems`] plus `actor.process.file.path`, which needs the actor still running
-/// when the daemon reads `/proc/<pid>/exe`.
-pub fn ocsf_problems_with_exe(v: &Value) -> Vec<String> {
-    let mut p = ocsf_problems(v);
-    if v.get("actor").is_some() && !v["actor"]["process"]["file"]["path"].is_string() {
-        p.push("actor.process.file.path missing".into());
-    }
-    p
-}
+/// The one OCSF line validator, shared with the unit tests.
+pub use kubelet_drift::output::testutil::{ocsf_problems, ocsf_problems_with_exe};

@@ -189,58 +189,26 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use kubelet_drift::{
-        finding::{Benchmark, Finding, Source, Status, Subject},
-        output::{Sink, journald::JournaldSink},
-        report::{Actor, Change, DriftReport, Notice, NoticeLevel, Trigger},
+        output::{
+            Sink,
+            journald::JournaldSink,
+            testutil::{self, HOSTILE},
+        },
+        report::{Change, DriftReport, Notice, NoticeLevel},
     };
 
     use super::*;
 
-    const HOSTILE: &str = "x\nPRIORITY=0\nKUBELET_DRIFT_STATUS=pass";
-
+    /// The shared fixture, with this reason, a hostile remediation and a hostile comm.
     fn report(reason: String) -> DriftReport {
-        DriftReport {
-            change: Change::DriftDetected,
-            finding: Finding {
-                control: "4.2.7".into(),
-                status: Status::Fail,
-                effective: Some(false),
-                subject: Subject::Running {
-                    pid: 1234,
-                    argv: vec![
-                        "/usr/bin/kubelet".into(),
-                        "--config=/var/lib/kubelet/config.yaml".into(),
-                    ],
-                    evaluated_late: false,
-                },
-                source: Source::ConfigFile {
-                    path: "/var/lib/kubelet/config.yaml".into(),
-                    line: Some(3),
-                },
-                reason,
-                remediation: HOSTILE.into(),
-                inputs: vec![],
-                input_dirs: vec![],
-            },
-            previous: Some(Status::Pass),
-            trigger: Trigger {
-                op: "rename".into(),
-                path: Some("/var/lib/kubelet/config.yaml".into()),
-                path2: None,
-                actor: Some(Actor {
-                    pid: 99,
-                    ppid: 1,
-                    uid: 0,
-                    user: Some("root".into()),
-                    comm: "\x1b[2Jsed".into(),
-                    ..Default::default()
-                }),
-                guessed: false,
-            },
-            node: "node-1".into(),
-            time: SystemTime::now(),
-            benchmark: Benchmark::Cis16,
+        let mut r = testutil::report(Change::DriftDetected);
+        r.finding.reason = reason;
+        r.finding.remediation = HOSTILE.into();
+        if let Some(a) = r.trigger.actor.as_mut() {
+            a.comm = "\x1b[2Jsed".into();
         }
+        r.time = SystemTime::now();
+        r
     }
 
     #[test]

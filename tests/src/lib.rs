@@ -25,6 +25,26 @@ use kubelet_drift::{
     watch::WatchSet,
 };
 
+/// The shared test corpus: `shared/corpus` beside the checkout (the repository holds none
+/// of those third-party files), or `KUBELET_DRIFT_CORPUS` when set (a checkout elsewhere).
+/// Panics with what is missing and how to provide it.
+pub fn corpus() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = match std::env::var_os("KUBELET_DRIFT_CORPUS") {
+            Some(d) => PathBuf::from(d),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+        };
+        assert!(
+            dir.join("SOURCES.md").is_file(),
+            "the test corpus is missing: expected shared/corpus beside the checkout, at {} \
+             (or set KUBELET_DRIFT_CORPUS to its directory)",
+            dir.display()
+        );
+        dir
+    })
+}
+
 /// How long a test waits for an event it caused. Generous: on a loaded CI machine the
 /// drain can lag, but when things work every wait ends within milliseconds.
 pub const TIMEOUT: Duration = Duration::from_secs(5);

@@ -53,6 +53,7 @@ pub mod ids {
     pub const KUBELET_STOPPED: &str = "0f330fbfc05440f6852ec72e7cb0f375";
     pub const PENDING_DRIFT_APPEARED: &str = "ece56c1e3e5c4d888627a558d5bd2ba3";
     pub const PENDING_DRIFT_CLEARED: &str = "6dde1f65f51f488b964a330e7f500217";
+    pub const IMPOSTOR_KUBELET: &str = "2f13445a34aa44f782956ba845f1e655";
     /// Operational notices (lost events, an output failing or recovering).
     pub const NOTICE: &str = "a6e07ff876d44dfbbb4fd3326f68df2f";
 }
@@ -68,6 +69,7 @@ pub fn message_id(c: Change) -> &'static str {
         Change::KubeletStopped => ids::KUBELET_STOPPED,
         Change::PendingDriftAppeared => ids::PENDING_DRIFT_APPEARED,
         Change::PendingDriftCleared => ids::PENDING_DRIFT_CLEARED,
+        Change::ImpostorKubelet => ids::IMPOSTOR_KUBELET,
     }
 }
 
@@ -111,7 +113,7 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     put("SOURCE", source_str(&f.source));
     put("REASON", f.reason.clone());
     put("REMEDIATION", f.remediation.clone());
-    put("TRIGGER_OP", r.trigger.op.clone());
+    put("TRIGGER_OP", r.trigger.op.as_str().into());
     if let Some(p) = &r.trigger.path {
         put("TRIGGER_PATH", p.to_string_lossy().into_owned());
     }

@@ -44,7 +44,9 @@ pub fn activity_id(c: Change) -> u32 {
         Change::DriftDetected
         | Change::ErrorAppeared
         | Change::ErrorCleared
-        | Change::PendingDriftAppeared => 2,
+        | Change::PendingDriftAppeared
+        // The after-restart finding it carries is unchanged: an update, never a new one.
+        | Change::ImpostorKubelet => 2,
     }
 }
 
