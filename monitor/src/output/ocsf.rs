@@ -15,21 +15,22 @@
 //! - `finding_info.uid`: stable per node + control + subject (one kubelet pid, or the
 //!   after-restart state), so a SIEM can follow one finding through its updates;
 //!   `metadata.uid` is unique per event.
-//! - Notices are not findings and are not written here (they go to journald and text).
+//! - Notices (lost kernel events, an output failing or recovering) are OCSF Base Events
+//!   (`class_uid` 0) on the same stream: see [`notice_to_ocsf`].
 
-use std::{
-    fs::{File, OpenOptions},
-    io::Write,
-    path::PathBuf,
-};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::{Sink, effective_str, join_argv, sentence, source_str, status_str, subject_kind};
+use super::{
+    Sink, effective_str, join_argv,
+    line::{LineWriter, Target},
+    sentence, source_str, status_str, subject_kind,
+};
 use crate::{
     finding::{CONTROL_TITLE, Status, Subject},
-    report::{Change, DriftReport, Notice},
+    report::{Change, DriftReport, Notice, NoticeLevel},
 };
 
 pub const OCSF_VERSION: &str = "1.3.0";
@@ -83,6 +84,28 @@ pub fn stable_uid(parts: &[&str]) -> String {
     )
 }
 
+/// A UUID-shaped id unique to each line written: this process's identity (boot id, pid,
+/// start time) and a counter, hashed. OCSF's `metadata.uid` is unique per event; two lines
+/// with the same content (two kubelets' pending drift in one evaluation) still differ here.
+pub fn event_uid() -> String {
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    };
+    static SEED: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = SEED.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}:{}:{now}", boot.trim(), std::process::id())
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    stable_uid(&["event", seed, &n.to_string()])
+}
+
 fn lossy(p: &std::path::Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -113,7 +136,6 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
     };
     let subject_key = f.subject.key();
     let finding_uid = stable_uid(&[&r.node, &f.control, &subject_key]);
-    let event_uid = stable_uid(&[&finding_uid, r.change.as_str(), &time_ms.to_string()]);
 
     let subject = match &f.subject {
         Subject::Running {
@@ -151,7 +173,7 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
         "message": sentence(r),
         "metadata": {
             "version": OCSF_VERSION,
-            "uid": event_uid,
+            "uid": event_uid(),
             "profiles": ["host"],
             "product": {
                 "name": "kubelet-drift",
@@ -228,76 +250,92 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
     v
 }
 
-enum Target {
-    Stdout,
-    File { path: PathBuf, file: Option<File> },
+/// OCSF's Base Event (class_uid 0, category 0 "Uncategorized") for notices: they are not
+/// findings, but a JSON-only deployment must learn that events or records were lost.
+pub fn notice_to_ocsf(n: &Notice, node: Option<&str>, time: std::time::SystemTime) -> Value {
+    let time_ms = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let (severity_id, severity, level) = match n.level {
+        NoticeLevel::Info => (1, "Informational", "info"),
+        NoticeLevel::Warning => (3, "Medium", "warning"),
+        NoticeLevel::Error => (4, "High", "error"),
+    };
+    let mut v = json!({
+        "class_uid": 0,
+        "class_name": "Base Event",
+        "category_uid": 0,
+        "category_name": "Uncategorized",
+        "activity_id": 99,
+        "activity_name": "Notice",
+        "type_uid": 99,
+        "type_name": "Base Event: Other",
+        "time": time_ms,
+        "severity_id": severity_id,
+        "severity": severity,
+        "message": n.message,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": event_uid(),
+            "product": {
+                "name": "kubelet-drift",
+                "vendor_name": VENDOR_NAME,
+                "version": env!("CARGO_PKG_VERSION"),
+            },
+        },
+        "unmapped": { "notice_level": level },
+    });
+    if let Some(node) = node {
+        v["device"] = json!({"hostname": node, "name": node, "type_id": 1, "type": "Server"});
+    }
+    v
 }
 
 pub struct OcsfSink {
-    target: Target,
+    out: LineWriter,
+    /// The node name of the last report, for notices (which carry none of their own).
+    node: Option<String>,
 }
 
 impl OcsfSink {
-    /// `-` is stdout; anything else a file opened for appending (created 0640 if missing).
+    /// `-` is stdout; anything else a file opened for appending (created 0640 if missing) or
+    /// a FIFO. A FIFO without a reader is not an error here: its records are refused (and
+    /// counted) until a reader opens it.
     pub fn open(target: &str) -> anyhow::Result<Self> {
-        if target == "-" {
-            return Ok(OcsfSink {
-                target: Target::Stdout,
-            });
-        }
-        let path = PathBuf::from(target);
-        let file = Some(open_append(&path)?);
-        Ok(OcsfSink {
-            target: Target::File { path, file },
-        })
-    }
-
-    fn write_line(&mut self, line: &[u8]) -> anyhow::Result<()> {
-        match &mut self.target {
-            Target::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(line)?;
-                out.flush()?;
-                Ok(())
-            }
-            Target::File { path, file } => {
-                if file.is_none() {
-                    *file = Some(open_append(path)?);
-                }
-                let f = file.as_mut().expect("just opened");
-                // One write of the whole line: O_APPEND keeps it in one piece.
-                let res = f
-                    .write_all(line)
-                    .and_then(|()| f.flush())
-                    .with_context(|| format!("writing {}", path.display()));
-                if res.is_err() {
-                    *file = None;
-                }
-                res
-            }
+        use std::os::unix::fs::FileTypeExt;
+        let t = if target == "-" {
+            Target::Fd(1)
+        } else {
+            Target::Path(PathBuf::from(target))
+        };
+        let (out, err) = LineWriter::new(t);
+        let fifo = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_fifo());
+        match err {
+            Some(e) if !fifo => Err(e).context("opening the JSON output"),
+            _ => Ok(OcsfSink { out, node: None }),
         }
     }
-}
 
-fn open_append(path: &std::path::Path) -> anyhow::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .with_context(|| format!("opening {} for appending", path.display()))
+    fn write(&mut self, v: &Value) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(v)?;
+        line.push(b'\n');
+        self.out.write_line(&line)?;
+        Ok(())
+    }
 }
 
 impl Sink for OcsfSink {
     fn report(&mut self, r: &DriftReport) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(&to_ocsf(r))?;
-        line.push(b'\n');
-        self.write_line(&line)
+        if self.node.as_deref() != Some(&r.node) {
+            self.node = Some(r.node.clone());
+        }
+        self.write(&to_ocsf(r))
     }
 
-    fn notice(&mut self, _n: &Notice) -> anyhow::Result<()> {
-        Ok(())
+    fn notice(&mut self, n: &Notice) -> anyhow::Result<()> {
+        let v = notice_to_ocsf(n, self.node.as_deref(), std::time::SystemTime::now());
+        self.write(&v)
     }
 }
 
@@ -470,25 +508,51 @@ mod tests {
     }
 
     #[test]
-    fn reopens_after_failure() {
+    fn unopenable_file_is_an_error_and_a_missing_file_is_recreated() {
+        assert!(OcsfSink::open("/nonexistent-dir/x.json").is_err());
         let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("d");
-        std::fs::create_dir(&sub).unwrap();
-        let path = sub.join("f.json");
+        let path = dir.path().join("f.json");
         let mut s = OcsfSink::open(path.to_str().unwrap()).unwrap();
-        // Simulate a broken handle: the next write must reopen by path.
-        if let Target::File { file, .. } = &mut s.target {
-            *file = None;
-        }
-        std::fs::remove_file(&path).unwrap();
         s.report(&testutil::report(Change::Baseline)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
-        // An unopenable path is an error, not a panic.
-        std::fs::remove_dir_all(&sub).unwrap();
-        if let Target::File { file, .. } = &mut s.target {
-            *file = None;
-        }
-        assert!(s.report(&testutil::report(Change::Baseline)).is_err());
-        assert!(OcsfSink::open("/nonexistent-dir/x.json").is_err());
+    }
+
+    #[test]
+    fn notices_are_base_events_on_the_same_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        let mut s = OcsfSink::open(path.to_str().unwrap()).unwrap();
+        s.report(&testutil::report(Change::Baseline)).unwrap();
+        s.notice(&Notice {
+            level: NoticeLevel::Warning,
+            message: "3 kernel event(s) lost\nX".into(),
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        let n = &lines[1];
+        assert_eq!(n["class_uid"], 0);
+        assert_eq!(n["category_uid"], 0);
+        assert_eq!(n["activity_id"], 99);
+        assert_eq!(n["type_uid"], 99);
+        assert_eq!(n["severity_id"], 3);
+        assert_eq!(n["message"], "3 kernel event(s) lost\nX");
+        assert_eq!(n["unmapped"]["notice_level"], "warning");
+        assert_eq!(n["device"]["hostname"], "node-1");
+        assert!(n["time"].is_u64() && n["metadata"]["uid"].is_string());
+        assert_ne!(n["metadata"]["uid"], lines[0]["metadata"]["uid"]);
+    }
+
+    #[test]
+    fn metadata_uid_is_unique_per_line_even_for_identical_reports() {
+        let r = testutil::report(Change::PendingDriftAppeared);
+        let a = to_ocsf(&r);
+        let b = to_ocsf(&r);
+        assert_ne!(a["metadata"]["uid"], b["metadata"]["uid"]);
+        assert_eq!(a["finding_info"]["uid"], b["finding_info"]["uid"]);
     }
 }

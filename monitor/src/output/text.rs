@@ -2,9 +2,13 @@
 //! the stream is a terminal. Every value is escaped with [`escape`]: control characters
 //! (C0, DEL, C1) and bidirectional-override characters cannot reach the terminal.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
-use super::{Sink, sentence, status_str};
+use super::{
+    Sink,
+    line::{LineOut, LineWriter, Target},
+    sentence, status_str,
+};
 use crate::{
     finding::Status,
     report::{DriftReport, Notice, NoticeLevel},
@@ -62,21 +66,23 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     )
 }
 
-pub struct TextSink<W: Write + Send> {
+/// Writes whole lines: through a [`LineWriter`] (never waiting long on a stalled terminal
+/// or pipe) in the daemon, to a buffer in tests.
+pub struct TextSink<W: LineOut> {
     out: W,
     color: bool,
 }
 
-impl TextSink<std::io::Stderr> {
+impl TextSink<LineWriter> {
     /// stderr, coloured when it is a terminal.
     pub fn stderr() -> Self {
-        let e = std::io::stderr();
-        let color = e.is_terminal();
-        TextSink { out: e, color }
+        let color = std::io::stderr().is_terminal();
+        let (out, _) = LineWriter::new(Target::Fd(2));
+        TextSink { out, color }
     }
 }
 
-impl<W: Write + Send> TextSink<W> {
+impl<W: LineOut> TextSink<W> {
     pub fn new(out: W, color: bool) -> Self {
         TextSink { out, color }
     }
@@ -94,7 +100,7 @@ impl<W: Write + Send> TextSink<W> {
     }
 }
 
-impl<W: Write + Send> Sink for TextSink<W> {
+impl<W: LineOut> Sink for TextSink<W> {
     fn report(&mut self, r: &DriftReport) -> anyhow::Result<()> {
         let code = match r.finding.status {
             Status::Pass => "32",
@@ -102,15 +108,14 @@ impl<W: Write + Send> Sink for TextSink<W> {
             Status::Error => "1;33",
         };
         let status = self.paint(&status_str(r.finding.status).to_uppercase(), code);
-        writeln!(
-            self.out,
-            "{} {status} {} [{}] {}",
+        let line = format!(
+            "{} {status} {} [{}] {}\n",
             rfc3339(r.time),
             r.change.as_str(),
             escape(&r.node),
             escape(&sentence(r))
-        )?;
-        self.out.flush()?;
+        );
+        self.out.put_line(line.as_bytes())?;
         Ok(())
     }
 
@@ -121,13 +126,12 @@ impl<W: Write + Send> Sink for TextSink<W> {
             NoticeLevel::Error => ("ERROR", "1;31"),
         };
         let word = self.paint(word, code);
-        writeln!(
-            self.out,
-            "{} {word} notice {}",
+        let line = format!(
+            "{} {word} notice {}\n",
             rfc3339(std::time::SystemTime::now()),
             escape(&n.message)
-        )?;
-        self.out.flush()?;
+        );
+        self.out.put_line(line.as_bytes())?;
         Ok(())
     }
 }
