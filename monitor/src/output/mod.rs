@@ -888,10 +888,7 @@ mod tests {
         }
         assert!(t.elapsed() < Duration::from_secs(2), "report() waited");
         // The other sink got everything and was told of the stall.
-        assert!(
-            !o.flush(Duration::from_millis(300)),
-            "json is blocked"
-        );
+        assert!(!o.flush(Duration::from_millis(300)), "json is blocked");
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(bh.reports().len(), 50, "{:?}", bh.reports());
         let bn = bh.notices();

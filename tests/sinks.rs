@@ -1,0 +1,406 @@
+//! Sinks that cannot stall or blind the monitor (issue 10, item 4): the real daemon with its
+//! JSON output on a pipe whose reader never reads, on a FIFO without a reader, and on a
+//! 64 KiB tmpfs that fills up. Detection goes on (the text sink reports every change), no
+//! line is torn or glued, every record the JSON output missed is counted on it once it
+//! recovers, and the current state is restated to it. Run as root.
+
+use kubelet_drift_tests::daemon as harness;
+
+use std::{
+    fs,
+    io::Read,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use harness::{Node, config_text, daemon_exe, require_root};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A `kubelet-drift run` with `--json-out` as given, text on a stderr file.
+struct Run {
+    child: Child,
+    _dir: tempfile::TempDir,
+    stderr: PathBuf,
+    node: String,
+}
+
+impl Run {
+    fn spawn(node: &Node, tag: &str, json_out: &str, stdout: Stdio) -> Run {
+        let dir = tempfile::Builder::new()
+            .prefix("kd-sinks-")
+            .tempdir()
+            .unwrap();
+        let conf = dir.path().join("config.yaml");
+        fs::write(&conf, "outputs:\n  journald: false\n  text: false\n").unwrap();
+        let stderr = dir.path().join("stderr");
+        let name = format!("node-{tag}");
+        let child = Command::new(daemon_exe())
+            .arg("run")
+            .arg("--config")
+            .arg(&conf)
+            .arg("--host-root")
+            .arg(&node.root)
+            .args([
+                "--json-out",
+                json_out,
+                "--text",
+                "true",
+                "--journald",
+                "false",
+            ])
+            .args([
+                "--node-name",
+                &name,
+                "--kubelet-name",
+                &format!("kds-{tag}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("starting kubelet-drift");
+        Run {
+            child,
+            _dir: dir,
+            stderr,
+            node: name,
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.stderr).unwrap_or_default()).into_owned()
+    }
+
+    /// The text sink's report lines about this node: `(change, status)`.
+    fn text_reports(&self) -> Vec<(String, String)> {
+        let tag = format!("[{}]", self.node);
+        self.stderr_text()
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.splitn(5, ' ').collect();
+                (w.len() == 5 && w[3] == tag && w[2] != "notice")
+                    .then(|| (w[2].to_string(), w[1].to_string()))
+            })
+            .collect()
+    }
+
+    fn wait_text(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if self.stderr_text().lines().any(&pred) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no {what} within {WAIT:?}; stderr:\n{}", self.stderr_text());
+    }
+
+    /// Waits for the n-th report of this node on the text sink.
+    fn wait_reports(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.text_reports().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} reports within {WAIT:?}; stderr:\n{}",
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM; the exit status and how long it took.
+    fn stop(&mut self) -> (ExitStatus, Duration) {
+        let t = Instant::now();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s, t.elapsed());
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!(
+                    "SIGTERM had no effect in 30 s; stderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Flips the node's config and waits for the text sink to report it: detection goes on.
+fn flip(run: &Run, node: &Node, value: bool) {
+    let before = run.text_reports().len();
+    fs::write(node.config(), config_text(value)).unwrap();
+    run.wait_reports(before + 1);
+}
+
+/// Every line of `bytes` is one complete JSON object (no torn or glued record).
+fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    assert!(
+        bytes.is_empty() || bytes.ends_with(b"\n"),
+        "a torn last line: {:?}",
+        String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(200)..])
+    );
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_slice(l).unwrap_or_else(|e| {
+                panic!(
+                    "not one JSON object ({e}): {:?}",
+                    String::from_utf8_lossy(l)
+                )
+            });
+            assert!(v.is_object());
+            v
+        })
+        .collect()
+}
+
+fn is_report(v: &Value) -> bool {
+    v["class_uid"] == 2003
+}
+
+fn is_resync(v: &Value) -> bool {
+    is_report(v) && v["unmapped"]["trigger"]["op"] == "resync"
+}
+
+/// The number in a recovery notice: "output json works again; N record(s) could not ...".
+fn missed(v: &Value) -> Option<u64> {
+    let m = v["message"].as_str()?;
+    let rest = m.strip_prefix("output json works again; ")?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// Reads a pipe or FIFO in a thread of its own once `go` is set, until EOF.
+fn reader(fd: OwnedFd, go: Arc<Mutex<bool>>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        while !*go.lock().unwrap() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut f = fs::File::from(fd);
+        let mut all = Vec::new();
+        let _ = f.read_to_end(&mut all);
+        all
+    })
+}
+
+#[test]
+fn a_json_reader_that_never_reads_does_not_stop_detection_or_sigterm() {
+    require_root();
+    let node = Node::new();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors from pipe2.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // One page: the pipe is full after a record or two.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    let mut run = Run::spawn(&node, "stall", "-", Stdio::from(w));
+    run.wait_text("baseline", |l| l.contains(" baseline ["));
+    let go = Arc::new(Mutex::new(false));
+    let read = reader(r, go.clone());
+
+    // The reader never reads: detection goes on, reported on the text sink.
+    for i in 0..6 {
+        flip(&run, &node, i % 2 == 1);
+    }
+    run.wait_text("the JSON output's failure told on the text sink", |l| {
+        l.contains("notice output json failed") && l.contains("has not read")
+    });
+
+    // The reader reads again: the JSON output recovers, counts what it missed, restates.
+    *go.lock().unwrap() = true;
+    run.wait_text("the JSON output's recovery told on the text sink", |l| {
+        l.contains("notice output json works again")
+    });
+    flip(&run, &node, false);
+    let (status, took) = run.stop();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let lines = json_lines(&read.join().unwrap());
+    let reports = run.text_reports();
+    let written = lines
+        .iter()
+        .filter(|v| is_report(v) && !is_resync(v))
+        .count() as u64;
+    let notice = lines
+        .iter()
+        .find(|v| missed(v).is_some())
+        .unwrap_or_else(|| panic!("no recovery notice in {lines:#?}"));
+    assert_eq!(notice["class_uid"], 0, "{notice}");
+    // Every report the text sink gave is in the JSON stream or counted as missed there.
+    assert_eq!(
+        written + missed(notice).unwrap(),
+        reports.len() as u64,
+        "{reports:?}\n{lines:#?}"
+    );
+    assert!(missed(notice).unwrap() > 0);
+    let resync: Vec<&Value> = lines.iter().filter(|v| is_resync(v)).collect();
+    assert!(
+        resync
+            .iter()
+            .any(|v| v["unmapped"]["subject"]["kind"] == "after_restart"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_fifo_without_reader_does_not_block_start_up() {
+    require_root();
+    let node = Node::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("findings.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let run = Run::spawn(&node, "fifo", fifo.to_str().unwrap(), Stdio::null());
+    // Start-up is not held by the FIFO: the baseline comes, and the JSON output's failure
+    // is told on the text sink.
+    run.wait_text("baseline", |l| l.contains(" baseline ["));
+    run.wait_text("no reader told", |l| {
+        l.contains("notice output json failed") && l.contains("FIFO with no reader")
+    });
+    // A reader comes (a blocking open, as `cat` does: it waits for the writer): within a
+    // retry it gets the recovery notice and the current state.
+    let path = fifo.clone();
+    let read = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut all));
+        all
+    });
+    run.wait_text("recovery", |l| l.contains("notice output json works again"));
+    flip(&run, &node, false);
+    let mut run = run;
+    let (status, _) = run.stop();
+    assert!(status.success());
+    let lines = json_lines(&read.join().unwrap());
+    assert!(lines.iter().any(|v| missed(v).is_some()), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|v| is_resync(v) && v["unmapped"]["subject"]["kind"] == "after_restart"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["unmapped"]["change"] == "drift_detected"),
+        "{lines:#?}"
+    );
+}
+
+/// A tmpfs of 64 KiB, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new() -> Tmpfs {
+        let d = tempfile::Builder::new()
+            .prefix("kd-full-")
+            .tempdir()
+            .unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(d.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs: {st}");
+        Tmpfs(d)
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Fills the filesystem of `dir` with a file until ENOSPC.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let p = dir.join("filler");
+    let mut f = fs::File::create(&p).unwrap();
+    let chunk = [b'.'; 512];
+    while f.write_all(&chunk).is_ok() {}
+    // The last partial chunk: fill to the byte.
+    while f.write_all(b".").is_ok() {}
+    p
+}
+
+#[test]
+fn disk_full_leaves_no_torn_line_and_every_lost_report_is_counted() {
+    require_root();
+    let node = Node::new();
+    let fs_ = Tmpfs::new();
+    let json = fs_.path().join("findings.json");
+    let mut run = Run::spawn(&node, "full", json.to_str().unwrap(), Stdio::null());
+    run.wait_text("baseline", |l| l.contains(" baseline ["));
+    run.wait_reports(1);
+    let before_outage = run.text_reports().len();
+    let filler = fill(fs_.path());
+    // false, true, false: three reports while full, the last state a fail.
+    for i in 0..3 {
+        flip(&run, &node, i % 2 == 1);
+    }
+    run.wait_text("the failure told on the text sink", |l| {
+        l.contains("notice output json failed") && l.contains("No space left")
+    });
+    let during = run.text_reports().len() - before_outage;
+    // No torn record even while full.
+    json_lines(&fs::read(&json).unwrap());
+    fs::remove_file(&filler).unwrap();
+    run.wait_text("recovery", |l| l.contains("notice output json works again"));
+    flip(&run, &node, true);
+    let lines = {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let l = json_lines(&fs::read(&json).unwrap());
+            // After the recovery notice: a report (not a resync) of the pass flipped back to.
+            let after: Vec<&Value> = l.iter().skip_while(|v| missed(v).is_none()).collect();
+            if after
+                .iter()
+                .any(|v| is_report(v) && !is_resync(v) && v["compliance"]["status"] == "Pass")
+            {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "{l:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (status, _) = run.stop();
+    assert!(status.success());
+    let notice = lines.iter().find(|v| missed(v).is_some()).unwrap();
+    // The reports made while the disk was full are exactly the ones counted as missed.
+    let written_before = lines
+        .iter()
+        .take_while(|v| missed(v).is_none())
+        .filter(|v| is_report(v))
+        .count();
+    let lost = (before_outage + during) as u64 - written_before as u64;
+    assert_eq!(missed(notice), Some(lost), "{lines:#?}");
+    assert!(lost >= 1, "the outage lost nothing? {lines:#?}");
+    // Then the current state, restated.
+    assert!(lines.iter().any(|v| is_resync(v)
+        && v["unmapped"]["subject"]["kind"] == "after_restart"
+        && v["compliance"]["status"] == "Fail"));
+}
