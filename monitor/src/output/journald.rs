@@ -29,7 +29,10 @@ use std::{
 
 use anyhow::Context;
 
-use super::{Sink, effective_str, join_argv, sentence, source_str, status_str, subject_kind, text};
+use super::{
+    Sink, effective_str, join_argv, sentence_escaped, source_str, status_str, subject_kind, text,
+};
+use crate::finding::path_text;
 use crate::{
     finding::{Status, Subject},
     report::{Change, DriftReport, Notice, NoticeLevel},
@@ -87,7 +90,7 @@ pub fn priority(r: &DriftReport) -> u8 {
 pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     let f = &r.finding;
     let mut v: Vec<(String, String)> = vec![
-        ("MESSAGE".into(), text::escape(&sentence(r))),
+        ("MESSAGE".into(), sentence_escaped(r)),
         ("PRIORITY".into(), priority(r).to_string()),
         ("SYSLOG_IDENTIFIER".into(), SYSLOG_IDENTIFIER.into()),
         ("MESSAGE_ID".into(), message_id(r.change).into()),
@@ -113,10 +116,10 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     put("REMEDIATION", f.remediation.clone());
     put("TRIGGER_OP", r.trigger.op.clone());
     if let Some(p) = &r.trigger.path {
-        put("TRIGGER_PATH", p.to_string_lossy().into_owned());
+        put("TRIGGER_PATH", path_text(p).into_owned());
     }
     if let Some(p) = &r.trigger.path2 {
-        put("TRIGGER_PATH2", p.to_string_lossy().into_owned());
+        put("TRIGGER_PATH2", path_text(p).into_owned());
     }
     if let Some(a) = &r.trigger.actor {
         put("ACTOR_PID", a.pid.to_string());
@@ -128,7 +131,7 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
         }
         put("ACTOR_COMM", a.comm.clone());
         if let Some(e) = &a.exe {
-            put("ACTOR_EXE", e.to_string_lossy().into_owned());
+            put("ACTOR_EXE", path_text(e).into_owned());
         }
         if let Some(av) = &a.argv {
             put("ACTOR_ARGV", join_argv(av));
@@ -471,7 +474,7 @@ mod tests {
             vec![HOSTILE.as_bytes()]
         );
         let path = String::from_utf8(get(&d, "KUBELET_DRIFT_TRIGGER_PATH")[0].to_vec()).unwrap();
-        assert_eq!(path, "/etc/\u{fffd}\x1b[31mk\nPRIORITY=0");
+        assert_eq!(path, "/etc/\\xff\x1b[31mk\nPRIORITY=0");
         let msg = get(&d, "MESSAGE")[0];
         assert!(
             !msg.iter().any(|b| b.is_ascii_control()),

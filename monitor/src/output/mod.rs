@@ -31,7 +31,7 @@ use std::{
 };
 
 use crate::{
-    finding::{Source, Status, Subject},
+    finding::{Source, Status, Subject, path_text},
     report::{Change, DriftReport, Notice, NoticeLevel, Trigger},
 };
 use queue::{Pop, Queue};
@@ -476,12 +476,12 @@ pub fn effective_str(e: Option<bool>) -> &'static str {
 
 /// One-string form of a [`Source`]: `file:PATH:LINE`, `dropin:PATH:LINE`, `unit:PATH:LINE`
 /// (`:LINE` only when known), `flag:argv[N]:TEXT`, `default`, `none:DETAIL`.
-/// Paths that are not UTF-8 get replacement characters.
+/// Paths that are not UTF-8 are in [`path_text`] form.
 pub fn source_str(s: &Source) -> String {
     fn with_line(kind: &str, p: &std::path::Path, line: &Option<usize>) -> String {
         match line {
-            Some(l) => format!("{kind}:{}:{l}", p.to_string_lossy()),
-            None => format!("{kind}:{}", p.to_string_lossy()),
+            Some(l) => format!("{kind}:{}:{l}", path_text(p)),
+            None => format!("{kind}:{}", path_text(p)),
         }
     }
     match s {
@@ -523,8 +523,21 @@ pub fn join_argv(argv: &[String]) -> String {
 /// The plain sentence every output uses for a report, e.g.
 /// "CIS 4.2.7 drift detected: kubelet (pid 1234) runs with makeIPTablesUtilChains=false:
 /// /var/lib/kubelet/config.yaml line 3 sets it false; rename of /var/lib/kubelet/config.yaml by sed (pid 99, ppid 98, uid 0 root)".
-/// Values are not escaped here: each output escapes for its medium.
+/// Values are not escaped here (paths that are not UTF-8 are in [`path_text`] form): JSON
+/// escapes what it needs. Terminals and journald's MESSAGE use [`sentence_escaped`].
 pub fn sentence(r: &DriftReport) -> String {
+    sentence_with(r, &|s| s.to_string(), &|p| path_text(p).into_owned())
+}
+
+/// [`sentence`] with every value escaped for a terminal ([`text::escape`],
+/// [`text::escape_path`]): no value can start a line, forge a field or move the cursor.
+pub fn sentence_escaped(r: &DriftReport) -> String {
+    sentence_with(r, &text::escape, &text::escape_path)
+}
+
+type Fmt<'a, T> = &'a dyn Fn(&T) -> String;
+
+fn sentence_with(r: &DriftReport, v: Fmt<'_, str>, path: Fmt<'_, std::path::Path>) -> String {
     use crate::report::Change::*;
     let f = &r.finding;
     let what = match r.change {
@@ -544,28 +557,36 @@ pub fn sentence(r: &DriftReport) -> String {
         Subject::Arguments { .. } => ("kubelet with these arguments".to_string(), "would run"),
     };
     let value = match f.effective {
-        Some(v) => format!("{who} {verb} with makeIPTablesUtilChains={v}"),
+        Some(b) => format!("{who} {verb} with makeIPTablesUtilChains={b}"),
         None => format!("{who}: makeIPTablesUtilChains is unknown"),
     };
-    let mut s = format!("CIS {} {what}: {value}", f.control);
+    let mut s = format!("CIS {} {what}: {value}", v(&f.control));
     if !f.reason.is_empty() {
         s.push_str(": ");
-        s.push_str(&f.reason);
+        s.push_str(&v(&f.reason));
     }
     if let Some(a) = &r.trigger.actor {
-        let mut who = format!("{} (pid {}, ppid {}, uid {}", a.comm, a.pid, a.ppid, a.uid);
+        let mut who = format!(
+            "{} (pid {}, ppid {}, uid {}",
+            v(&a.comm),
+            a.pid,
+            a.ppid,
+            a.uid
+        );
         if let Some(u) = &a.user {
             who.push(' ');
-            who.push_str(u);
+            who.push_str(&v(u));
         }
         who.push(')');
-        let path = r.trigger.path.as_ref().map(|p| p.display().to_string());
-        let clause = match (r.trigger.op.as_str(), path) {
+        let p = r.trigger.path.as_deref().map(path);
+        let clause = match (r.trigger.op.as_str(), p) {
             ("exec", _) => format!("; started: {who}"),
             ("exit", _) => format!("; exited: {who}"),
-            ("baseline" | "rescan" | "lost_events", _) => format!("; found running: {who}"),
-            (op, Some(p)) => format!("; {op} of {p} by {who}"),
-            (op, None) => format!("; {op} by {who}"),
+            ("baseline" | "rescan" | "lost_events" | "resync", _) => {
+                format!("; found running: {who}")
+            }
+            (op, Some(p)) => format!("; {} of {p} by {who}", v(op)),
+            (op, None) => format!("; {} by {who}", v(op)),
         };
         s.push_str(&clause);
     }

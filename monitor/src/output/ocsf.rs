@@ -29,7 +29,7 @@ use super::{
     sentence, source_str, status_str, subject_kind,
 };
 use crate::{
-    finding::{CONTROL_TITLE, Status, Subject},
+    finding::{CONTROL_TITLE, Status, Subject, has_non_utf8_path, path_text},
     report::{Change, DriftReport, Notice, NoticeLevel},
 };
 
@@ -106,8 +106,10 @@ pub fn event_uid() -> String {
     stable_uid(&["event", seed, &n.to_string()])
 }
 
+/// A path as JSON text: [`path_text`] (escaped bytes when not UTF-8, flagged by
+/// `unmapped.non_utf8`).
 fn lossy(p: &std::path::Path) -> String {
-    p.to_string_lossy().into_owned()
+    path_text(p).into_owned()
 }
 
 /// The OCSF object for a report.
@@ -218,6 +220,19 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
         },
     });
 
+    let trigger_paths = [
+        r.trigger.path.as_deref(),
+        r.trigger.path2.as_deref(),
+        r.trigger.actor.as_ref().and_then(|a| a.exe.as_deref()),
+    ];
+    if has_non_utf8_path(f)
+        || trigger_paths
+            .into_iter()
+            .flatten()
+            .any(|p| matches!(path_text(p), std::borrow::Cow::Owned(_)))
+    {
+        v["unmapped"]["non_utf8"] = json!(true);
+    }
     if let Some(a) = &r.trigger.actor {
         let mut user = json!({"uid": a.uid.to_string()});
         if let Some(u) = &a.user {
@@ -233,7 +248,7 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
             let path = lossy(exe);
             let name = exe
                 .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+                .map(|n| lossy(std::path::Path::new(n)))
                 .unwrap_or_default();
             process["file"] = json!({"path": path, "name": name, "type_id": 1});
         }
@@ -499,10 +514,12 @@ mod tests {
             assert_eq!(v["device"]["hostname"], HOSTILE);
             assert_eq!(v["remediation"]["desc"], HOSTILE);
             assert_eq!(v["actor"]["process"]["name"], "\x1b[2Jevil\nX=1");
+            // Not UTF-8: the bytes escaped, flagged, nothing lost.
             assert_eq!(
                 v["actor"]["process"]["file"]["path"],
-                "/etc/\u{fffd}\x1b[31mk\nPRIORITY=0"
+                "/etc/\\xff\x1b[31mk\nPRIORITY=0"
             );
+            assert_eq!(v["unmapped"]["non_utf8"], true);
             assert_eq!(v["unmapped"]["source"], format!("flag:argv[5]:{HOSTILE}"));
         }
     }

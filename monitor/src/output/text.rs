@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use super::{
     Sink,
     line::{LineOut, LineWriter, Target},
-    sentence, status_str,
+    sentence_escaped, status_str,
 };
 use crate::{
     finding::Status,
@@ -38,6 +38,25 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// [`escape`] for bytes that may not be UTF-8: each byte that is not part of a UTF-8
+/// character is written `\xHH` (so nothing is lost and nothing reaches the terminal raw).
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(&escape(chunk.valid()));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// [`escape_bytes`] for a path.
+pub fn escape_path(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escape_bytes(p.as_os_str().as_bytes())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) without a date crate.
@@ -113,7 +132,7 @@ impl<W: LineOut> Sink for TextSink<W> {
             rfc3339(r.time),
             r.change.as_str(),
             escape(&r.node),
-            escape(&sentence(r))
+            sentence_escaped(r)
         );
         self.out.put_line(line.as_bytes())?;
         Ok(())
@@ -148,6 +167,10 @@ mod tests {
         assert_eq!(escape("\u{9b}31m \u{202e}txt"), "\\u{009b}31m \\u{202e}txt");
         assert_eq!(escape("\x07\x7f"), "\\x07\\x7f");
         assert_eq!(escape("plain é ✓"), "plain é ✓");
+        assert_eq!(escape_bytes(b"a\xff\xc3b\n\xc3\xa9"), "a\\xff\\xc3b\\né");
+        use std::os::unix::ffi::OsStrExt;
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/etc/\x1b[31m\xfe\nx"));
+        assert_eq!(escape_path(p), "/etc/\\x1b[31m\\xfe\\nx");
     }
 
     #[test]
@@ -169,6 +192,8 @@ mod tests {
         assert!(!out.chars().any(|c| c.is_control() && c != '\n'));
         assert!(out.contains("FAIL drift_detected"));
         assert!(out.contains("\\x1b[2Jevil\\nX=1"));
+        // The trigger path's byte that is not UTF-8 is shown, escaped, not replaced.
+        assert!(out.contains("/etc/\\xff\\x1b[31mk\\nPRIORITY=0"), "{out}");
     }
 
     #[test]
