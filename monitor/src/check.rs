@@ -191,6 +191,7 @@ fn describe_subject(s: &Subject) -> String {
             pid,
             argv,
             evaluated_late,
+            ..
         } => format!(
             "running kubelet pid {pid}{}: {}",
             if *evaluated_late {

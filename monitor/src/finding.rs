@@ -134,6 +134,9 @@ pub enum Subject {
     /// A kubelet process as it runs now (flags and files as it read them at start).
     Running {
         pid: u32,
+        /// Clock ticks since boot at which it started (`/proc/<pid>/stat` field 22): with the
+        /// boot id and the pid, names this process and no later one with the same pid.
+        start_time: u64,
         argv: Vec<String>,
         /// `true` when the process was already running when the monitor started, so its
         /// files were read as they are now, not as they were at its exec.
@@ -158,7 +161,29 @@ pub enum Subject {
     },
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once; empty when unreadable.
+pub fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
 impl Subject {
+    /// Who the finding is about, across pid reuse and reboots: `running:<boot id>:<pid>:<start
+    /// time>` for a kubelet process, `after_restart`, `arguments`. The OCSF finding uid and
+    /// the kubelet's resource uid derive from it.
+    pub fn identity(&self) -> String {
+        match self {
+            Subject::Running {
+                pid, start_time, ..
+            } => format!("running:{}:{pid}:{start_time}", boot_id()),
+            other => other.key(),
+        }
+    }
+
     /// A stable key for the drift state machine: one per running pid, one for after-restart.
     pub fn key(&self) -> String {
         match self {

@@ -207,6 +207,7 @@ mod tests {
                 effective: Some(false),
                 subject: Subject::Running {
                     pid: 1234,
+                    start_time: 0,
                     argv: vec![
                         "/usr/bin/kubelet".into(),
                         "--config=/var/lib/kubelet/config.yaml".into(),
@@ -265,7 +266,7 @@ mod tests {
             .unwrap();
         assert_eq!(e.len(), 3, "{e:?}");
         let first = &e[0];
-        assert_eq!(field(first, "PRIORITY"), vec![b"4".to_vec()]);
+        assert_eq!(field(first, "PRIORITY"), vec![b"3".to_vec()]);
         assert_eq!(field(first, "KUBELET_DRIFT_STATUS"), vec![b"fail".to_vec()]);
         assert_eq!(
             field(first, "KUBELET_DRIFT_REMEDIATION"),

@@ -74,13 +74,14 @@ pub fn message_id(c: Change) -> &'static str {
     }
 }
 
-/// syslog priority: error 3; fail 4; a kubelet exit, or a change back to pass, 5;
-/// a pass at baseline or at a kubelet's start 6.
+/// syslog priority, ranked as OCSF severity ranks the status (fail High > error Medium >
+/// pass Informational): fail 3 (err); error 4 (warning); a kubelet exit, or a change back
+/// to pass, 5 (notice); a pass at baseline or at a kubelet's start 6 (info).
 pub fn priority(r: &DriftReport) -> u8 {
     match (r.finding.status, r.change) {
-        (Status::Error, _) => 3,
         (_, Change::KubeletStopped) => 5,
-        (Status::Fail, _) => 4,
+        (Status::Fail, _) => 3,
+        (Status::Error, _) => 4,
         (Status::Pass, Change::Baseline | Change::KubeletStarted) => 6,
         (Status::Pass, _) => 5,
     }
@@ -113,7 +114,7 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     }
     put("SOURCE", source_str(&f.source));
     put("REASON", f.reason.clone());
-    put("REMEDIATION", f.remediation.clone());
+    put("REMEDIATION", super::ocsf::remediation(r));
     put("TRIGGER_OP", r.trigger.op.clone());
     if let Some(p) = &r.trigger.path {
         put("TRIGGER_PATH", path_text(p).into_owned());
@@ -425,13 +426,29 @@ mod tests {
     #[test]
     fn priorities() {
         let p = |c| priority(&testutil::report(c));
-        assert_eq!(p(Change::DriftDetected), 4);
-        assert_eq!(p(Change::ErrorAppeared), 3);
+        assert_eq!(p(Change::DriftDetected), 3);
+        assert_eq!(p(Change::ErrorAppeared), 4);
         assert_eq!(p(Change::DriftResolved), 5);
         assert_eq!(p(Change::Baseline), 6);
         let mut r = testutil::report(Change::Baseline);
         r.finding.status = Status::Fail;
-        assert_eq!(priority(&r), 4);
+        assert_eq!(priority(&r), 3);
+        // The same order as OCSF severity: a fail ranks above an error in both.
+        let rank = |s: Status| {
+            let mut r = testutil::report(Change::Baseline);
+            r.finding.status = s;
+            (
+                priority(&r),
+                crate::output::ocsf::to_ocsf(&r)["severity_id"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        };
+        let (pf, sf) = rank(Status::Fail);
+        let (pe, se) = rank(Status::Error);
+        let (pp, sp) = rank(Status::Pass);
+        assert!(pf < pe && pe < pp, "journald: lower is more severe");
+        assert!(sf > se && se > sp, "OCSF: higher is more severe");
     }
 
     #[test]
@@ -462,7 +479,7 @@ mod tests {
     fn hostile_values_cannot_forge_fields() {
         let r = testutil::hostile_report(Change::DriftDetected);
         let d = decode(&encode(&fields(&r))).unwrap();
-        assert_eq!(get(&d, "PRIORITY"), vec![b"4".as_slice()]);
+        assert_eq!(get(&d, "PRIORITY"), vec![b"3".as_slice()]);
         assert_eq!(get(&d, "KUBELET_DRIFT_STATUS"), vec![b"fail".as_slice()]);
         assert_eq!(get(&d, "KUBELET_DRIFT_NODE"), vec![HOSTILE.as_bytes()]);
         assert_eq!(
@@ -545,7 +562,7 @@ mod tests {
             "{} {names:?}",
             raw.len()
         );
-        assert_eq!(get(&d, "PRIORITY"), vec![b"3".as_slice()]);
+        assert_eq!(get(&d, "PRIORITY"), vec![b"4".as_slice()]);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! retried with every record, and every [`RETRY`] when there is none.
 
 pub mod journald;
+pub mod lifecycle;
 pub mod line;
 pub mod ocsf;
 pub mod queue;
@@ -640,6 +641,7 @@ pub(crate) mod testutil {
         } else {
             Subject::Running {
                 pid: 1234,
+                start_time: 5678,
                 argv: vec![
                     "/usr/bin/kubelet".into(),
                     "--config=/var/lib/kubelet/config.yaml".into(),
@@ -900,6 +902,7 @@ mod tests {
         for i in 0..50 {
             r.finding.subject = Subject::Running {
                 pid: 1000 + i,
+                start_time: 1,
                 argv: vec!["kubelet".into()],
                 evaluated_late: false,
             };

@@ -1,20 +1,23 @@
 //! JSON lines: one OCSF 1.3.0 Compliance Finding (class_uid 2003, category_uid 2) per report,
-//! one object per line, flushed per line, appended to a file (`--json-out PATH`) or written to
-//! stdout (`-`). A failed write drops the file handle; the next report reopens it.
-//! The field-by-field mapping, and the ECS equivalents, are in `docs/siem.md`.
+//! one object per line, appended to a file (`--json-out PATH`), a FIFO, or stdout (`-`),
+//! whole lines only (see [`super::line`]). The field-by-field mapping, and the ECS
+//! equivalents, are in `docs/siem.md`.
 //!
 //! Choices (documented in docs/siem.md too):
-//! - `activity_id`: 1 Create for `baseline` and `kubelet_started` (a subject is first seen);
-//!   3 Close for `drift_resolved`, `pending_drift_cleared` and `kubelet_stopped`; 2 Update
-//!   for every other change.
+//! - One finding per node + control + subject: `finding_info.uid` hashes the node, the
+//!   control and the subject's identity (a kubelet process by boot id, pid and start time,
+//!   which no later process with the same pid shares; or the after-restart state).
+//! - Lifecycle ([`Lifecycle`]): 1 Create the first time a finding is written, 2 Update for
+//!   every later line about it (a drift, its resolution, a resync, a baseline after the
+//!   daemon restarted), 3 Close only when its subject is gone (`kubelet_stopped`, or a kubelet
+//!   that ended while the daemon was down). The open findings are kept in a state file so a
+//!   restart of the daemon does not Create them again.
 //! - `status_id` (the finding's): 4 Resolved when compliance passes, 1 New when it fails or
-//!   is in error, 99 Other ("Closed") for `kubelet_stopped` (the subject is gone).
+//!   is in error, 99 Other ("Closed") when its subject is gone.
 //! - `compliance.status_id`: 1 Pass, 3 Fail, 99 Other with `compliance.status` "Error"
 //!   (OCSF's enum is 0 Unknown, 1 Pass, 2 Warning, 3 Fail, 99 Other).
-//! - `severity_id`: pass 1 Informational, fail 4 High, error 3 Medium.
-//! - `finding_info.uid`: stable per node + control + subject (one kubelet pid, or the
-//!   after-restart state), so a SIEM can follow one finding through its updates;
-//!   `metadata.uid` is unique per event.
+//! - `severity_id`: pass 1 Informational, error 3 Medium, fail 4 High.
+//! - `metadata.uid` is unique per line.
 //! - Notices (lost kernel events, an output failing or recovering) are OCSF Base Events
 //!   (`class_uid` 0) on the same stream: see [`notice_to_ocsf`].
 
@@ -25,6 +28,7 @@ use serde_json::{Value, json};
 
 use super::{
     Sink, effective_str, join_argv,
+    lifecycle::{self, Lifecycle},
     line::{LineWriter, Target},
     sentence, source_str, status_str, subject_kind,
 };
@@ -38,18 +42,31 @@ pub const CLASS_UID: u32 = 2003;
 pub const CATEGORY_UID: u32 = 2;
 pub const VENDOR_NAME: &str = "kubelet-drift project";
 
+/// The activity of a report seen alone (as `check` does): Create on first sight, Close when
+/// the subject is gone, Update otherwise. The daemon's JSON output decides with its
+/// [`Lifecycle`], which knows what it wrote before.
 pub fn activity_id(c: Change) -> u32 {
     match c {
         Change::Baseline | Change::KubeletStarted => 1,
-        Change::DriftResolved | Change::PendingDriftCleared | Change::KubeletStopped => 3,
+        Change::KubeletStopped => 3,
         Change::DriftDetected
+        | Change::DriftResolved
         | Change::ErrorAppeared
         | Change::ErrorCleared
-        | Change::PendingDriftAppeared => 2,
+        | Change::PendingDriftAppeared
+        | Change::PendingDriftCleared => 2,
     }
 }
 
-fn activity_name(id: u32) -> &'static str {
+/// Sets the activity (and the fields derived from it) of a finding line.
+pub fn set_activity(v: &mut Value, activity: u32) {
+    v["activity_id"] = json!(activity);
+    v["activity_name"] = json!(activity_name(activity));
+    v["type_uid"] = json!(CLASS_UID * 100 + activity);
+    v["type_name"] = json!(format!("Compliance Finding: {}", activity_name(activity)));
+}
+
+pub fn activity_name(id: u32) -> &'static str {
     match id {
         1 => "Create",
         2 => "Update",
@@ -112,7 +129,77 @@ fn lossy(p: &std::path::Path) -> String {
     path_text(p).into_owned()
 }
 
-/// The OCSF object for a report.
+/// `/etc/machine-id`, read once: the device's uid when readable.
+fn machine_id() -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/etc/machine-id")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}
+
+/// The finding's uid: node, control, subject identity.
+pub fn finding_uid(r: &DriftReport) -> String {
+    stable_uid(&[&r.node, &r.finding.control, &r.finding.subject.identity()])
+}
+
+/// The kubelet the finding is about, as an OCSF resource.
+fn kubelet_resource(r: &DriftReport) -> Value {
+    match &r.finding.subject {
+        Subject::Running {
+            pid, start_time, ..
+        } => {
+            // The kubelet's own container is known when it is the actor (its baseline, its
+            // start); the JSON output fills it from /proc otherwise.
+            let container = r
+                .trigger
+                .actor
+                .as_ref()
+                .filter(|a| a.pid == *pid)
+                .and_then(|a| a.container_id.clone());
+            json!({
+                "type": "Kubelet Process",
+                "name": "kubelet",
+                "uid": r.finding.subject.identity(),
+                "data": {
+                    "pid": pid,
+                    "start_time": start_time,
+                    "boot_id": crate::finding::boot_id(),
+                    "container_id": container,
+                },
+            })
+        }
+        Subject::AfterRestart { unit, .. } => json!({
+            "type": "Kubelet Service",
+            "name": unit.as_deref().and_then(|u| u.file_name()).map(|n| lossy(std::path::Path::new(n))).unwrap_or_else(|| "kubelet".into()),
+            "uid": "after_restart",
+            "data": {"unit": unit.as_deref().map(lossy)},
+        }),
+        Subject::Arguments { .. } => json!({
+            "type": "Kubelet Arguments",
+            "name": "kubelet",
+            "uid": "arguments",
+        }),
+    }
+}
+
+/// The remediation of a finding; for a pass, what keeps it passing.
+pub fn remediation(r: &DriftReport) -> String {
+    let f = &r.finding;
+    if !f.remediation.is_empty() {
+        return f.remediation.clone();
+    }
+    match f.status {
+        Status::Pass => "Nothing to fix. To keep it passing: leave makeIPTablesUtilChains true or unset in the kubelet's config file and drop-ins (true is the kubelet's default), never pass --make-iptables-util-chains=false, and restart the kubelet only with a configuration that passes `kubelet-drift check`.".into(),
+        Status::Fail => "Set makeIPTablesUtilChains: true (or remove the setting and any --make-iptables-util-chains=false flag), then restart the kubelet.".into(),
+        Status::Error => "Make the kubelet's configuration readable and valid (the reason says what failed), then run `kubelet-drift check`.".into(),
+    }
+}
+
+/// The OCSF object for a report, with the activity it has seen alone ([`activity_id`]).
 pub fn to_ocsf(r: &DriftReport) -> Value {
     let f = &r.finding;
     let activity = activity_id(r.change);
@@ -136,16 +223,16 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
         Status::Fail => (3, "Fail"),
         Status::Error => (99, "Error"),
     };
-    let subject_key = f.subject.key();
-    let finding_uid = stable_uid(&[&r.node, &f.control, &subject_key]);
+    let finding_uid = finding_uid(r);
 
     let subject = match &f.subject {
         Subject::Running {
             pid,
+            start_time,
             argv,
             evaluated_late,
-        } => json!({"kind": "running", "pid": pid, "argv": argv, "cmd_line": join_argv(argv),
-                    "evaluated_late": evaluated_late}),
+        } => json!({"kind": "running", "pid": pid, "start_time": start_time, "argv": argv,
+                    "cmd_line": join_argv(argv), "evaluated_late": evaluated_late}),
         Subject::AfterRestart {
             unit,
             argv,
@@ -158,16 +245,23 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
     };
     debug_assert_eq!(subject["kind"], subject_kind(&f.subject));
 
+    let mut device = json!({
+        "hostname": r.node,
+        "name": r.node,
+        "type_id": 1,
+        "type": "Server",
+    });
+    if let Some(id) = machine_id() {
+        device["uid"] = json!(id);
+    }
+    let title = format!("CIS {} {}", f.control, CONTROL_TITLE);
     let mut v = json!({
         "class_uid": CLASS_UID,
         "class_name": "Compliance Finding",
         "category_uid": CATEGORY_UID,
         "category_name": "Findings",
-        "activity_id": activity,
-        "activity_name": activity_name(activity),
-        "type_uid": CLASS_UID * 100 + activity,
-        "type_name": format!("Compliance Finding: {}", activity_name(activity)),
         "time": time_ms,
+        "timezone_offset": 0,
         "severity_id": severity_id,
         "severity": severity,
         "status_id": status_id,
@@ -185,25 +279,30 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
         },
         "finding_info": {
             "uid": finding_uid,
-            "title": format!("CIS {} {}", f.control, CONTROL_TITLE),
+            "title": title,
             "desc": f.reason,
             "types": ["CIS Kubernetes Benchmark", "Configuration Drift"],
+            "analytic": {
+                "uid": f.control,
+                "name": title,
+                "type_id": 1,
+                "type": "Rule",
+            },
         },
         "compliance": {
             "control": f.control,
             "standards": [r.benchmark.standard()],
-            "requirements": [format!("CIS {} {}", f.control, CONTROL_TITLE)],
+            "requirements": [title],
             "status_id": c_status_id,
             "status": c_status,
             "status_detail": f.reason,
         },
-        "device": {
-            "hostname": r.node,
-            "name": r.node,
-            "type_id": 1,
-            "type": "Server",
-        },
-        "remediation": { "desc": f.remediation },
+        "device": device,
+        "resources": [kubelet_resource(r)],
+        "remediation": { "desc": remediation(r) },
+        "observables": [
+            {"name": "device.hostname", "type_id": 1, "type": "Hostname", "value": r.node},
+        ],
         "unmapped": {
             "change": r.change.as_str(),
             "previous_status": r.previous.map(status_str),
@@ -219,6 +318,7 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
             },
         },
     });
+    set_activity(&mut v, activity);
 
     let trigger_paths = [
         r.trigger.path.as_deref(),
@@ -244,16 +344,30 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
             "user": user,
             "parent_process": {"pid": a.ppid},
         });
+        let obs = v["observables"].as_array_mut().expect("an array above");
+        obs.push(json!({"name": "actor.process.name", "type_id": 9, "type": "Process Name", "value": a.comm}));
+        if let Some(u) = &a.user {
+            obs.push(
+                json!({"name": "actor.user.name", "type_id": 4, "type": "User Name", "value": u}),
+            );
+        }
         if let Some(exe) = &a.exe {
             let path = lossy(exe);
             let name = exe
                 .file_name()
                 .map(|n| lossy(std::path::Path::new(n)))
                 .unwrap_or_default();
+            obs.push(json!({"name": "actor.process.file.name", "type_id": 7, "type": "File Name", "value": name}));
             process["file"] = json!({"path": path, "name": name, "type_id": 1});
         }
         if let Some(argv) = &a.argv {
             process["cmd_line"] = json!(join_argv(argv));
+        }
+        if let Some(c) = &a.container_id {
+            // The container profile: the container the actor ran in.
+            process["container"] = json!({"uid": c});
+            v["container"] = json!({"uid": c});
+            v["metadata"]["profiles"] = json!(["host", "container"]);
         }
         v["actor"] = json!({"process": process, "user": user});
         v["unmapped"]["actor"] = json!({
@@ -309,15 +423,24 @@ pub fn notice_to_ocsf(n: &Notice, node: Option<&str>, time: std::time::SystemTim
 
 pub struct OcsfSink {
     out: LineWriter,
+    lifecycle: Lifecycle,
     /// The node name of the last report, for notices (which carry none of their own).
     node: Option<String>,
+    /// A state-file problem was told on this stream.
+    told_state: bool,
 }
 
 impl OcsfSink {
     /// `-` is stdout; anything else a file opened for appending (created 0640 if missing) or
     /// a FIFO. A FIFO without a reader is not an error here: its records are refused (and
-    /// counted) until a reader opens it.
+    /// counted) until a reader opens it. The lifecycle is kept in
+    /// [`lifecycle::default_state_path`].
     pub fn open(target: &str) -> anyhow::Result<Self> {
+        Self::open_with_state(target, lifecycle::default_state_path())
+    }
+
+    /// [`OcsfSink::open`] with the lifecycle state in `state` (`None`: in memory only).
+    pub fn open_with_state(target: &str, state: Option<PathBuf>) -> anyhow::Result<Self> {
         use std::os::unix::fs::FileTypeExt;
         let t = if target == "-" {
             Target::Fd(1)
@@ -328,7 +451,12 @@ impl OcsfSink {
         let fifo = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_fifo());
         match err {
             Some(e) if !fifo => Err(e).context("opening the JSON output"),
-            _ => Ok(OcsfSink { out, node: None }),
+            _ => Ok(OcsfSink {
+                out,
+                lifecycle: Lifecycle::new(state),
+                node: None,
+                told_state: false,
+            }),
         }
     }
 
@@ -340,12 +468,50 @@ impl OcsfSink {
     }
 }
 
+/// The running kubelet's container, from its cgroup, when the report did not name it.
+fn fill_container(v: &mut Value) {
+    let d = &mut v["resources"][0]["data"];
+    if d["container_id"].is_null()
+        && let Some(pid) = d["pid"].as_u64()
+        && let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        && let Some(id) = crate::attribution::container_id(&cg)
+    {
+        d["container_id"] = json!(id);
+    }
+}
+
 impl Sink for OcsfSink {
     fn report(&mut self, r: &DriftReport) -> anyhow::Result<()> {
         if self.node.as_deref() != Some(&r.node) {
             self.node = Some(r.node.clone());
         }
-        self.write(&to_ocsf(r))
+        let mut v = to_ocsf(r);
+        fill_container(&mut v);
+        let before = self.lifecycle.snapshot();
+        let closes = self
+            .lifecycle
+            .apply(&mut v, r.change == Change::KubeletStopped);
+        let written = closes
+            .iter()
+            .chain(std::iter::once(&v))
+            .try_for_each(|l| self.write(l));
+        match written {
+            Ok(()) => self.lifecycle.save(&r.node),
+            // Not written: the next line about it is still its Create (or its Close).
+            Err(_) => self.lifecycle.restore(before),
+        }
+        written?;
+        if let (Some(p), false) = (self.lifecycle.problem.clone(), self.told_state) {
+            self.told_state = true;
+            let n = Notice {
+                level: NoticeLevel::Warning,
+                message: format!(
+                    "{p}; the OCSF finding lifecycle is kept in memory only (a restart may Create open findings again)"
+                ),
+            };
+            self.notice(&n)?;
+        }
+        Ok(())
     }
 
     fn notice(&mut self, n: &Notice) -> anyhow::Result<()> {
@@ -442,7 +608,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("findings.json");
         std::fs::write(&path, "{\"earlier\":1}\n").unwrap();
-        let mut s = OcsfSink::open(path.to_str().unwrap()).unwrap();
+        let mut s = OcsfSink::open_with_state(path.to_str().unwrap(), None).unwrap();
         for c in ALL_CHANGES {
             s.report(&testutil::report(c)).unwrap();
         }
@@ -488,9 +654,51 @@ mod tests {
         let v = to_ocsf(&e);
         assert_eq!(v["compliance"]["status_id"], 99);
         assert_eq!(v["compliance"]["status"], "Error");
+        // A resolution updates the finding; only a subject gone closes it.
         assert_eq!(
             to_ocsf(&testutil::report(Change::DriftResolved))["activity_id"],
+            2
+        );
+        assert_eq!(
+            to_ocsf(&testutil::report(Change::KubeletStopped))["activity_id"],
             3
+        );
+        // Recommended attributes, and a remediation on every line (for a pass: what keeps
+        // it passing).
+        assert_eq!(v["timezone_offset"], 0);
+        assert_eq!(v["finding_info"]["analytic"]["uid"], "4.2.7");
+        assert_eq!(v["finding_info"]["analytic"]["type_id"], 1);
+        let mut pass = testutil::report(Change::Baseline);
+        pass.finding.remediation.clear();
+        let pass = to_ocsf(&pass);
+        let rem = pass["remediation"]["desc"].as_str().unwrap();
+        assert!(
+            rem.starts_with("Nothing to fix. To keep it passing"),
+            "{rem}"
+        );
+        let res = &pass["resources"][0];
+        assert_eq!(res["name"], "kubelet");
+        assert_eq!(res["type"], "Kubelet Process");
+        assert_eq!(res["data"]["pid"], 1234);
+        assert_eq!(res["data"]["start_time"], 5678);
+        assert!(res["uid"].as_str().unwrap().ends_with(":1234:5678"));
+        let pending = to_ocsf(&testutil::report(Change::PendingDriftAppeared));
+        assert_eq!(pending["resources"][0]["uid"], "after_restart");
+        assert_eq!(pending["resources"][0]["name"], "kubelet.service");
+        let obs: Vec<&str> = v["observables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            obs,
+            [
+                "device.hostname",
+                "actor.process.name",
+                "actor.user.name",
+                "actor.process.file.name"
+            ]
         );
         // Same subject, same finding uid; different event uid.
         let a = to_ocsf(&testutil::report(Change::DriftDetected));
@@ -526,10 +734,10 @@ mod tests {
 
     #[test]
     fn unopenable_file_is_an_error_and_a_missing_file_is_recreated() {
-        assert!(OcsfSink::open("/nonexistent-dir/x.json").is_err());
+        assert!(OcsfSink::open_with_state("/nonexistent-dir/x.json", None).is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
-        let mut s = OcsfSink::open(path.to_str().unwrap()).unwrap();
+        let mut s = OcsfSink::open_with_state(path.to_str().unwrap(), None).unwrap();
         s.report(&testutil::report(Change::Baseline)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
@@ -538,7 +746,7 @@ mod tests {
     fn notices_are_base_events_on_the_same_stream() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
-        let mut s = OcsfSink::open(path.to_str().unwrap()).unwrap();
+        let mut s = OcsfSink::open_with_state(path.to_str().unwrap(), None).unwrap();
         s.report(&testutil::report(Change::Baseline)).unwrap();
         s.notice(&Notice {
             level: NoticeLevel::Warning,
