@@ -404,3 +404,53 @@ fn disk_full_leaves_no_torn_line_and_every_lost_report_is_counted() {
         && v["unmapped"]["subject"]["kind"] == "after_restart"
         && v["compliance"]["status"] == "Fail"));
 }
+
+/// Lost kernel records reach every output: the OCSF stream gets the loss as a Base Event
+/// (class 0), as text and journald get their notice.
+#[test]
+fn lost_kernel_events_reach_the_json_stream() {
+    require_root();
+    let node = Node::new();
+    let o = harness::Opts {
+        kubelet_name: "kds-lost".into(),
+        node_name: "node-s-lost".into(),
+        args: vec!["--ring-bytes".into(), "4096".into()],
+        ..Default::default()
+    };
+    let d = harness::Daemon::start(&node, o);
+    // Thousands of renames onto the watched name: more records than a 4 KiB ring holds.
+    harness::python(
+        "import sys, os\n\
+         d = os.path.dirname(sys.argv[1])\n\
+         for i in range(6000):\n\
+         \x20   t = os.path.join(d, '.n%d' % (i % 8))\n\
+         \x20   fd = os.open(t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n\
+         \x20   os.write(fd, sys.argv[2].encode()); os.close(fd)\n\
+         \x20   os.rename(t, sys.argv[1])\n",
+        &[
+            node.config().as_os_str(),
+            std::ffi::OsStr::new(&config_text(true)),
+        ],
+    );
+    let deadline = Instant::now() + WAIT;
+    let lost = loop {
+        if let Some(n) = d.notices().into_iter().find(|n| {
+            n["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("kernel event(s) lost (ring buffer full"))
+        }) {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no loss notice in the JSON stream; stderr:\n{}",
+            d.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lost["class_uid"], 0);
+    assert_eq!(lost["type_uid"], 99);
+    assert_eq!(lost["unmapped"]["notice_level"], "warning");
+    assert_eq!(lost["device"]["hostname"], "node-s-lost");
+    assert!(d.stderr_text().contains("kernel event(s) lost"));
+}
