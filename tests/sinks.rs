@@ -454,3 +454,92 @@ fn lost_kernel_events_reach_the_json_stream() {
     assert_eq!(lost["device"]["hostname"], "node-s-lost");
     assert!(d.stderr_text().contains("kernel event(s) lost"));
 }
+
+/// One finding per subject with a lifecycle OCSF's way: Create on first sight, Update on
+/// every change (a drift and its resolution included), Close only when the kubelet is gone;
+/// a restarted kubelet is a new finding; every line has its own `metadata.uid`.
+#[test]
+fn findings_follow_their_subject_from_create_to_close() {
+    require_root();
+    let node = Node::new();
+    let o = harness::Opts {
+        kubelet_name: "kds-life".into(),
+        node_name: "node-s-life".into(),
+        ..Default::default()
+    };
+    let bin = harness::KubeletBin::new(&o.kubelet_name);
+    let mut k1 = bin.spawn(&[&node.config_flag()]);
+    let d = harness::Daemon::start(&node, o);
+    let wait = |what: &str, pred: &dyn Fn(&Value) -> bool| d.wait_for(what, WAIT, pred);
+    let running = |v: &Value, pid: u32| harness::subject_pid(v) == Some(u64::from(pid));
+    let b1 = wait("k1 baseline", &|v| {
+        harness::change(v) == "baseline" && running(v, k1.pid())
+    });
+    fs::write(node.config(), config_text(false)).unwrap();
+    wait("drift", &|v| harness::change(v) == "drift_detected");
+    fs::write(node.config(), config_text(true)).unwrap();
+    let resolved = wait("resolved", &|v| harness::change(v) == "drift_resolved");
+    let old = k1.pid();
+    k1.kill();
+    let stopped = wait("k1 stopped", &|v| {
+        harness::change(v) == "kubelet_stopped" && running(v, old)
+    });
+    let k2 = bin.spawn(&[&node.config_flag()]);
+    let started = wait("k2 started", &|v| {
+        harness::change(v) == "kubelet_started" && running(v, k2.pid())
+    });
+
+    assert_eq!(b1["activity_id"], 1, "{b1}");
+    assert_eq!(stopped["activity_id"], 3);
+    assert_eq!(stopped["finding_info"]["uid"], b1["finding_info"]["uid"]);
+    assert_eq!(started["activity_id"], 1, "a new kubelet is a new finding");
+    assert_ne!(started["finding_info"]["uid"], b1["finding_info"]["uid"]);
+    let res = &started["resources"][0];
+    assert_eq!(res["name"], "kubelet");
+    assert_eq!(res["data"]["pid"], k2.pid());
+    assert!(res["data"]["start_time"].as_u64().unwrap() > 0);
+    // The after-restart finding: created once, then only updated (a resolution too).
+    assert_eq!(resolved["activity_id"], 2);
+    let lines = d.lines();
+    let after: Vec<u64> = lines
+        .iter()
+        .filter(|v| harness::kind(v) == "after_restart")
+        .map(|v| v["activity_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(after[0], 1, "{}", d.summary());
+    assert!(
+        after[1..].iter().all(|&a| a == 2),
+        "{after:?}\n{}",
+        d.summary()
+    );
+    // Per finding: one Create first, a Close only last.
+    let mut by_uid: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for v in &lines {
+        by_uid
+            .entry(v["finding_info"]["uid"].as_str().unwrap().to_string())
+            .or_default()
+            .push(v["activity_id"].as_u64().unwrap());
+    }
+    for (uid, acts) in &by_uid {
+        assert_eq!(acts[0], 1, "{uid}: {acts:?}");
+        assert!(!acts[1..].contains(&1), "{uid}: created twice: {acts:?}");
+        if let Some(i) = acts.iter().position(|&a| a == 3) {
+            assert_eq!(i, acts.len() - 1, "{uid}: a line after its Close: {acts:?}");
+        }
+    }
+    // Every line, notices included, has a metadata.uid of its own; every finding a remediation.
+    let all = d.all_lines();
+    let mut uids: Vec<&str> = all
+        .iter()
+        .map(|v| v["metadata"]["uid"].as_str().unwrap())
+        .collect();
+    let n = uids.len();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), n, "a metadata.uid used twice");
+    assert!(lines.iter().all(|v| {
+        v["remediation"]["desc"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    }));
+}
