@@ -199,6 +199,82 @@ pub fn remediation(r: &DriftReport) -> String {
     }
 }
 
+fn subject_json(s: &Subject) -> Value {
+    match s {
+        Subject::Running {
+            pid,
+            start_time,
+            argv,
+            evaluated_late,
+        } => json!({"kind": "running", "pid": pid, "start_time": start_time, "argv": argv,
+                    "cmd_line": join_argv(argv), "evaluated_late": evaluated_late}),
+        Subject::AfterRestart {
+            unit,
+            argv,
+            exec_start_from,
+        } => json!({"kind": "after_restart", "argv": argv, "cmd_line": join_argv(argv),
+                    "unit": unit.as_deref().map(lossy),
+                    "exec_start_from": exec_start_from.as_deref().map(lossy)}),
+        Subject::Arguments { argv, cwd } => json!({"kind": "arguments", "argv": argv,
+                    "cmd_line": join_argv(argv), "cwd": lossy(cwd)}),
+    }
+}
+
+/// A path of the trigger (or its actor's executable) is not UTF-8.
+fn trigger_non_utf8(r: &DriftReport) -> bool {
+    [
+        r.trigger.path.as_deref(),
+        r.trigger.path2.as_deref(),
+        r.trigger.actor.as_ref().and_then(|a| a.exe.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|p| matches!(path_text(p), std::borrow::Cow::Owned(_)))
+}
+
+/// `actor`, its observables and the container profile.
+fn add_actor(v: &mut Value, a: &crate::report::Actor) {
+    let mut user = json!({"uid": a.uid.to_string()});
+    if let Some(u) = &a.user {
+        user["name"] = json!(u);
+    }
+    let mut process = json!({
+        "pid": a.pid,
+        "name": a.comm,
+        "user": user,
+        "parent_process": {"pid": a.ppid},
+    });
+    let obs = v["observables"].as_array_mut().expect("an array above");
+    obs.push(json!({"name": "actor.process.name", "type_id": 9, "type": "Process Name", "value": a.comm}));
+    if let Some(u) = &a.user {
+        obs.push(json!({"name": "actor.user.name", "type_id": 4, "type": "User Name", "value": u}));
+    }
+    if let Some(exe) = &a.exe {
+        let path = lossy(exe);
+        let name = exe
+            .file_name()
+            .map(|n| lossy(std::path::Path::new(n)))
+            .unwrap_or_default();
+        obs.push(json!({"name": "actor.process.file.name", "type_id": 7, "type": "File Name", "value": name}));
+        process["file"] = json!({"path": path, "name": name, "type_id": 1});
+    }
+    if let Some(argv) = &a.argv {
+        process["cmd_line"] = json!(join_argv(argv));
+    }
+    if let Some(c) = &a.container_id {
+        // The container profile: the container the actor ran in.
+        process["container"] = json!({"uid": c});
+        v["container"] = json!({"uid": c});
+        v["metadata"]["profiles"] = json!(["host", "container"]);
+    }
+    v["actor"] = json!({"process": process, "user": user});
+    v["unmapped"]["actor"] = json!({
+        "gid": a.gid,
+        "cgroup_id": a.cgroup_id,
+        "container_id": a.container_id,
+    });
+}
+
 /// The OCSF object for a report, with the activity it has seen alone ([`activity_id`]).
 pub fn to_ocsf(r: &DriftReport) -> Value {
     let f = &r.finding;
@@ -225,24 +301,7 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
     };
     let finding_uid = finding_uid(r);
 
-    let subject = match &f.subject {
-        Subject::Running {
-            pid,
-            start_time,
-            argv,
-            evaluated_late,
-        } => json!({"kind": "running", "pid": pid, "start_time": start_time, "argv": argv,
-                    "cmd_line": join_argv(argv), "evaluated_late": evaluated_late}),
-        Subject::AfterRestart {
-            unit,
-            argv,
-            exec_start_from,
-        } => json!({"kind": "after_restart", "argv": argv, "cmd_line": join_argv(argv),
-                    "unit": unit.as_deref().map(lossy),
-                    "exec_start_from": exec_start_from.as_deref().map(lossy)}),
-        Subject::Arguments { argv, cwd } => json!({"kind": "arguments", "argv": argv,
-                    "cmd_line": join_argv(argv), "cwd": lossy(cwd)}),
-    };
+    let subject = subject_json(&f.subject);
     debug_assert_eq!(subject["kind"], subject_kind(&f.subject));
 
     let mut device = json!({
@@ -320,61 +379,11 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
     });
     set_activity(&mut v, activity);
 
-    let trigger_paths = [
-        r.trigger.path.as_deref(),
-        r.trigger.path2.as_deref(),
-        r.trigger.actor.as_ref().and_then(|a| a.exe.as_deref()),
-    ];
-    if has_non_utf8_path(f)
-        || trigger_paths
-            .into_iter()
-            .flatten()
-            .any(|p| matches!(path_text(p), std::borrow::Cow::Owned(_)))
-    {
+    if has_non_utf8_path(f) || trigger_non_utf8(r) {
         v["unmapped"]["non_utf8"] = json!(true);
     }
     if let Some(a) = &r.trigger.actor {
-        let mut user = json!({"uid": a.uid.to_string()});
-        if let Some(u) = &a.user {
-            user["name"] = json!(u);
-        }
-        let mut process = json!({
-            "pid": a.pid,
-            "name": a.comm,
-            "user": user,
-            "parent_process": {"pid": a.ppid},
-        });
-        let obs = v["observables"].as_array_mut().expect("an array above");
-        obs.push(json!({"name": "actor.process.name", "type_id": 9, "type": "Process Name", "value": a.comm}));
-        if let Some(u) = &a.user {
-            obs.push(
-                json!({"name": "actor.user.name", "type_id": 4, "type": "User Name", "value": u}),
-            );
-        }
-        if let Some(exe) = &a.exe {
-            let path = lossy(exe);
-            let name = exe
-                .file_name()
-                .map(|n| lossy(std::path::Path::new(n)))
-                .unwrap_or_default();
-            obs.push(json!({"name": "actor.process.file.name", "type_id": 7, "type": "File Name", "value": name}));
-            process["file"] = json!({"path": path, "name": name, "type_id": 1});
-        }
-        if let Some(argv) = &a.argv {
-            process["cmd_line"] = json!(join_argv(argv));
-        }
-        if let Some(c) = &a.container_id {
-            // The container profile: the container the actor ran in.
-            process["container"] = json!({"uid": c});
-            v["container"] = json!({"uid": c});
-            v["metadata"]["profiles"] = json!(["host", "container"]);
-        }
-        v["actor"] = json!({"process": process, "user": user});
-        v["unmapped"]["actor"] = json!({
-            "gid": a.gid,
-            "cgroup_id": a.cgroup_id,
-            "container_id": a.container_id,
-        });
+        add_actor(&mut v, a);
     }
     v
 }
