@@ -26,11 +26,11 @@ use super::ocsf::{event_uid, set_activity};
 /// The directory of the default state file; the file is used only when the directory exists
 /// (the package's and the DaemonSet's `StateDirectory=` / hostPath).
 pub const STATE_DIR: &str = "/var/lib/kubelet-drift";
-pub const STATE_FILE: &str = "ocsf-findings.json";
+pub const STATE_FILE: &str = "state.json";
 /// A bigger file is not ours (or not sane): ignored.
 const MAX_STATE_BYTES: u64 = 4 << 20;
 
-/// `/var/lib/kubelet-drift/ocsf-findings.json` when the directory exists.
+/// `/var/lib/kubelet-drift/state.json` when the directory exists.
 pub fn default_state_path() -> Option<PathBuf> {
     let dir = Path::new(STATE_DIR);
     dir.is_dir().then(|| dir.join(STATE_FILE))

@@ -161,6 +161,15 @@ impl LineWriter {
         Ok(())
     }
 
+    /// Closes a path target, so the next line opens the path again (SIGHUP after a log
+    /// rotation). A line a pipe took in part is still finished first.
+    pub fn reopen(&mut self) {
+        if matches!(self.target, Target::Path(_)) {
+            self.fd = None;
+            self.tail.clear();
+        }
+    }
+
     /// Writes one line (which must end with `\n`) whole, or not at all (see the module
     /// documentation for what "not at all" means on each kind of target).
     pub fn write_line(&mut self, line: &[u8]) -> Result<(), LineError> {

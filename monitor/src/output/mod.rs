@@ -41,6 +41,8 @@ use queue::{Pop, Queue};
 pub trait Sink: Send {
     fn report(&mut self, r: &DriftReport) -> anyhow::Result<()>;
     fn notice(&mut self, n: &Notice) -> anyhow::Result<()>;
+    /// Opens its file again with the next record (SIGHUP, after a log rotation).
+    fn reopen(&mut self) {}
 }
 
 /// Records a sink's queue holds before further ones are dropped (and counted).
@@ -54,6 +56,7 @@ pub const SHUTDOWN: Duration = Duration::from_secs(3);
 enum Item {
     Report(Arc<DriftReport>),
     Notice(Notice),
+    Reopen,
 }
 
 struct Slot {
@@ -215,6 +218,12 @@ impl Outputs {
     /// Queues a notice for every sink (failing ones included). Never waits.
     pub fn notice(&mut self, n: &Notice) {
         self.push(Item::Notice(n.clone()));
+    }
+
+    /// Has every sink open its file again before its next record (the daemon's SIGHUP, so
+    /// that `json_out` can be rotated). Never waits.
+    pub fn reopen(&mut self) {
+        self.push(Item::Reopen);
     }
 
     fn push(&mut self, item: Item) {
@@ -380,6 +389,10 @@ fn writer(hub: &Hub, slot: &Slot, mut sink: Box<dyn Sink>) {
                 let res = match &item {
                     Item::Report(r) => sink.report(r),
                     Item::Notice(n) => sink.notice(n),
+                    Item::Reopen => {
+                        sink.reopen();
+                        Ok(())
+                    }
                 };
                 match res {
                     Ok(()) if slot.failing.load(Ordering::SeqCst) && slot.queue.is_empty() => {

@@ -527,6 +527,10 @@ impl Sink for OcsfSink {
         let v = notice_to_ocsf(n, self.node.as_deref(), std::time::SystemTime::now());
         self.write(&v)
     }
+
+    fn reopen(&mut self) {
+        self.out.reopen();
+    }
 }
 
 #[cfg(test)]
@@ -749,6 +753,20 @@ mod tests {
         let mut s = OcsfSink::open_with_state(path.to_str().unwrap(), None).unwrap();
         s.report(&testutil::report(Change::Baseline)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn reopen_follows_a_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        let mut s = OcsfSink::open_with_state(path.to_str().unwrap(), None).unwrap();
+        s.report(&testutil::report(Change::Baseline)).unwrap();
+        std::fs::rename(&path, dir.path().join("f.json.1")).unwrap();
+        s.reopen();
+        s.report(&testutil::report(Change::DriftDetected)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        let old = std::fs::read_to_string(dir.path().join("f.json.1")).unwrap();
+        assert_eq!(old.lines().count(), 1);
     }
 
     #[test]
