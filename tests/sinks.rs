@@ -89,6 +89,12 @@ impl Run {
             .collect()
     }
 
+    /// The records every output gets, in the text sink's order: reports, and notices that are
+    /// not about the JSON output itself (those are told on the other outputs only).
+    fn text_records(&self) -> Vec<String> {
+        records_in(&self.stderr_text(), &self.node)
+    }
+
     fn wait_text(&self, what: &str, pred: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
@@ -177,6 +183,27 @@ fn is_report(v: &Value) -> bool {
     v["class_uid"] == 2003
 }
 
+/// [`Run::text_records`] in a part of the stderr text.
+fn records_in(text: &str, node: &str) -> Vec<String> {
+    let tag = format!("[{node}]");
+    text.lines()
+        .filter(|l| {
+            let w: Vec<&str> = l.splitn(5, ' ').collect();
+            w.len() == 5 && (w[3] == tag || (w[2] == "notice" && !l.contains("notice output json")))
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// The JSON stream's share of [`Run::text_records`]: reports (not resyncs) and notices
+/// other than the JSON output's own recovery.
+fn json_records(lines: &[Value]) -> usize {
+    lines
+        .iter()
+        .filter(|v| (is_report(v) && !is_resync(v)) || (v["class_uid"] == 0 && missed(v).is_none()))
+        .count()
+}
+
 fn is_resync(v: &Value) -> bool {
     is_report(v) && v["unmapped"]["trigger"]["op"] == "resync"
 }
@@ -236,21 +263,17 @@ fn a_json_reader_that_never_reads_does_not_stop_detection_or_sigterm() {
     assert!(status.success(), "{status}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     let lines = json_lines(&read.join().unwrap());
-    let reports = run.text_reports();
-    let written = lines
-        .iter()
-        .filter(|v| is_report(v) && !is_resync(v))
-        .count() as u64;
+    let records = run.text_records();
     let notice = lines
         .iter()
         .find(|v| missed(v).is_some())
         .unwrap_or_else(|| panic!("no recovery notice in {lines:#?}"));
     assert_eq!(notice["class_uid"], 0, "{notice}");
-    // Every report the text sink gave is in the JSON stream or counted as missed there.
+    // Every record the text sink got is in the JSON stream or counted as missed there.
     assert_eq!(
-        written + missed(notice).unwrap(),
-        reports.len() as u64,
-        "{reports:?}\n{lines:#?}"
+        json_records(&lines) as u64 + missed(notice).unwrap(),
+        records.len() as u64,
+        "{records:#?}\n{lines:#?}"
     );
     assert!(missed(notice).unwrap() > 0);
     let resync: Vec<&Value> = lines.iter().filter(|v| is_resync(v)).collect();
@@ -356,7 +379,6 @@ fn disk_full_leaves_no_torn_line_and_every_lost_report_is_counted() {
     let mut run = Run::spawn(&node, "full", json.to_str().unwrap(), Stdio::null());
     run.wait_text("baseline", |l| l.contains(" baseline ["));
     run.wait_reports(1);
-    let before_outage = run.text_reports().len();
     let filler = fill(fs_.path());
     // false, true, false: three reports while full, the last state a fail.
     for i in 0..3 {
@@ -365,7 +387,6 @@ fn disk_full_leaves_no_torn_line_and_every_lost_report_is_counted() {
     run.wait_text("the failure told on the text sink", |l| {
         l.contains("notice output json failed") && l.contains("No space left")
     });
-    let during = run.text_reports().len() - before_outage;
     // No torn record even while full.
     json_lines(&fs::read(&json).unwrap());
     fs::remove_file(&filler).unwrap();
@@ -390,15 +411,23 @@ fn disk_full_leaves_no_torn_line_and_every_lost_report_is_counted() {
     let (status, _) = run.stop();
     assert!(status.success());
     let notice = lines.iter().find(|v| missed(v).is_some()).unwrap();
-    // The reports made while the disk was full are exactly the ones counted as missed.
-    let written_before = lines
+    // Every record the text sink got before the recovery is in the file before the recovery
+    // notice or counted as missed by it.
+    let text = run.stderr_text();
+    let recovered_at = text.find("notice output json works again").unwrap();
+    let upto = records_in(&text[..recovered_at], &run.node).len();
+    let before_notice: Vec<Value> = lines
         .iter()
         .take_while(|v| missed(v).is_none())
-        .filter(|v| is_report(v))
-        .count();
-    let lost = (before_outage + during) as u64 - written_before as u64;
-    assert_eq!(missed(notice), Some(lost), "{lines:#?}");
-    assert!(lost >= 1, "the outage lost nothing? {lines:#?}");
+        .cloned()
+        .collect();
+    let lost = missed(notice).unwrap();
+    assert_eq!(
+        json_records(&before_notice) as u64 + lost,
+        upto as u64,
+        "{text}\n{lines:#?}"
+    );
+    assert!(lost >= 3, "three reports while full: {lines:#?}");
     // Then the current state, restated.
     assert!(lines.iter().any(|v| is_resync(v)
         && v["unmapped"]["subject"]["kind"] == "after_restart"
