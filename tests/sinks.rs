@@ -20,6 +20,8 @@ use harness::{Node, config_text, daemon_exe, require_root};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
+/// Loading the eBPF programs on a loaded machine (as the harness allows).
+const START: Duration = Duration::from_secs(60);
 
 /// A `kubelet-drift run` with `--json-out` as given, text on a stderr file.
 struct Run {
@@ -96,14 +98,26 @@ impl Run {
     }
 
     fn wait_text(&self, what: &str, pred: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + WAIT;
+        self.wait_text_for(what, WAIT, pred)
+    }
+
+    /// Waits for the baseline (the programs loaded).
+    fn wait_start(&self) {
+        self.wait_text_for("baseline", START, |l| l.contains(" baseline ["));
+    }
+
+    fn wait_text_for(&self, what: &str, within: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if self.stderr_text().lines().any(&pred) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no {what} within {WAIT:?}; stderr:\n{}", self.stderr_text());
+        panic!(
+            "no {what} within {within:?}; stderr:\n{}",
+            self.stderr_text()
+        );
     }
 
     /// Waits for the n-th report of this node on the text sink.
@@ -241,7 +255,7 @@ fn a_json_reader_that_never_reads_does_not_stop_detection_or_sigterm() {
     // SAFETY: fcntl on a descriptor we own.
     unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
     let mut run = Run::spawn(&node, "stall", "-", Stdio::from(w));
-    run.wait_text("baseline", |l| l.contains(" baseline ["));
+    run.wait_start();
     let go = Arc::new(Mutex::new(false));
     let read = reader(r, go.clone());
 
@@ -297,7 +311,7 @@ fn a_fifo_without_reader_does_not_block_start_up() {
     let run = Run::spawn(&node, "fifo", fifo.to_str().unwrap(), Stdio::null());
     // Start-up is not held by the FIFO: the baseline comes, and the JSON output's failure
     // is told on the text sink.
-    run.wait_text("baseline", |l| l.contains(" baseline ["));
+    run.wait_start();
     run.wait_text("no reader told", |l| {
         l.contains("notice output json failed") && l.contains("FIFO with no reader")
     });
@@ -377,7 +391,7 @@ fn disk_full_leaves_no_torn_line_and_every_lost_report_is_counted() {
     let fs_ = Tmpfs::new();
     let json = fs_.path().join("findings.json");
     let mut run = Run::spawn(&node, "full", json.to_str().unwrap(), Stdio::null());
-    run.wait_text("baseline", |l| l.contains(" baseline ["));
+    run.wait_start();
     run.wait_reports(1);
     let filler = fill(fs_.path());
     // false, true, false: three reports while full, the last state a fail.
