@@ -4,7 +4,8 @@
 //! - a regular file: the line is appended in one write; after `ENOSPC`, `EIO` or a short
 //!   write the file is cut back to where it ended before (and, when that fails, to its last
 //!   complete line before the next record), so no torn record is left and no two records
-//!   are glued together. A file that ends in a torn line when opened is cut back the same way.
+//!   are glued together. A file named by path (`json_out`) that ends in a torn line when
+//!   opened is cut back the same way.
 //! - a FIFO, pipe or terminal: written without blocking (a FIFO is opened `O_NONBLOCK`, so
 //!   one without a reader is an error, not a hang; an inherited pipe is reopened through
 //!   `/proc/self/fd` so the flag does not leak to the other processes sharing it). A line the
@@ -154,7 +155,9 @@ impl LineWriter {
         };
         self.tail.clear();
         self.fd = Some((fd, kind));
-        if matches!(kind, Kind::File { .. }) {
+        // Our own file (json_out) may end in a record torn by an earlier run: cut it back.
+        // An inherited stderr or stdout file is not ours to cut; only our failed writes are.
+        if matches!(kind, Kind::File { .. }) && matches!(self.target, Target::Path(_)) {
             self.dirty = true;
             self.repair()?;
         }
