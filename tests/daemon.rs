@@ -127,7 +127,8 @@ fn sed_edit_is_detected_with_its_actor_and_resolved() {
         change(v) == "drift_resolved" && actor_pid(v) == Some(sed2 as u64)
     });
     assert_eq!(status(&v), "Pass");
-    assert_eq!(v["activity_id"], 3);
+    // An Update: the finding is closed only when its subject is gone.
+    assert_eq!(v["activity_id"], 2);
     assert_eq!(actor_name(&v), "sed");
     d.wait_for("pending_drift_cleared", WAIT, |v| {
         change(v) == "pending_drift_cleared"
@@ -308,7 +309,7 @@ fn journald_entries_carry_the_documented_fields() {
     let msg = String::from_utf8(one(e, "MESSAGE")).unwrap();
     assert!(msg.starts_with("CIS 4.2.7 drift detected: kubelet after a restart would run with makeIPTablesUtilChains=false"), "{msg}");
     assert!(msg.contains(&format!("by sed (pid {sed1}, ppid ")), "{msg}");
-    assert_eq!(one(e, "PRIORITY"), b"4");
+    assert_eq!(one(e, "PRIORITY"), b"3");
     assert_eq!(one(e, "SYSLOG_IDENTIFIER"), b"kubelet-drift");
     assert_eq!(one(e, "MESSAGE_ID"), b"541a3c8fe1c0426da2cc6dc14e2a023a");
     assert_eq!(one(e, "KUBELET_DRIFT_CONTROL"), b"4.2.7");
@@ -443,7 +444,7 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
         .unwrap();
     assert_eq!(e.len(), 1, "{e:?}");
     let e = &e[0];
-    assert_eq!(one(e, "PRIORITY"), b"4", "no forged priority");
+    assert_eq!(one(e, "PRIORITY"), b"3", "no forged priority");
     assert_eq!(one(e, "KUBELET_DRIFT_STATUS"), b"fail");
     assert_eq!(one(e, "KUBELET_DRIFT_ACTOR_COMM"), lossy_comm.as_bytes());
     assert_eq!(one(e, "KUBELET_DRIFT_TRIGGER_PATH"), lossy_path.as_bytes());

@@ -166,6 +166,7 @@ mod tests {
     fn running(pid: u32) -> Subject {
         Subject::Running {
             pid,
+            start_time: 0,
             argv: vec!["kubelet".into()],
             evaluated_late: false,
         }

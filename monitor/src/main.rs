@@ -27,7 +27,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = kubelet_drift::check::parse_args();
     match cli.command {
         Command::Run(args) => kubelet_drift::daemon::main(args),
         Command::Check(args) => kubelet_drift::check::main(args),

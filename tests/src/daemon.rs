@@ -380,9 +380,26 @@ impl Daemon {
         }
     }
 
+    /// Every finding line (OCSF class 2003) written so far (complete lines only), parsed.
+    /// Panics on a line that is not one JSON object.
+    pub fn lines(&self) -> Vec<Value> {
+        self.all_lines()
+            .into_iter()
+            .filter(|v| v["class_uid"] == 2003)
+            .collect()
+    }
+
+    /// The notice lines (OCSF Base Events, class 0: lost events, outputs failing) so far.
+    pub fn notices(&self) -> Vec<Value> {
+        self.all_lines()
+            .into_iter()
+            .filter(|v| v["class_uid"] == 0)
+            .collect()
+    }
+
     /// Every JSON line written so far (complete lines only), parsed. Panics on a line that is
     /// not one JSON object.
-    pub fn lines(&self) -> Vec<Value> {
+    pub fn all_lines(&self) -> Vec<Value> {
         let Ok(text) = fs::read(&self.json) else {
             return Vec::new();
         };

@@ -233,7 +233,7 @@ mod tests {
             .unwrap();
         assert_eq!(e.len(), 3, "{e:?}");
         let first = &e[0];
-        assert_eq!(field(first, "PRIORITY"), vec![b"4".to_vec()]);
+        assert_eq!(field(first, "PRIORITY"), vec![b"3".to_vec()]);
         assert_eq!(field(first, "KUBELET_DRIFT_STATUS"), vec![b"fail".to_vec()]);
         assert_eq!(
             field(first, "KUBELET_DRIFT_REMEDIATION"),

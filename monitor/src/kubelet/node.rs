@@ -94,6 +94,7 @@ pub fn evaluate_process(p: &KubeletProcess, benchmark: Benchmark, evaluated_late
     ev.into_finding(
         Subject::Running {
             pid: p.pid,
+            start_time: p.start_time,
             argv: p.argv.clone(),
             evaluated_late,
         },

@@ -29,7 +29,10 @@ use std::{
 
 use anyhow::Context;
 
-use super::{Sink, effective_str, join_argv, sentence, source_str, status_str, subject_kind, text};
+use super::{
+    Sink, effective_str, join_argv, sentence_escaped, source_str, status_str, subject_kind, text,
+};
+use crate::finding::path_text;
 use crate::{
     finding::{Status, Subject},
     report::{Change, DriftReport, Notice, NoticeLevel},
@@ -73,13 +76,14 @@ pub fn message_id(c: Change) -> &'static str {
     }
 }
 
-/// syslog priority: error 3; fail 4; a kubelet exit, or a change back to pass, 5;
-/// a pass at baseline or at a kubelet's start 6.
+/// syslog priority, ranked as OCSF severity ranks the status (fail High > error Medium >
+/// pass Informational): fail 3 (err); error 4 (warning); a kubelet exit, or a change back
+/// to pass, 5 (notice); a pass at baseline or at a kubelet's start 6 (info).
 pub fn priority(r: &DriftReport) -> u8 {
     match (r.finding.status, r.change) {
-        (Status::Error, _) => 3,
         (_, Change::KubeletStopped) => 5,
-        (Status::Fail, _) => 4,
+        (Status::Fail, _) => 3,
+        (Status::Error, _) => 4,
         (Status::Pass, Change::Baseline | Change::KubeletStarted) => 6,
         (Status::Pass, _) => 5,
     }
@@ -89,7 +93,7 @@ pub fn priority(r: &DriftReport) -> u8 {
 pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     let f = &r.finding;
     let mut v: Vec<(String, String)> = vec![
-        ("MESSAGE".into(), text::escape(&sentence(r))),
+        ("MESSAGE".into(), sentence_escaped(r)),
         ("PRIORITY".into(), priority(r).to_string()),
         ("SYSLOG_IDENTIFIER".into(), SYSLOG_IDENTIFIER.into()),
         ("MESSAGE_ID".into(), message_id(r.change).into()),
@@ -112,13 +116,13 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     }
     put("SOURCE", source_str(&f.source));
     put("REASON", f.reason.clone());
-    put("REMEDIATION", f.remediation.clone());
+    put("REMEDIATION", super::ocsf::remediation(r));
     put("TRIGGER_OP", r.trigger.op.as_str().into());
     if let Some(p) = &r.trigger.path {
-        put("TRIGGER_PATH", p.to_string_lossy().into_owned());
+        put("TRIGGER_PATH", path_text(p).into_owned());
     }
     if let Some(p) = &r.trigger.path2 {
-        put("TRIGGER_PATH2", p.to_string_lossy().into_owned());
+        put("TRIGGER_PATH2", path_text(p).into_owned());
     }
     if let Some(a) = &r.trigger.actor {
         put("ACTOR_PID", a.pid.to_string());
@@ -130,7 +134,7 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
         }
         put("ACTOR_COMM", a.comm.clone());
         if let Some(e) = &a.exe {
-            put("ACTOR_EXE", e.to_string_lossy().into_owned());
+            put("ACTOR_EXE", path_text(e).into_owned());
         }
         if let Some(av) = &a.argv {
             put("ACTOR_ARGV", join_argv(av));
@@ -424,13 +428,29 @@ mod tests {
     #[test]
     fn priorities() {
         let p = |c| priority(&testutil::report(c));
-        assert_eq!(p(Change::DriftDetected), 4);
-        assert_eq!(p(Change::ErrorAppeared), 3);
+        assert_eq!(p(Change::DriftDetected), 3);
+        assert_eq!(p(Change::ErrorAppeared), 4);
         assert_eq!(p(Change::DriftResolved), 5);
         assert_eq!(p(Change::Baseline), 6);
         let mut r = testutil::report(Change::Baseline);
         r.finding.status = Status::Fail;
-        assert_eq!(priority(&r), 4);
+        assert_eq!(priority(&r), 3);
+        // The same order as OCSF severity: a fail ranks above an error in both.
+        let rank = |s: Status| {
+            let mut r = testutil::report(Change::Baseline);
+            r.finding.status = s;
+            (
+                priority(&r),
+                crate::output::ocsf::to_ocsf(&r)["severity_id"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        };
+        let (pf, sf) = rank(Status::Fail);
+        let (pe, se) = rank(Status::Error);
+        let (pp, sp) = rank(Status::Pass);
+        assert!(pf < pe && pe < pp, "journald: lower is more severe");
+        assert!(sf > se && se > sp, "OCSF: higher is more severe");
     }
 
     #[test]
@@ -461,7 +481,7 @@ mod tests {
     fn hostile_values_cannot_forge_fields() {
         let r = testutil::hostile_report(Change::DriftDetected);
         let d = decode(&encode(&fields(&r))).unwrap();
-        assert_eq!(get(&d, "PRIORITY"), vec![b"4".as_slice()]);
+        assert_eq!(get(&d, "PRIORITY"), vec![b"3".as_slice()]);
         assert_eq!(get(&d, "KUBELET_DRIFT_STATUS"), vec![b"fail".as_slice()]);
         assert_eq!(get(&d, "KUBELET_DRIFT_NODE"), vec![HOSTILE.as_bytes()]);
         assert_eq!(
@@ -473,7 +493,7 @@ mod tests {
             vec![HOSTILE.as_bytes()]
         );
         let path = String::from_utf8(get(&d, "KUBELET_DRIFT_TRIGGER_PATH")[0].to_vec()).unwrap();
-        assert_eq!(path, "/etc/\u{fffd}\x1b[31mk\nPRIORITY=0");
+        assert_eq!(path, "/etc/\\xff\x1b[31mk\nPRIORITY=0");
         let msg = get(&d, "MESSAGE")[0];
         assert!(
             !msg.iter().any(|b| b.is_ascii_control()),
@@ -544,7 +564,7 @@ mod tests {
             "{} {names:?}",
             raw.len()
         );
-        assert_eq!(get(&d, "PRIORITY"), vec![b"3".as_slice()]);
+        assert_eq!(get(&d, "PRIORITY"), vec![b"4".as_slice()]);
     }
 
     #[test]

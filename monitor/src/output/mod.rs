@@ -1,42 +1,87 @@
 //! Where reports go: journald (native protocol), OCSF JSON lines, human text on stderr.
 //!
-//! Every sink implements [`Sink`]; [`Outputs`] fans one report out to all of them. A sink that
-//! fails never stops the others: its first failure is told once (on stderr and, as a
-//! [`Notice`], through the sinks that still work), it is retried with every later report or
-//! notice, and when it works again that is told once too.
+//! Every sink implements [`Sink`]; [`Outputs`] fans one report out to all of them, and never
+//! waits for any of them: each sink has a bounded [`queue::Queue`] and a writer thread of its
+//! own, and its writes do not block for long either (see [`line`]). So a stalled pipe, a FIFO
+//! without a reader, a full disk or a hung journald cannot stop the monitor or the other sinks.
+//!
+//! A sink is *failing* from its first refused record (a write error, a stall, or its queue
+//! full because it does not keep up) until it works again. Both transitions are told once, as
+//! a [`Notice`] through the sinks that work (and on stderr when no working sink writes
+//! there). Records it could not take meanwhile are counted; when it works again it gets, before
+//! anything else, a notice saying how many were lost, then a *resync*: the current state of
+//! every subject restated as `baseline` reports whose trigger op is `resync`. A failing sink is
+//! retried with every record, and every [`RETRY`] when there is none.
 
 pub mod journald;
+pub mod lifecycle;
+pub mod line;
 pub mod ocsf;
+pub mod queue;
 pub mod text;
 
-use std::io::Write;
-
-use crate::{
-    finding::{Source, Status, Subject},
-    report::{DriftReport, Notice, NoticeLevel},
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime},
 };
 
-/// One destination for reports.
+use crate::{
+    finding::{Source, Status, Subject, path_text},
+    report::{Change, DriftReport, Notice, NoticeLevel, Trigger},
+};
+use queue::{Pop, Queue};
+
+/// One destination for reports. Called from the sink's own writer thread only.
 pub trait Sink: Send {
     fn report(&mut self, r: &DriftReport) -> anyhow::Result<()>;
     fn notice(&mut self, n: &Notice) -> anyhow::Result<()>;
+    /// Opens its file again with the next record (SIGHUP, after a log rotation).
+    fn reopen(&mut self) {}
+}
+
+/// Records a sink's queue holds before further ones are dropped (and counted).
+pub const QUEUE_CAPACITY: usize = 1024;
+/// How often a failing sink with nothing to write is tried again.
+pub const RETRY: Duration = Duration::from_secs(1);
+/// How long dropping [`Outputs`] waits for the writers to finish what is queued.
+pub const SHUTDOWN: Duration = Duration::from_secs(3);
+
+#[derive(Clone)]
+enum Item {
+    Report(Arc<DriftReport>),
+    Notice(Notice),
+    Reopen,
 }
 
 struct Slot {
     name: String,
-    sink: Box<dyn Sink>,
-    /// Set while the sink is failing (after its failure has been told once).
-    failing: bool,
     /// The sink writes to stderr (text): while it works, a failure told through it is not
     /// written to stderr a second time.
     on_stderr: bool,
+    queue: Queue<Item>,
+    failing: AtomicBool,
+}
+
+/// What the writers share.
+struct Hub {
+    slots: RwLock<Vec<Arc<Slot>>>,
+    /// Where failures of sinks are told besides the other sinks (stderr; a buffer in tests).
+    stderr: Mutex<Box<dyn Write + Send>>,
+    /// The last report of every current subject, restated to a sink after its outage.
+    current: Mutex<BTreeMap<String, DriftReport>>,
 }
 
 /// Fan-out to several sinks. See the module documentation for the failure rules.
 pub struct Outputs {
-    slots: Vec<Slot>,
-    /// Where failures of sinks are told besides the other sinks (stderr; a buffer in tests).
-    stderr: Box<dyn Write + Send>,
+    hub: Arc<Hub>,
+    workers: Vec<JoinHandle<()>>,
+    capacity: usize,
 }
 
 impl Default for Outputs {
@@ -45,35 +90,79 @@ impl Default for Outputs {
     }
 }
 
+/// stderr for the direct telling of failures: one non-blocking write per line, never waited on.
+struct StderrLines(line::LineWriter);
+
+impl Write for StderrLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_line(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Outputs {
     pub fn new() -> Self {
+        let (w, _) = line::LineWriter::new(line::Target::Fd(2));
         Outputs {
-            slots: Vec::new(),
-            stderr: Box::new(std::io::stderr()),
+            hub: Arc::new(Hub {
+                slots: RwLock::new(Vec::new()),
+                stderr: Mutex::new(Box::new(StderrLines(w.with_stall(Duration::ZERO)))),
+                current: Mutex::new(BTreeMap::new()),
+            }),
+            workers: Vec::new(),
+            capacity: QUEUE_CAPACITY,
         }
     }
 
     /// Tells sink failures to `w` instead of stderr (tests).
-    pub fn with_stderr(mut self, w: Box<dyn Write + Send>) -> Self {
-        self.stderr = w;
+    pub fn with_stderr(self, w: Box<dyn Write + Send>) -> Self {
+        *lock(&self.hub.stderr) = w;
+        self
+    }
+
+    /// The queue capacity of sinks added from now on (tests).
+    pub fn with_capacity(mut self, n: usize) -> Self {
+        self.capacity = n;
         self
     }
 
     /// Adds a sink; `name` ("journald", "json", "text") names it in failure notices.
     pub fn add(&mut self, name: impl Into<String>, sink: Box<dyn Sink>) {
-        self.slots.push(Slot {
-            name: name.into(),
-            sink,
-            failing: false,
-            on_stderr: false,
-        });
+        self.add_slot(name.into(), sink, false);
     }
 
     /// Adds a sink that writes to the same stderr failures are told on.
     pub fn add_on_stderr(&mut self, name: impl Into<String>, sink: Box<dyn Sink>) {
-        self.add(name, sink);
-        if let Some(s) = self.slots.last_mut() {
-            s.on_stderr = true;
+        self.add_slot(name.into(), sink, true);
+    }
+
+    fn add_slot(&mut self, name: String, sink: Box<dyn Sink>, on_stderr: bool) {
+        let slot = Arc::new(Slot {
+            name: name.clone(),
+            on_stderr,
+            queue: Queue::new(self.capacity),
+            failing: AtomicBool::new(false),
+        });
+        self.hub
+            .slots
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot.clone());
+        let hub = self.hub.clone();
+        match std::thread::Builder::new()
+            .name(format!("sink-{name}"))
+            .spawn(move || writer(&hub, &slot, sink))
+        {
+            Ok(h) => self.workers.push(h),
+            Err(e) => {
+                let _ = writeln!(
+                    lock(&self.hub.stderr),
+                    "kubelet-drift: output {name}: cannot start its writer thread: {e}"
+                );
+            }
         }
     }
 
@@ -99,95 +188,276 @@ impl Outputs {
         Ok(o)
     }
 
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.hub.slots()
+    }
+
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.slots().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.slots().is_empty()
     }
 
     /// Names of the sinks currently failing.
-    pub fn failing(&self) -> Vec<&str> {
-        self.slots
+    pub fn failing(&self) -> Vec<String> {
+        self.slots()
             .iter()
-            .filter(|s| s.failing)
-            .map(|s| s.name.as_str())
+            .filter(|s| s.failing.load(Ordering::SeqCst))
+            .map(|s| s.name.clone())
             .collect()
     }
 
-    /// Sends a report to every sink (failing ones included: that is the retry).
+    /// Queues a report for every sink (failing ones included: that is the retry). Never waits.
     pub fn report(&mut self, r: &DriftReport) {
-        let results: Vec<_> = self.slots.iter_mut().map(|s| s.sink.report(r)).collect();
-        self.settle(results);
+        self.hub.remember(r);
+        self.push(Item::Report(Arc::new(r.clone())));
     }
 
-    /// Sends a notice to every sink (failing ones included: that is the retry).
+    /// Queues a notice for every sink (failing ones included). Never waits.
     pub fn notice(&mut self, n: &Notice) {
-        let results: Vec<_> = self.slots.iter_mut().map(|s| s.sink.notice(n)).collect();
-        self.settle(results);
+        self.push(Item::Notice(n.clone()));
     }
 
-    /// Turns per-sink results into state transitions, and tells each transition once.
-    fn settle(&mut self, results: Vec<anyhow::Result<()>>) {
-        let mut pending: Vec<(usize, Notice)> = Vec::new();
-        for (i, res) in results.into_iter().enumerate() {
-            if let Some(n) = self.transition(i, res) {
-                pending.push((i, n));
-            }
-        }
-        // Tell each transition through the other sinks that work; a sink failing while it
-        // is told is itself a transition, told the same way. Each sink can go from working to
-        // failing once here, so this ends.
-        while let Some((about, n)) = pending.pop() {
-            for j in 0..self.slots.len() {
-                if j == about || self.slots[j].failing {
-                    continue;
-                }
-                let res = self.slots[j].sink.notice(&n);
-                if let Some(n2) = self.transition(j, res) {
-                    pending.push((j, n2));
-                }
+    /// Has every sink open its file again before its next record (the daemon's SIGHUP, so
+    /// that `json_out` can be rotated). Never waits.
+    pub fn reopen(&mut self) {
+        self.push(Item::Reopen);
+    }
+
+    fn push(&mut self, item: Item) {
+        for s in self.slots() {
+            if !s.queue.push(item.clone()) {
+                self.hub.overflow(&s);
             }
         }
     }
 
-    fn transition(&mut self, i: usize, res: anyhow::Result<()>) -> Option<Notice> {
-        // A working sink on stderr other than this one tells it there (as a notice) already.
-        let told_on_stderr = self
-            .slots
-            .iter()
-            .enumerate()
-            .any(|(j, s)| j != i && s.on_stderr && !s.failing);
-        let slot = &mut self.slots[i];
-        match (res, slot.failing) {
-            (Err(e), false) => {
-                slot.failing = true;
-                let message = format!(
-                    "output {} failed: {}; it is retried with each report, and its recovery will be reported",
-                    slot.name,
-                    text::escape(&format!("{e:#}"))
-                );
-                if !told_on_stderr {
-                    let _ = writeln!(self.stderr, "kubelet-drift: {message}");
-                }
-                Some(Notice {
-                    level: NoticeLevel::Error,
-                    message,
-                })
+    /// Waits until every queue is empty and every writer idle, at most `timeout`; whether
+    /// that happened.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.slots().iter().all(|s| s.queue.is_settled()) {
+                return true;
             }
-            (Ok(()), true) => {
-                slot.failing = false;
-                let message = format!("output {} works again", slot.name);
-                if !told_on_stderr {
-                    let _ = writeln!(self.stderr, "kubelet-drift: {message}");
-                }
-                Some(Notice {
-                    level: NoticeLevel::Info,
-                    message,
-                })
+            if Instant::now() >= deadline {
+                return false;
             }
-            _ => None,
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Outputs {
+    /// The writers finish what is queued, for [`SHUTDOWN`] at most (a stalled sink is left
+    /// behind: the process is exiting).
+    fn drop(&mut self) {
+        for s in self.slots() {
+            s.queue.close();
+        }
+        let deadline = Instant::now() + SHUTDOWN;
+        while Instant::now() < deadline && !self.workers.iter().all(|w| w.is_finished()) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for w in self.workers.drain(..) {
+            if w.is_finished() {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Keeps the last report of every current subject, for resyncs.
+    fn remember(&self, r: &DriftReport) {
+        let key = r.finding.subject.key();
+        let mut cur = lock(&self.current);
+        match r.change {
+            Change::KubeletStopped => {
+                cur.remove(&key);
+            }
+            // About the after-restart subject relative to a running one: the two subjects'
+            // own reports restate it.
+            Change::PendingDriftAppeared | Change::PendingDriftCleared => {}
+            _ => {
+                cur.insert(key, r.clone());
+            }
+        }
+    }
+
+    /// The current state of every subject as resync reports.
+    fn resync_reports(&self) -> Vec<DriftReport> {
+        let now = SystemTime::now();
+        lock(&self.current)
+            .values()
+            .map(|r| DriftReport {
+                change: Change::Baseline,
+                finding: r.finding.clone(),
+                previous: None,
+                trigger: Trigger {
+                    op: "resync".into(),
+                    path: None,
+                    path2: None,
+                    actor: None,
+                    guessed: false,
+                },
+                node: r.node.clone(),
+                time: now,
+                benchmark: r.benchmark,
+            })
+            .collect()
+    }
+
+    /// A record could not be queued for `slot`.
+    fn overflow(&self, slot: &Slot) {
+        let message = format!(
+            "its queue of {} records is full (it does not keep up); records for it are dropped and counted",
+            slot.queue.capacity()
+        );
+        self.fail(slot, &message);
+    }
+
+    /// `slot` refused a record: told once, until it works again.
+    fn fail(&self, slot: &Slot, why: &str) {
+        if slot.failing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let message = format!(
+            "output {} failed: {}; it is retried, and when it works again the records it missed are counted and the current state restated",
+            slot.name,
+            text::escape(why)
+        );
+        self.tell(
+            slot,
+            Notice {
+                level: NoticeLevel::Error,
+                message,
+            },
+        );
+    }
+
+    /// Tells a transition of `about` through the other working sinks, and on stderr when
+    /// none of them writes there.
+    fn tell(&self, about: &Slot, n: Notice) {
+        let slots = self.slots();
+        let others = || {
+            slots.iter().filter(move |s| {
+                !std::ptr::eq(s.as_ref(), about) && !s.failing.load(Ordering::SeqCst)
+            })
+        };
+        if !others().any(|s| s.on_stderr) {
+            let _ =
+                lock(&self.stderr).write_all(format!("kubelet-drift: {}\n", n.message).as_bytes());
+        }
+        for s in others() {
+            if !s.queue.push(Item::Notice(n.clone())) {
+                // Each sink goes from working to failing once: this ends.
+                self.overflow(s);
+            }
+        }
+    }
+}
+
+/// The writer thread of one sink.
+fn writer(hub: &Hub, slot: &Slot, mut sink: Box<dyn Sink>) {
+    // Records this sink refused (not those dropped at its full queue: the queue counts them).
+    let mut lost: u64 = 0;
+    loop {
+        let wait = if slot.failing.load(Ordering::SeqCst) {
+            RETRY
+        } else {
+            Duration::MAX
+        };
+        match slot.queue.pop(wait) {
+            Pop::Closed => return,
+            Pop::Empty => {
+                if slot.failing.load(Ordering::SeqCst) {
+                    recover(hub, slot, sink.as_mut(), &mut lost);
+                }
+            }
+            Pop::Item(item) => {
+                let res = match &item {
+                    Item::Report(r) => sink.report(r),
+                    Item::Notice(n) => sink.notice(n),
+                    Item::Reopen => {
+                        sink.reopen();
+                        Ok(())
+                    }
+                };
+                match res {
+                    Ok(()) if slot.failing.load(Ordering::SeqCst) && slot.queue.is_empty() => {
+                        recover(hub, slot, sink.as_mut(), &mut lost);
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        if !taken(&e) {
+                            lost += 1;
+                        }
+                        hub.fail(slot, &format!("{e:#}"));
+                    }
+                }
+                slot.queue.idle();
+            }
+        }
+    }
+}
+
+/// A refused line that was handed on in part: delayed, not lost.
+fn taken(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<line::LineError>().is_some_and(|l| l.taken)
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<line::LineError>())
+                .is_some_and(|l| l.taken)
+    })
+}
+
+/// Tries a failing sink with the notice of its recovery; if it takes it, the others are told
+/// and the sink gets the current state again when it missed records.
+fn recover(hub: &Hub, slot: &Slot, sink: &mut dyn Sink, lost: &mut u64) {
+    let dropped = slot.queue.take_dropped();
+    let missed = *lost + dropped;
+    let n = if missed == 0 {
+        Notice {
+            level: NoticeLevel::Info,
+            message: format!("output {} works again; it missed no record", slot.name),
+        }
+    } else {
+        Notice {
+            level: NoticeLevel::Warning,
+            message: format!(
+                "output {} works again; {missed} record(s) could not be written to it while it failed ({dropped} dropped at its full queue); the current state is restated to it (trigger op \"resync\")",
+                slot.name
+            ),
+        }
+    };
+    if sink.notice(&n).is_err() {
+        slot.queue.add_dropped(dropped);
+        return;
+    }
+    *lost = 0;
+    slot.failing.store(false, Ordering::SeqCst);
+    hub.tell(slot, n);
+    if missed > 0 {
+        for r in hub.resync_reports() {
+            if let Err(e) = sink.report(&r) {
+                if !taken(&e) {
+                    *lost += 1;
+                }
+                hub.fail(slot, &format!("{e:#}"));
+                return;
+            }
         }
     }
 }
@@ -220,12 +490,12 @@ pub fn effective_str(e: Option<bool>) -> &'static str {
 
 /// One-string form of a [`Source`]: `file:PATH:LINE`, `dropin:PATH:LINE`, `unit:PATH:LINE`
 /// (`:LINE` only when known), `flag:argv[N]:TEXT`, `default`, `none:DETAIL`.
-/// Paths that are not UTF-8 get replacement characters.
+/// Paths that are not UTF-8 are in [`path_text`] form.
 pub fn source_str(s: &Source) -> String {
     fn with_line(kind: &str, p: &std::path::Path, line: &Option<usize>) -> String {
         match line {
-            Some(l) => format!("{kind}:{}:{l}", p.to_string_lossy()),
-            None => format!("{kind}:{}", p.to_string_lossy()),
+            Some(l) => format!("{kind}:{}:{l}", path_text(p)),
+            None => format!("{kind}:{}", path_text(p)),
         }
     }
     match s {
@@ -267,8 +537,21 @@ pub fn join_argv(argv: &[String]) -> String {
 /// The plain sentence every output uses for a report, e.g.
 /// "CIS 4.2.7 drift detected: kubelet (pid 1234) runs with makeIPTablesUtilChains=false:
 /// /var/lib/kubelet/config.yaml line 3 sets it false; rename of /var/lib/kubelet/config.yaml by sed (pid 99, ppid 98, uid 0 root)".
-/// Values are not escaped here: each output escapes for its medium.
+/// Values are not escaped here (paths that are not UTF-8 are in [`path_text`] form): JSON
+/// escapes what it needs. Terminals and journald's MESSAGE use [`sentence_escaped`].
 pub fn sentence(r: &DriftReport) -> String {
+    sentence_with(r, &|s| s.to_string(), &|p| path_text(p).into_owned())
+}
+
+/// [`sentence`] with every value escaped for a terminal ([`text::escape`],
+/// [`text::escape_path`]): no value can start a line, forge a field or move the cursor.
+pub fn sentence_escaped(r: &DriftReport) -> String {
+    sentence_with(r, &text::escape, &text::escape_path)
+}
+
+type Fmt<'a, T> = &'a dyn Fn(&T) -> String;
+
+fn sentence_with(r: &DriftReport, v: Fmt<'_, str>, path: Fmt<'_, std::path::Path>) -> String {
     use crate::report::Change::*;
     let f = &r.finding;
     let what = match r.change {
@@ -289,29 +572,37 @@ pub fn sentence(r: &DriftReport) -> String {
         Subject::Arguments { .. } => ("kubelet with these arguments".to_string(), "would run"),
     };
     let value = match f.effective {
-        Some(v) => format!("{who} {verb} with makeIPTablesUtilChains={v}"),
+        Some(b) => format!("{who} {verb} with makeIPTablesUtilChains={b}"),
         None => format!("{who}: makeIPTablesUtilChains is unknown"),
     };
-    let mut s = format!("CIS {} {what}: {value}", f.control);
+    let mut s = format!("CIS {} {what}: {value}", v(&f.control));
     if !f.reason.is_empty() {
         s.push_str(": ");
-        s.push_str(&f.reason);
+        s.push_str(&v(&f.reason));
     }
     if let Some(a) = &r.trigger.actor {
-        let mut who = format!("{} (pid {}, ppid {}, uid {}", a.comm, a.pid, a.ppid, a.uid);
+        let mut who = format!(
+            "{} (pid {}, ppid {}, uid {}",
+            v(&a.comm),
+            a.pid,
+            a.ppid,
+            a.uid
+        );
         if let Some(u) = &a.user {
             who.push(' ');
-            who.push_str(u);
+            who.push_str(&v(u));
         }
         who.push(')');
-        let path = r.trigger.path.as_ref().map(|p| p.display().to_string());
-        let clause = match (r.trigger.op.as_str(), path) {
+        let p = r.trigger.path.as_deref().map(path);
+        let clause = match (r.trigger.op.as_str(), p) {
             ("exec", _) if r.change == ImpostorKubelet => format!("; impostor: {who}"),
             ("exec", _) => format!("; started: {who}"),
             ("exit", _) => format!("; exited: {who}"),
-            ("baseline" | "rescan" | "lost_events", _) => format!("; found running: {who}"),
-            (op, Some(p)) => format!("; {op} of {p} by {who}"),
-            (op, None) => format!("; {op} by {who}"),
+            ("baseline" | "rescan" | "lost_events" | "resync", _) => {
+                format!("; found running: {who}")
+            }
+            (op, Some(p)) => format!("; {} of {p} by {who}", v(op)),
+            (op, None) => format!("; {} by {who}", v(op)),
         };
         s.push_str(&clause);
     }
@@ -330,27 +621,41 @@ mod tests {
 
     #[derive(Default)]
     struct Log {
-        reports: usize,
+        reports: Vec<String>,
         notices: Vec<String>,
     }
 
+    /// A sink that fails while `fail` is set and blocks while `block` is set.
     struct Fake {
         log: Arc<Mutex<Log>>,
         fail: Arc<Mutex<bool>>,
+        block: Arc<Mutex<bool>>,
+    }
+
+    impl Fake {
+        fn gate(&self) -> anyhow::Result<()> {
+            while *self.block.lock().unwrap() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if *self.fail.lock().unwrap() {
+                anyhow::bail!("socket gone");
+            }
+            Ok(())
+        }
     }
 
     impl Sink for Fake {
-        fn report(&mut self, _: &DriftReport) -> anyhow::Result<()> {
-            if *self.fail.lock().unwrap() {
-                anyhow::bail!("socket gone");
-            }
-            self.log.lock().unwrap().reports += 1;
+        fn report(&mut self, r: &DriftReport) -> anyhow::Result<()> {
+            self.gate()?;
+            self.log.lock().unwrap().reports.push(format!(
+                "{} {}",
+                r.change.as_str(),
+                r.trigger.op
+            ));
             Ok(())
         }
         fn notice(&mut self, n: &Notice) -> anyhow::Result<()> {
-            if *self.fail.lock().unwrap() {
-                anyhow::bail!("socket gone");
-            }
+            self.gate()?;
             self.log.lock().unwrap().notices.push(n.message.clone());
             Ok(())
         }
@@ -367,93 +672,229 @@ mod tests {
             Ok(())
         }
     }
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
-    fn fake() -> (Box<Fake>, Arc<Mutex<Log>>, Arc<Mutex<bool>>) {
+    struct Handle {
+        log: Arc<Mutex<Log>>,
+        fail: Arc<Mutex<bool>>,
+        block: Arc<Mutex<bool>>,
+    }
+    impl Handle {
+        fn reports(&self) -> Vec<String> {
+            self.log.lock().unwrap().reports.clone()
+        }
+        fn notices(&self) -> Vec<String> {
+            self.log.lock().unwrap().notices.clone()
+        }
+        fn set_fail(&self, v: bool) {
+            *self.fail.lock().unwrap() = v;
+        }
+        fn set_block(&self, v: bool) {
+            *self.block.lock().unwrap() = v;
+        }
+    }
+
+    fn fake() -> (Box<Fake>, Handle) {
         let log = Arc::new(Mutex::new(Log::default()));
         let fail = Arc::new(Mutex::new(false));
+        let block = Arc::new(Mutex::new(false));
         (
             Box::new(Fake {
                 log: log.clone(),
                 fail: fail.clone(),
+                block: block.clone(),
             }),
-            log,
-            fail,
+            Handle { log, fail, block },
         )
+    }
+
+    fn settle(o: &Outputs) {
+        assert!(o.flush(Duration::from_secs(10)), "outputs did not settle");
     }
 
     #[test]
     fn failing_sink_is_told_once_retried_and_recovery_told_once() {
         let err = Buf::default();
         let mut o = Outputs::new().with_stderr(Box::new(err.clone()));
-        let (a, alog, afail) = fake();
-        let (b, blog, _) = fake();
+        let (a, ah) = fake();
+        let (b, bh) = fake();
         o.add("journald", a);
         o.add("json", b);
         let r = testutil::report(Change::DriftDetected);
 
-        *afail.lock().unwrap() = true;
+        ah.set_fail(true);
         for _ in 0..3 {
             o.report(&r);
         }
+        settle(&o);
         assert_eq!(o.failing(), vec!["journald"]);
-        assert_eq!(
-            blog.lock().unwrap().reports,
-            3,
-            "the other sink never stops"
-        );
-        let bn = blog.lock().unwrap().notices.clone();
+        assert_eq!(bh.reports().len(), 3, "the other sink never stops");
+        let bn = bh.notices();
         assert_eq!(bn.len(), 1, "{bn:?}");
-        assert!(bn[0].contains("output journald failed: socket gone"));
-        let e = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(e.matches("failed").count(), 1, "{e}");
+        assert!(
+            bn[0].contains("output journald failed: socket gone"),
+            "{bn:?}"
+        );
+        assert_eq!(
+            err.text().matches("output journald failed").count(),
+            1,
+            "{}",
+            err.text()
+        );
 
-        *afail.lock().unwrap() = false;
+        ah.set_fail(false);
         o.report(&r);
+        settle(&o);
         o.report(&r);
+        settle(&o);
         assert!(o.failing().is_empty());
-        assert_eq!(alog.lock().unwrap().reports, 2);
-        let bn = blog.lock().unwrap().notices.clone();
+        // The first report after the outage, then the loss notice and the resync, then the next.
+        let an = ah.notices();
+        assert_eq!(an.len(), 1, "{an:?}");
+        assert!(
+            an[0].contains("works again; 3 record(s) could not be written"),
+            "{an:?}"
+        );
+        assert_eq!(
+            ah.reports(),
+            vec![
+                "drift_detected rename",
+                "baseline resync",
+                "drift_detected rename"
+            ]
+        );
+        let bn = bh.notices();
         assert_eq!(bn.len(), 2);
-        assert_eq!(bn[1], "output journald works again");
-        let e = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(e.matches("works again").count(), 1, "{e}");
+        assert_eq!(bn[1], an[0]);
+        assert_eq!(
+            err.text().matches("output journald works again").count(),
+            1,
+            "{}",
+            err.text()
+        );
+    }
+
+    #[test]
+    fn a_blocked_sink_never_blocks_the_caller_and_its_drops_are_counted() {
+        let err = Buf::default();
+        let mut o = Outputs::new()
+            .with_stderr(Box::new(err.clone()))
+            .with_capacity(4);
+        let (a, ah) = fake();
+        let (b, bh) = fake();
+        o.add("json", a);
+        o.add_on_stderr("text", b);
+        ah.set_block(true);
+        let t = Instant::now();
+        let mut r = testutil::report(Change::Baseline);
+        for i in 0..50 {
+            r.finding.subject = Subject::Running {
+                pid: 1000 + i,
+                start_time: 1,
+                argv: vec!["kubelet".into()],
+                evaluated_late: false,
+            };
+            o.report(&r);
+            // Slow enough for the working sink's writer to keep up with its small queue.
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "report() waited");
+        // The other sink got everything and was told of the stall.
+        assert!(!o.flush(Duration::from_millis(300)), "json is blocked");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(bh.reports().len(), 50, "{:?}", bh.reports());
+        let bn = bh.notices();
+        assert_eq!(bn.len(), 1, "{bn:?}");
+        assert!(
+            bn[0].contains("output json failed: its queue of 4 records is full"),
+            "{bn:?}"
+        );
+        assert_eq!(o.failing(), vec!["json"]);
+        // It unblocks: it writes what it had (4 queued, and one in hand if it took one before
+        // the queue filled), then the loss, then every current subject restated (50 running
+        // kubelets).
+        ah.set_block(false);
+        settle(&o);
+        let ar = ah.reports();
+        let written = ar.len() - 50;
+        assert!((4..=5).contains(&written), "{ar:?}");
+        assert!(ar[written..].iter().all(|r| r == "baseline resync"));
+        let lost = 50 - written;
+        let an = ah.notices();
+        assert_eq!(an.len(), 1, "{an:?}");
+        assert!(
+            an[0].contains(&format!(
+                "{lost} record(s) could not be written to it while it failed ({lost} dropped at its full queue)"
+            )),
+            "{an:?}"
+        );
+        assert!(o.failing().is_empty());
+        assert_eq!(bh.notices().len(), 2);
+        assert!(err.text().is_empty(), "told through text: {}", err.text());
     }
 
     #[test]
     fn a_failure_is_not_told_twice_on_stderr() {
         let err = Buf::default();
         let mut o = Outputs::new().with_stderr(Box::new(err.clone()));
-        let (a, _, afail) = fake();
-        let (text, tlog, tfail) = fake();
+        let (a, ah) = fake();
+        let (text, th) = fake();
         o.add("journald", a);
         o.add_on_stderr("text", text);
-        *afail.lock().unwrap() = true;
+        ah.set_fail(true);
         o.report(&testutil::report(Change::DriftDetected));
+        settle(&o);
         // Told through the text sink, which is stderr: not written there directly too.
-        assert_eq!(tlog.lock().unwrap().notices.len(), 1);
-        assert!(err.0.lock().unwrap().is_empty());
+        assert_eq!(th.notices().len(), 1);
+        assert!(err.text().is_empty());
         // With the text sink failing as well, stderr is written directly.
-        *tfail.lock().unwrap() = true;
-        *afail.lock().unwrap() = false;
+        th.set_fail(true);
         o.report(&testutil::report(Change::DriftDetected));
-        let e = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
-        assert!(e.contains("output text failed"), "{e}");
+        settle(&o);
+        assert!(err.text().contains("output text failed"), "{}", err.text());
     }
 
     #[test]
     fn all_sinks_failing_does_not_loop_or_panic() {
         let mut o = Outputs::new().with_stderr(Box::new(Buf::default()));
-        let (a, _, af) = fake();
-        let (b, _, bf) = fake();
-        *af.lock().unwrap() = true;
-        *bf.lock().unwrap() = true;
+        let (a, ah) = fake();
+        let (b, bh) = fake();
+        ah.set_fail(true);
+        bh.set_fail(true);
         o.add("a", a);
         o.add("b", b);
         o.notice(&Notice {
             level: NoticeLevel::Warning,
             message: "lost 3 events".into(),
         });
-        assert_eq!(o.failing(), vec!["a", "b"]);
+        settle(&o);
+        let mut f = o.failing();
+        f.sort();
+        assert_eq!(f, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn drop_waits_for_queued_records_but_not_for_a_stalled_sink() {
+        let (a, ah) = fake();
+        let (b, bh) = fake();
+        {
+            let mut o = Outputs::new().with_stderr(Box::new(Buf::default()));
+            o.add("a", a);
+            o.add("b", b);
+            bh.set_block(true);
+            for _ in 0..20 {
+                o.report(&testutil::report(Change::Baseline));
+            }
+            let t = Instant::now();
+            drop(o);
+            assert!(t.elapsed() < SHUTDOWN + Duration::from_secs(1));
+        }
+        assert_eq!(ah.reports().len(), 20);
+        bh.set_block(false);
     }
 
     #[test]

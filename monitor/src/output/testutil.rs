@@ -48,6 +48,7 @@ pub fn report(change: Change) -> DriftReport {
     } else {
         Subject::Running {
             pid: 1234,
+            start_time: 5678,
             argv: vec![
                 "/usr/bin/kubelet".into(),
                 "--config=/var/lib/kubelet/config.yaml".into(),

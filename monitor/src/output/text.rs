@@ -2,9 +2,13 @@
 //! the stream is a terminal. Every value is escaped with [`escape`]: control characters
 //! (C0, DEL, C1) and bidirectional-override characters cannot reach the terminal.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
-use super::{Sink, sentence, status_str};
+use super::{
+    Sink,
+    line::{LineOut, LineWriter, Target},
+    sentence_escaped, status_str,
+};
 use crate::{
     finding::Status,
     report::{DriftReport, Notice, NoticeLevel},
@@ -36,6 +40,25 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// [`escape`] for bytes that may not be UTF-8: each byte that is not part of a UTF-8
+/// character is written `\xHH` (so nothing is lost and nothing reaches the terminal raw).
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(&escape(chunk.valid()));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// [`escape_bytes`] for a path.
+pub fn escape_path(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escape_bytes(p.as_os_str().as_bytes())
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) without a date crate.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     let ms = t
@@ -62,21 +85,23 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     )
 }
 
-pub struct TextSink<W: Write + Send> {
+/// Writes whole lines: through a [`LineWriter`] (never waiting long on a stalled terminal
+/// or pipe) in the daemon, to a buffer in tests.
+pub struct TextSink<W: LineOut> {
     out: W,
     color: bool,
 }
 
-impl TextSink<std::io::Stderr> {
+impl TextSink<LineWriter> {
     /// stderr, coloured when it is a terminal.
     pub fn stderr() -> Self {
-        let e = std::io::stderr();
-        let color = e.is_terminal();
-        TextSink { out: e, color }
+        let color = std::io::stderr().is_terminal();
+        let (out, _) = LineWriter::new(Target::Fd(2));
+        TextSink { out, color }
     }
 }
 
-impl<W: Write + Send> TextSink<W> {
+impl<W: LineOut> TextSink<W> {
     pub fn new(out: W, color: bool) -> Self {
         TextSink { out, color }
     }
@@ -94,7 +119,7 @@ impl<W: Write + Send> TextSink<W> {
     }
 }
 
-impl<W: Write + Send> Sink for TextSink<W> {
+impl<W: LineOut> Sink for TextSink<W> {
     fn report(&mut self, r: &DriftReport) -> anyhow::Result<()> {
         let code = match r.finding.status {
             Status::Pass => "32",
@@ -102,15 +127,14 @@ impl<W: Write + Send> Sink for TextSink<W> {
             Status::Error => "1;33",
         };
         let status = self.paint(&status_str(r.finding.status).to_uppercase(), code);
-        writeln!(
-            self.out,
-            "{} {status} {} [{}] {}",
+        let line = format!(
+            "{} {status} {} [{}] {}\n",
             rfc3339(r.time),
             r.change.as_str(),
             escape(&r.node),
-            escape(&sentence(r))
-        )?;
-        self.out.flush()?;
+            sentence_escaped(r)
+        );
+        self.out.put_line(line.as_bytes())?;
         Ok(())
     }
 
@@ -121,13 +145,12 @@ impl<W: Write + Send> Sink for TextSink<W> {
             NoticeLevel::Error => ("ERROR", "1;31"),
         };
         let word = self.paint(word, code);
-        writeln!(
-            self.out,
-            "{} {word} notice {}",
+        let line = format!(
+            "{} {word} notice {}\n",
             rfc3339(std::time::SystemTime::now()),
             escape(&n.message)
-        )?;
-        self.out.flush()?;
+        );
+        self.out.put_line(line.as_bytes())?;
         Ok(())
     }
 }
@@ -144,6 +167,10 @@ mod tests {
         assert_eq!(escape("\u{9b}31m \u{202e}txt"), "\\u{009b}31m \\u{202e}txt");
         assert_eq!(escape("\x07\x7f"), "\\x07\\x7f");
         assert_eq!(escape("plain é ✓"), "plain é ✓");
+        assert_eq!(escape_bytes(b"a\xff\xc3b\n\xc3\xa9"), "a\\xff\\xc3b\\né");
+        use std::os::unix::ffi::OsStrExt;
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/etc/\x1b[31m\xfe\nx"));
+        assert_eq!(escape_path(p), "/etc/\\x1b[31m\\xfe\\nx");
     }
 
     #[test]
@@ -165,6 +192,8 @@ mod tests {
         assert!(!out.chars().any(|c| c.is_control() && c != '\n'));
         assert!(out.contains("FAIL drift_detected"));
         assert!(out.contains("\\x1b[2Jevil\\nX=1"));
+        // The trigger path's byte that is not UTF-8 is shown, escaped, not replaced.
+        assert!(out.contains("/etc/\\xff\\x1b[31mk\\nPRIORITY=0"), "{out}");
     }
 
     #[test]

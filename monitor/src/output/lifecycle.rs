@@ -1,0 +1,405 @@
+//! The OCSF lifecycle of findings: Create on first sight, Update on every later line about
+//! the same finding, Close only when its subject is gone, and never Create twice, across
+//! restarts of the daemon too.
+//!
+//! The open findings (their last OCSF line) are kept in a small state file, written
+//! atomically (a temporary file, fsync, rename) under an advisory lock after every line, and
+//! read at start. A missing, unreadable or corrupt file is an empty state (its findings are
+//! Created again: a duplicate Create, never a lost finding). Entries are per node, so daemons
+//! sharing the file (tests) do not touch each other's. At the first line about a node, its
+//! open findings whose kubelet process ended while the daemon was down (another boot, or no
+//! process with that pid and start time) are closed.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Write,
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use serde_json::{Value, json};
+
+use super::ocsf::{event_uid, set_activity};
+
+/// The directory of the default state file; the file is used only when the directory exists
+/// (the package's and the DaemonSet's `StateDirectory=` / hostPath).
+pub const STATE_DIR: &str = "/var/lib/kubelet-drift";
+pub const STATE_FILE: &str = "state.json";
+/// A bigger file is not ours (or not sane): ignored.
+const MAX_STATE_BYTES: u64 = 4 << 20;
+
+/// `/var/lib/kubelet-drift/state.json` when the directory exists.
+pub fn default_state_path() -> Option<PathBuf> {
+    let dir = Path::new(STATE_DIR);
+    dir.is_dir().then(|| dir.join(STATE_FILE))
+}
+
+pub struct Lifecycle {
+    path: Option<PathBuf>,
+    /// Finding uid -> the last line written about it, for every open finding of every node.
+    open: BTreeMap<String, Value>,
+    /// Nodes whose findings left open by an earlier run were checked.
+    checked: Vec<String>,
+    /// Why the state file could not be read or written (told once by the caller).
+    pub problem: Option<String>,
+}
+
+fn node_of(v: &Value) -> &str {
+    v["device"]["hostname"].as_str().unwrap_or("")
+}
+
+impl Lifecycle {
+    /// The lifecycle kept in `path` (`None`: in memory only).
+    pub fn new(path: Option<PathBuf>) -> Lifecycle {
+        let mut l = Lifecycle {
+            path,
+            open: BTreeMap::new(),
+            checked: Vec::new(),
+            problem: None,
+        };
+        if let Some(p) = &l.path {
+            match read_state(p) {
+                Ok(open) => l.open = open,
+                Err(e) => l.problem = Some(format!("state file {}: {e}", p.display())),
+            }
+        }
+        l
+    }
+
+    /// Sets the activity of `v` (a finding line about to be written; `gone`: its subject is
+    /// gone) and returns the Close lines to write before it: this node's findings whose
+    /// kubelet ended while the daemon was not running.
+    pub fn apply(&mut self, v: &mut Value, gone: bool) -> Vec<Value> {
+        let node = node_of(v).to_string();
+        let mut closes = Vec::new();
+        if !self.checked.contains(&node) {
+            self.checked.push(node.clone());
+            let stale: Vec<String> = self
+                .open
+                .iter()
+                .filter(|(_, o)| node_of(o) == node && !alive(o))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in stale {
+                if let Some(o) = self.open.remove(&k) {
+                    closes.push(closed(o));
+                }
+            }
+        }
+        let uid = v["finding_info"]["uid"].as_str().unwrap_or("").to_string();
+        let activity = if gone {
+            self.open.remove(&uid);
+            3
+        } else if self.open.contains_key(&uid) {
+            2
+        } else {
+            1
+        };
+        set_activity(v, activity);
+        if !gone {
+            self.open.insert(uid, v.clone());
+        }
+        closes
+    }
+
+    /// What [`Lifecycle::apply`] changes, to put back when the lines could not be written.
+    pub fn snapshot(&self) -> (BTreeMap<String, Value>, Vec<String>) {
+        (self.open.clone(), self.checked.clone())
+    }
+
+    pub fn restore(&mut self, s: (BTreeMap<String, Value>, Vec<String>)) {
+        (self.open, self.checked) = s;
+    }
+
+    /// Writes this node's open findings to the state file (after the lines were written),
+    /// keeping the other nodes' as the file has them.
+    pub fn save(&mut self, node: &str) {
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        if let Err(e) = self.save_to(&path, node) {
+            self.problem = Some(format!("state file {}: {e}", path.display()));
+        }
+    }
+
+    fn save_to(&self, path: &Path, node: &str) -> std::io::Result<()> {
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path.with_extension("lock"))?;
+        // SAFETY: flock on a descriptor we own; released when it is closed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut all = read_state(path).unwrap_or_default();
+        all.retain(|_, v| node_of(v) != node);
+        all.extend(
+            self.open
+                .iter()
+                .filter(|(_, v)| node_of(v) == node)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let tmp = path.with_extension("tmp");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&serde_json::to_vec(&json!({"version": 1, "open": all}))?)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    }
+}
+
+/// The open findings a state file holds. Missing is empty; corrupt is an error.
+fn read_state(path: &Path) -> std::io::Result<BTreeMap<String, Value>> {
+    let bytes = match fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_file() || m.len() > MAX_STATE_BYTES => {
+            return Err(std::io::Error::other("not a regular file of a sane size"));
+        }
+        Ok(_) => fs::read(path)?,
+    };
+    let v: Value = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+    match v.get("open").and_then(Value::as_object) {
+        Some(o) if v["version"] == 1 => Ok(o
+            .iter()
+            .filter(|(_, v)| v.is_object())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()),
+        _ => Err(std::io::Error::other("not a kubelet-drift state file")),
+    }
+}
+
+/// Whether the kubelet process a finding line is about still runs (findings about anything
+/// but a running kubelet never end this way).
+fn alive(v: &Value) -> bool {
+    let r = &v["resources"][0];
+    if r["type"] != "Kubelet Process" {
+        return true;
+    }
+    let d = &r["data"];
+    let (Some(pid), Some(start)) = (d["pid"].as_u64(), d["start_time"].as_u64()) else {
+        return false;
+    };
+    d["boot_id"] == crate::finding::boot_id() && start_time(pid) == Some(start)
+}
+
+/// `/proc/<pid>/stat` field 22.
+pub fn start_time(pid: u64) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The comm (field 2) may hold spaces and parentheses: count from the last ')'.
+    s.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// The Close line for a finding whose kubelet ended while the daemon was not running.
+fn closed(mut v: Value) -> Value {
+    set_activity(&mut v, 3);
+    let time_ms = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let pid = v["resources"][0]["data"]["pid"].clone();
+    v["time"] = json!(time_ms);
+    v["status_id"] = json!(99);
+    v["status"] = json!("Closed");
+    v["metadata"]["uid"] = json!(event_uid());
+    v["message"] = json!(format!(
+        "CIS {} kubelet stopped: kubelet (pid {pid}) ended while kubelet-drift was not running; its finding is closed",
+        v["compliance"]["control"].as_str().unwrap_or("")
+    ));
+    v["unmapped"]["change"] = json!("kubelet_stopped");
+    v["unmapped"]["previous_status"] = json!(
+        v["compliance"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+    );
+    v["unmapped"]["trigger"] = json!({"op": "restart", "path": null, "path2": null});
+    if let Some(o) = v.as_object_mut() {
+        o.remove("actor");
+        o.remove("container");
+    }
+    if let Some(u) = v["unmapped"].as_object_mut() {
+        u.remove("actor");
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        finding::{Status, Subject},
+        output::{ocsf::to_ocsf, testutil},
+        report::Change,
+    };
+
+    fn line(change: Change, subject: Option<Subject>, node: &str) -> Value {
+        let mut r = testutil::report(change);
+        if let Some(s) = subject {
+            r.finding.subject = s;
+        }
+        if change == Change::DriftResolved {
+            r.finding.status = Status::Pass;
+        }
+        r.node = node.into();
+        to_ocsf(&r)
+    }
+
+    fn me() -> Subject {
+        // This test process: alive, with its real start time.
+        let pid = std::process::id();
+        Subject::Running {
+            pid,
+            start_time: start_time(u64::from(pid)).unwrap(),
+            argv: vec!["kubelet".into()],
+            evaluated_late: false,
+        }
+    }
+
+    fn after() -> Option<Subject> {
+        Some(Subject::AfterRestart {
+            unit: Some("/lib/systemd/system/kubelet.service".into()),
+            argv: vec!["kubelet".into()],
+            exec_start_from: None,
+        })
+    }
+
+    fn gone() -> Subject {
+        Subject::Running {
+            pid: std::process::id(),
+            start_time: 1,
+            argv: vec!["kubelet".into()],
+            evaluated_late: false,
+        }
+    }
+
+    fn activities(l: &mut Lifecycle, seq: &[(Change, Option<Subject>)]) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (c, s) in seq {
+            let mut v = line(*c, s.clone(), "n1");
+            for close in l.apply(&mut v, *c == Change::KubeletStopped) {
+                out.push(100 + close["activity_id"].as_u64().unwrap());
+            }
+            l.save("n1");
+            out.push(v["activity_id"].as_u64().unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn create_update_close_per_subject() {
+        let mut l = Lifecycle::new(None);
+        let after = after();
+        let seq = [
+            (Change::Baseline, Some(me())),
+            (Change::DriftDetected, Some(me())),
+            (Change::DriftResolved, Some(me())),
+            (Change::PendingDriftAppeared, after.clone()),
+            (Change::PendingDriftCleared, after.clone()),
+            (Change::PendingDriftAppeared, after),
+            (Change::KubeletStopped, Some(me())),
+            (Change::KubeletStarted, Some(gone())),
+        ];
+        assert_eq!(activities(&mut l, &seq), vec![1, 2, 2, 1, 2, 2, 3, 1]);
+    }
+
+    #[test]
+    fn a_restart_does_not_create_again_and_closes_what_ended_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut l = Lifecycle::new(Some(path.clone()));
+        assert_eq!(
+            activities(
+                &mut l,
+                &[
+                    (Change::Baseline, Some(me())),
+                    (Change::Baseline, Some(gone())),
+                    (Change::Baseline, after()),
+                ]
+            ),
+            vec![1, 1, 1]
+        );
+        assert!(l.problem.is_none(), "{:?}", l.problem);
+        // Another node's daemon shares the file.
+        let mut other = Lifecycle::new(Some(path.clone()));
+        let mut v = line(Change::Baseline, after(), "n2");
+        assert!(other.apply(&mut v, false).is_empty());
+        other.save("n2");
+        assert_eq!(v["activity_id"], 1);
+
+        // The daemon restarts: the process that ended meanwhile is closed first, the others
+        // are updated, not created.
+        let mut l = Lifecycle::new(Some(path.clone()));
+        let mut v = line(Change::Baseline, Some(me()), "n1");
+        let closes = l.apply(&mut v, false);
+        assert_eq!(closes.len(), 1, "{closes:#?}");
+        assert_eq!(closes[0]["activity_id"], 3);
+        assert_eq!(closes[0]["type_uid"], 200303);
+        assert_eq!(closes[0]["status"], "Closed");
+        assert_eq!(closes[0]["unmapped"]["change"], "kubelet_stopped");
+        assert_eq!(
+            closes[0]["finding_info"]["uid"],
+            line(Change::Baseline, Some(gone()), "n1")["finding_info"]["uid"]
+        );
+        assert_eq!(v["activity_id"], 2);
+        let mut v = line(Change::Baseline, after(), "n1");
+        assert!(l.apply(&mut v, false).is_empty());
+        l.save("n1");
+        assert_eq!(v["activity_id"], 2);
+        // n2's finding survived n1's saves.
+        let mut o = Lifecycle::new(Some(path));
+        let mut v = line(Change::Baseline, after(), "n2");
+        o.apply(&mut v, false);
+        assert_eq!(v["activity_id"], 2);
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_an_empty_state_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for junk in [
+            &b"{\"version\":1,\"open\":"[..],
+            b"\xff\x00",
+            b"[]",
+            b"{\"version\":9}",
+        ] {
+            fs::write(&path, junk).unwrap();
+            let mut l = Lifecycle::new(Some(path.clone()));
+            assert!(l.problem.is_some());
+            let mut v = line(Change::Baseline, after(), "n1");
+            assert!(l.apply(&mut v, false).is_empty());
+            l.save("n1");
+            assert_eq!(v["activity_id"], 1);
+            // Rewritten whole.
+            assert!(read_state(&path).unwrap().len() == 1);
+        }
+    }
+
+    #[test]
+    fn a_pid_reused_after_a_reboot_is_another_finding() {
+        let a = line(Change::Baseline, Some(me()), "n1");
+        let b = line(Change::Baseline, Some(gone()), "n1");
+        assert_ne!(a["finding_info"]["uid"], b["finding_info"]["uid"]);
+        assert_eq!(
+            a["resources"][0]["uid"].as_str().unwrap(),
+            format!(
+                "running:{}:{}:{}",
+                crate::finding::boot_id(),
+                std::process::id(),
+                start_time(u64::from(std::process::id())).unwrap()
+            )
+        );
+    }
+}
