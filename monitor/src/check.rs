@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use crate::output::text::{escape, escape_path};
-use crate::report::{Change, DriftReport, Trigger};
+use crate::report::{Change, DriftReport, Trigger, TriggerOp};
 
 use crate::finding::{Benchmark, CONTROL_TITLE, Finding, Source, Status, Subject};
 use crate::kubelet::discovery::default_names;
@@ -401,13 +401,7 @@ pub fn render_ocsf(findings: &[Finding], meta: &Meta) -> String {
             change: Change::Baseline,
             finding: f.clone(),
             previous: None,
-            trigger: Trigger {
-                op: "check".into(),
-                path: None,
-                path2: None,
-                actor: None,
-                guessed: false,
-            },
+            trigger: Trigger::internal(TriggerOp::Check),
             node: meta.node.clone(),
             time: meta.time,
             benchmark: meta.benchmark,

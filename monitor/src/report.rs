@@ -89,6 +89,10 @@ pub enum TriggerOp {
     /// A change was seen whose record is not on any input of the evaluation (or was
     /// lost): the report names no process rather than a bystander.
     Unattributed,
+    /// `kubelet-drift check` (its OCSF output): a one-off evaluation.
+    Check,
+    /// A sink came back after an outage: the current state restated on it.
+    Resync,
     Exec,
     Exit,
     /// A file operation ("open", "close", "rename", ...; see [`FileOp::as_str`]).
@@ -102,6 +106,8 @@ impl TriggerOp {
             TriggerOp::Rescan => "rescan",
             TriggerOp::LostEvents => "lost_events",
             TriggerOp::Unattributed => "unattributed",
+            TriggerOp::Check => "check",
+            TriggerOp::Resync => "resync",
             TriggerOp::Exec => "exec",
             TriggerOp::Exit => "exit",
             TriggerOp::File(op) => op.as_str(),
@@ -124,6 +130,8 @@ impl TriggerOp {
                 | TriggerOp::Rescan
                 | TriggerOp::LostEvents
                 | TriggerOp::Unattributed
+                | TriggerOp::Check
+                | TriggerOp::Resync
         )
     }
 }

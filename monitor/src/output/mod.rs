@@ -33,7 +33,7 @@ use std::{
 
 use crate::{
     finding::{Source, Status, Subject, path_text},
-    report::{Change, DriftReport, Notice, NoticeLevel, Trigger},
+    report::{Change, DriftReport, Notice, NoticeLevel, Trigger, TriggerOp},
 };
 use queue::{Pop, Queue};
 
@@ -304,13 +304,7 @@ impl Hub {
                 change: Change::Baseline,
                 finding: r.finding.clone(),
                 previous: None,
-                trigger: Trigger {
-                    op: "resync".into(),
-                    path: None,
-                    path2: None,
-                    actor: None,
-                    guessed: false,
-                },
+                trigger: Trigger::internal(TriggerOp::Resync),
                 node: r.node.clone(),
                 time: now,
                 benchmark: r.benchmark,

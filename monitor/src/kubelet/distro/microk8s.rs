@@ -370,6 +370,7 @@ pub fn running(p: &KubeletProcess, benchmark: Benchmark, evaluated_late: bool) -
     ev.into_finding(
         Subject::Running {
             pid: p.pid,
+            start_time: p.start_time,
             argv: p.argv.clone(),
             evaluated_late,
         },

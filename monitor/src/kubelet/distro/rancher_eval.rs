@@ -518,6 +518,7 @@ pub fn running(
     let fs = RootFs::new(&p.root);
     let subject = Subject::Running {
         pid: p.pid,
+        start_time: p.start_time,
         argv: p.argv.clone(),
         evaluated_late,
     };
