@@ -10,16 +10,19 @@
 //! - [`watch`]: which names and inodes the kernel reports, and the exact match behind it.
 //! - [`output`]: journald, OCSF JSON lines, text.
 //! - [`attribution`]: who did it (actor, user, container).
+//! - [`metrics`]: Prometheus metrics and /healthz.
 //! - [`daemon`]: `kubelet-drift run`; [`check`]: `kubelet-drift check`; [`events`]: `kubelet-drift events`.
 
 pub mod attribution;
 pub mod check;
 pub mod daemon;
 pub mod decode;
+pub mod docs;
 pub mod drift;
 pub mod events;
 pub mod finding;
 pub mod kubelet;
+pub mod metrics;
 pub mod output;
 pub mod probes;
 pub mod report;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Watches a Kubernetes node for drift of the kubelet's makeIPTablesUtilChains
 /// (CIS Kubernetes Benchmark 4.2.7) and reports it the moment it happens.
@@ -21,6 +21,9 @@ enum Command {
     Check(kubelet_drift::check::CheckArgs),
     /// Print the raw kernel events as JSON lines (for diagnosing a node).
     Events(kubelet_drift::events::EventsArgs),
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs { dir: std::path::PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -29,5 +32,12 @@ fn main() -> ExitCode {
         Command::Run(args) => kubelet_drift::daemon::main(args),
         Command::Check(args) => kubelet_drift::check::main(args),
         Command::Events(args) => kubelet_drift::events::main(args),
+        Command::GenerateDocs { dir } => match kubelet_drift::docs::write(Cli::command(), &dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kubelet-drift: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

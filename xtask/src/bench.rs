@@ -17,6 +17,7 @@
 //! BENCHMARKS.md for the method and what the figures mean.
 
 mod bpf;
+mod large_inputs;
 mod latency;
 mod overhead;
 mod procs;
@@ -462,6 +463,7 @@ pub fn run() -> Result<()> {
         "\n\nPer kernel program, during the workloads (bpf_stats on; summed over rounds):\n\n",
     );
     table.push_str(&breakdown(&ov.daemon));
+    table.push_str(&large_inputs::table(&bin, &tmp.0)?);
     println!("{table}");
     println!("bench took {:.0} s", started.elapsed().as_secs_f64());
 

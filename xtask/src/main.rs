@@ -7,9 +7,11 @@
 //! - `cargo xtask setup`           only install what is missing
 //! - `cargo xtask bench`           benchmarks; prints a table, writes target/bench/summary.json
 //! - `cargo xtask deb`             build the .deb package
+//! - `cargo xtask image`           build the container image (an OCI archive)
 
 mod bench;
 mod deb;
+mod image;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -48,6 +50,9 @@ enum Task {
     },
     /// Build the .deb package (binary, unit, default config, journald catalog) with cargo-deb.
     Deb,
+    /// Build the container image as an OCI archive (target/image/kubelet-drift-VERSION.oci.tar)
+    /// from the release binary, with no base image: `podman load -i`, `ctr images import`.
+    Image,
     /// Benchmarks (as root): latency, host overhead, footprint; prints a table and writes
     /// target/bench/summary.json (see BENCHMARKS.md).
     Bench,
@@ -99,6 +104,22 @@ fn run(cli: Cli) -> Result<()> {
         Task::Deb => {
             setup::ensure(setup::Needs::Build)?;
             deb::deb()
+        }
+        Task::Image => {
+            setup::ensure(setup::Needs::Build)?;
+            cargo(&["build", "--release", "-p", "kubelet-drift"])?;
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| setup::workspace_root().join("target"));
+            let version = env!("CARGO_PKG_VERSION");
+            let out = target.join(format!("image/kubelet-drift-{version}.oci.tar"));
+            let reference =
+                image::write_archive(&target.join("release/kubelet-drift"), version, &out)?;
+            setup::say(&format!(
+                "{} ({reference}): `podman load -i {0}` or `ctr -n k8s.io images import {0}`",
+                out.display()
+            ));
+            Ok(())
         }
         Task::Bench => bench::run(),
         Task::Test { args } => {

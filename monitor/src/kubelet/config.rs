@@ -466,17 +466,9 @@ pub fn is_dropin_name(path: &Path) -> bool {
     }
 }
 
-/// The corpus directory (`<repo>/../shared/corpus`), for tests.
+/// The corpus directory, for tests: one locator, in [`super::rootfs`].
 #[cfg(test)]
-pub(crate) fn corpus_dir() -> std::path::PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    assert!(
-        p.join("SOURCES.md").exists(),
-        "the test corpus is missing: expected shared/corpus beside the repository, at {}",
-        p.display()
-    );
-    p
-}
+pub(crate) use super::rootfs::corpus_dir;
 
 #[cfg(test)]
 mod tests {

@@ -1,14 +1,15 @@
 //! The corpus files that are not a kubelet config or unit by themselves, turned into the argv or
 //! files the kubelet really gets, the way each distribution does it, and evaluated. (Config
-//! files, unit files and env files are covered in `evaluate.rs` and `unit.rs`.)
+//! files, unit files and env files are covered in `evaluate.rs` and `systemd/`.) The corpus is
+//! found by [`super::rootfs::corpus_dir`], the one locator of the unit tests.
 
-use std::{collections::HashMap, fs, path::Path};
+use std::{collections::HashMap, path::Path};
 
 use serde_yaml::Value;
 
 use super::{
-    config::corpus_dir,
     evaluate::{EvalInput, Evaluation, evaluate},
+    rootfs::corpus_text,
 };
 use crate::{
     finding::{Benchmark, Source, Status},
@@ -18,7 +19,7 @@ use crate::{
 const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 
 fn corpus(rel: &str) -> String {
-    fs::read_to_string(corpus_dir().join(rel)).unwrap()
+    corpus_text(rel)
 }
 
 fn yaml(rel: &str) -> Value {
@@ -212,7 +213,7 @@ fn kubespray_config_template_line() {
         );
         assert_eq!(ev.status, want, "{jinja}: {}", ev.reason);
     }
-    // The unit and env templates are covered, rendered, by unit.rs; they name the env file the
+    // The unit and env templates are covered, rendered, by systemd/tests_layouts.rs; they name the env file the
     // rendered unit reads.
     assert!(
         corpus("kubespray/kubelet.service.j2")

@@ -4,7 +4,8 @@
 //! - [`config`]: the `--config` file and `--config-dir` drop-ins, decoded as the kubelet does.
 //! - [`evaluate`]: flags + files -> the effective value with its provenance.
 //! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
-//! - [`unit`] and [`envfile`]: the after-restart argv, as systemd assembles it.
+//! - [`systemd`]: the after-restart argv, as systemd assembles it (`unit` and `envfile` are its
+//!   names from before the split).
 //! - [`discovery`]: running kubelets, through procfs.
 //! - [`distro`]: distributions (k3s, RKE2, MicroK8s, OpenShift, Talos): detection, their own
 //!   sources of the kubelet's flags, wrappers, the kubelet's version.
@@ -13,12 +14,14 @@
 pub mod config;
 pub mod discovery;
 pub mod distro;
-pub mod envfile;
 pub mod evaluate;
 pub mod flags;
 pub mod node;
 pub mod rootfs;
-pub mod unit;
+pub mod systemd;
+
+pub use systemd as unit;
+pub use systemd::envfile;
 
 #[cfg(test)]
 mod corpus_tests;

@@ -15,6 +15,7 @@
 //! CONFIG_DEBUG_INFO_BTF. Without BTF the programs still load and match by name only.
 
 pub mod btf;
+pub mod preflight;
 pub mod tracefs;
 
 use std::{

@@ -28,6 +28,17 @@ pub fn ensure_mounted() -> Result<PathBuf> {
             | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     )
+    .or_else(|e| {
+        // Another process (a second monitor starting at the same moment, a test run in
+        // parallel) may have mounted it between our look and our mount: EBUSY then.
+        if CANDIDATES
+            .iter()
+            .any(|c| Path::new(c).join("events").is_dir())
+        {
+            return Ok(());
+        }
+        Err(e)
+    })
     .map_err(|e| {
         anyhow!(
             "tracefs is not mounted and mounting it on {} failed: {e} (needs CAP_SYS_ADMIN; \
@@ -35,8 +46,11 @@ pub fn ensure_mounted() -> Result<PathBuf> {
             target.display()
         )
     })?;
-    if target.join("events").is_dir() {
-        Ok(target.to_path_buf())
+    if let Some(c) = CANDIDATES
+        .iter()
+        .find(|c| Path::new(c).join("events").is_dir())
+    {
+        Ok(PathBuf::from(c))
     } else {
         bail!(
             "mounted tracefs on {} but it has no events/ directory",

@@ -75,208 +75,206 @@ enum State {
     CommentEscape,
 }
 
-/// Every assignment in `text`, in order, exactly as `parse_env_file_internal` pushes them.
-/// Parsing stops at a NUL (systemd reads a C string).
-pub fn parse_raw(text: &str) -> Vec<RawAssignment> {
-    let text = text.split('\0').next().unwrap_or("");
-    let mut out = Vec::new();
-    let mut state = State::PreKey;
-    let mut key = String::new();
-    let mut value = String::new();
-    // Byte length of the key/value before their trailing blanks, if they end in blanks.
-    let mut last_key_ws: Option<usize> = None;
-    let mut last_value_ws: Option<usize> = None;
-    let mut line = 1usize;
-    let mut start_line = 1usize;
+/// The state of one `parse_env_file_internal` run.
+struct Parser {
+    out: Vec<RawAssignment>,
+    state: State,
+    key: String,
+    value: String,
+    /// Byte length of the key/value before their trailing blanks, if they end in blanks.
+    last_key_ws: Option<usize>,
+    last_value_ws: Option<usize>,
+    line: usize,
+    start_line: usize,
+}
 
-    let push = |out: &mut Vec<RawAssignment>,
-                key: &mut String,
-                value: &mut String,
-                last_key_ws: Option<usize>,
-                chomp: Option<usize>,
-                start_line: usize| {
-        if let Some(n) = last_key_ws {
-            key.truncate(n);
+impl Parser {
+    /// Ends the current assignment; `chomp` cuts the value's trailing blanks.
+    fn push(&mut self, chomp: Option<usize>) {
+        if let Some(n) = self.last_key_ws {
+            self.key.truncate(n);
         }
         if let Some(n) = chomp {
-            value.truncate(n);
+            self.value.truncate(n);
         }
-        out.push(RawAssignment {
-            key: std::mem::take(key),
-            value: std::mem::take(value),
-            line: start_line,
+        self.out.push(RawAssignment {
+            key: std::mem::take(&mut self.key),
+            value: std::mem::take(&mut self.value),
+            line: self.start_line,
         });
-    };
+    }
 
-    for c in text.chars() {
-        match state {
-            State::PreKey => {
-                if COMMENTS.contains(&c) {
-                    state = State::Comment;
-                } else if !WHITESPACE.contains(&c) {
-                    state = State::Key;
-                    last_key_ws = None;
-                    key.clear();
-                    key.push(c);
-                    start_line = line;
-                } else if NEWLINE.contains(&c) {
-                    line += 1;
-                }
+    /// Ends the line: back to looking for a key.
+    fn newline(&mut self) {
+        self.state = State::PreKey;
+        self.line += 1;
+    }
+
+    fn pre_key(&mut self, c: char) {
+        if COMMENTS.contains(&c) {
+            self.state = State::Comment;
+        } else if !WHITESPACE.contains(&c) {
+            self.state = State::Key;
+            self.last_key_ws = None;
+            self.key.clear();
+            self.key.push(c);
+            self.start_line = self.line;
+        } else if NEWLINE.contains(&c) {
+            self.line += 1;
+        }
+    }
+
+    fn in_key(&mut self, c: char) {
+        if NEWLINE.contains(&c) {
+            self.newline();
+            self.key.clear();
+        } else if c == '=' {
+            self.state = State::PreValue;
+            self.last_value_ws = None;
+            self.value.clear();
+        } else {
+            if !WHITESPACE.contains(&c) {
+                self.last_key_ws = None;
+            } else if self.last_key_ws.is_none() {
+                self.last_key_ws = Some(self.key.len());
             }
-            State::Key => {
-                if NEWLINE.contains(&c) {
-                    state = State::PreKey;
-                    line += 1;
-                    key.clear();
-                } else if c == '=' {
-                    state = State::PreValue;
-                    last_value_ws = None;
-                    value.clear();
-                } else {
-                    if !WHITESPACE.contains(&c) {
-                        last_key_ws = None;
-                    } else if last_key_ws.is_none() {
-                        last_key_ws = Some(key.len());
-                    }
-                    key.push(c);
-                }
+            self.key.push(c);
+        }
+    }
+
+    fn pre_value(&mut self, c: char) {
+        if NEWLINE.contains(&c) {
+            self.push(None);
+            self.newline();
+        } else if c == '\'' {
+            self.state = State::SingleQuote;
+        } else if c == '"' {
+            self.state = State::DoubleQuote;
+        } else if c == '\\' {
+            self.state = State::ValueEscape;
+        } else if !WHITESPACE.contains(&c) {
+            self.state = State::Value;
+            self.value.push(c);
+        }
+    }
+
+    fn in_value(&mut self, c: char) {
+        if NEWLINE.contains(&c) {
+            self.push(self.last_value_ws);
+            self.newline();
+        } else if c == '\\' {
+            self.state = State::ValueEscape;
+            self.last_value_ws = None;
+        } else {
+            if !WHITESPACE.contains(&c) {
+                self.last_value_ws = None;
+            } else if self.last_value_ws.is_none() {
+                self.last_value_ws = Some(self.value.len());
             }
-            State::PreValue => {
-                if NEWLINE.contains(&c) {
-                    push(
-                        &mut out,
-                        &mut key,
-                        &mut value,
-                        last_key_ws,
-                        None,
-                        start_line,
-                    );
-                    state = State::PreKey;
-                    line += 1;
-                } else if c == '\'' {
-                    state = State::SingleQuote;
-                } else if c == '"' {
-                    state = State::DoubleQuote;
-                } else if c == '\\' {
-                    state = State::ValueEscape;
-                } else if !WHITESPACE.contains(&c) {
-                    state = State::Value;
-                    value.push(c);
-                }
+            self.value.push(c);
+        }
+    }
+
+    /// Inside quotes: `close` ends them; in double quotes a backslash starts an escape.
+    fn quoted(&mut self, c: char, close: char) {
+        if c == close {
+            self.state = State::PreValue;
+        } else if c == '\\' && close == '"' {
+            self.state = State::DoubleQuoteEscape;
+        } else {
+            if NEWLINE.contains(&c) {
+                self.line += 1;
             }
-            State::Value => {
-                if NEWLINE.contains(&c) {
-                    push(
-                        &mut out,
-                        &mut key,
-                        &mut value,
-                        last_key_ws,
-                        last_value_ws,
-                        start_line,
-                    );
-                    state = State::PreKey;
-                    line += 1;
-                } else if c == '\\' {
-                    state = State::ValueEscape;
-                    last_value_ws = None;
-                } else {
-                    if !WHITESPACE.contains(&c) {
-                        last_value_ws = None;
-                    } else if last_value_ws.is_none() {
-                        last_value_ws = Some(value.len());
-                    }
-                    value.push(c);
-                }
-            }
+            self.value.push(c);
+        }
+    }
+
+    fn double_quote_escape(&mut self, c: char) {
+        self.state = State::DoubleQuote;
+        if SHELL_NEED_ESCAPE.contains(&c) {
+            self.value.push(c);
+        } else if c != '\n' {
+            self.value.push('\\');
+            self.value.push(c);
+        } else {
+            self.line += 1;
+        }
+    }
+
+    fn feed(&mut self, c: char) {
+        match self.state {
+            State::PreKey => self.pre_key(c),
+            State::Key => self.in_key(c),
+            State::PreValue => self.pre_value(c),
+            State::Value => self.in_value(c),
             State::ValueEscape => {
-                state = State::Value;
+                self.state = State::Value;
                 if NEWLINE.contains(&c) {
-                    line += 1; // escaped newlines are eaten entirely
+                    self.line += 1; // escaped newlines are eaten entirely
                 } else {
-                    value.push(c);
+                    self.value.push(c);
                 }
             }
-            State::SingleQuote => {
-                if c == '\'' {
-                    state = State::PreValue;
-                } else {
-                    if NEWLINE.contains(&c) {
-                        line += 1;
-                    }
-                    value.push(c);
-                }
-            }
-            State::DoubleQuote => {
-                if c == '"' {
-                    state = State::PreValue;
-                } else if c == '\\' {
-                    state = State::DoubleQuoteEscape;
-                } else {
-                    if NEWLINE.contains(&c) {
-                        line += 1;
-                    }
-                    value.push(c);
-                }
-            }
-            State::DoubleQuoteEscape => {
-                state = State::DoubleQuote;
-                if SHELL_NEED_ESCAPE.contains(&c) {
-                    value.push(c);
-                } else if c != '\n' {
-                    value.push('\\');
-                    value.push(c);
-                } else {
-                    line += 1;
-                }
-            }
+            State::SingleQuote => self.quoted(c, '\''),
+            State::DoubleQuote => self.quoted(c, '"'),
+            State::DoubleQuoteEscape => self.double_quote_escape(c),
             State::Comment => {
                 if c == '\\' {
-                    state = State::CommentEscape;
+                    self.state = State::CommentEscape;
                 } else if NEWLINE.contains(&c) {
-                    state = State::PreKey;
-                    line += 1;
+                    self.newline();
                 }
             }
             State::CommentEscape => {
                 if NEWLINE.contains(&c) {
-                    state = State::PreKey;
-                    line += 1;
+                    self.newline();
                 } else {
-                    state = State::Comment;
+                    self.state = State::Comment;
                 }
             }
         }
     }
 
-    match state {
-        State::PreValue
-        | State::ValueEscape
-        | State::SingleQuote
-        | State::DoubleQuote
-        | State::DoubleQuoteEscape => push(
-            &mut out,
-            &mut key,
-            &mut value,
-            last_key_ws,
-            None,
-            start_line,
-        ),
-        State::Value => push(
-            &mut out,
-            &mut key,
-            &mut value,
-            last_key_ws,
-            last_value_ws,
-            start_line,
-        ),
-        _ => {}
+    /// The end of the text: an assignment in progress counts.
+    fn finish(mut self) -> Vec<RawAssignment> {
+        match self.state {
+            State::PreValue
+            | State::ValueEscape
+            | State::SingleQuote
+            | State::DoubleQuote
+            | State::DoubleQuoteEscape => self.push(None),
+            State::Value => self.push(self.last_value_ws),
+            _ => {}
+        }
+        self.out
     }
-    out
+}
+
+/// Every assignment in `text`, in order, exactly as `parse_env_file_internal` pushes them.
+/// Parsing stops at a NUL (systemd reads a C string).
+pub fn parse_raw(text: &str) -> Vec<RawAssignment> {
+    let text = text.split('\0').next().unwrap_or("");
+    let mut p = Parser {
+        out: Vec::new(),
+        state: State::PreKey,
+        key: String::new(),
+        value: String::new(),
+        last_key_ws: None,
+        last_value_ws: None,
+        line: 1,
+        start_line: 1,
+    };
+    for c in text.chars() {
+        p.feed(c);
+    }
+    p.finish()
 }
 
 /// Load an environment file's text as systemd does for `EnvironmentFile=`.
 pub fn parse(text: &str) -> EnvFile {
     let mut env = EnvFile::default();
+    // Where each key is in `vars`: a lookup per assignment keeps this linear in the file.
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for a in parse_raw(text) {
         if !env_name_is_valid(&a.key) {
             env.ignored.push(format!(
@@ -285,10 +283,12 @@ pub fn parse(text: &str) -> EnvFile {
             ));
             continue;
         }
-        if let Some(slot) = env.vars.iter_mut().find(|(k, _)| *k == a.key) {
-            slot.1 = a.value;
-        } else {
-            env.vars.push((a.key, a.value));
+        match index.get(&a.key) {
+            Some(&i) => env.vars[i].1 = a.value,
+            None => {
+                index.insert(a.key.clone(), env.vars.len());
+                env.vars.push((a.key, a.value));
+            }
         }
     }
     env
@@ -360,11 +360,7 @@ mod tests {
         assert_eq!(parse("A").vars, vec![]);
     }
 
-    const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests-data/unit/corpus");
-
-    fn corpus(name: &str) -> String {
-        std::fs::read_to_string(format!("{CORPUS}/{name}")).unwrap()
-    }
+    use crate::kubelet::rootfs::corpus_text as corpus;
 
     #[test]
     fn corpus_env_files() {
