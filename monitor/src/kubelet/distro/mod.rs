@@ -238,27 +238,32 @@ pub fn detect_as(
 
 fn detect_files(fs: &RootFs) -> Option<Detection> {
     // RKE2 before k3s: both live under /etc/rancher and /var/lib/rancher.
-    for (d, files, units) in [
-        (
-            Distribution::Rke2,
-            &rke2::FLAVOR.marker_files,
-            &rke2::FLAVOR.units,
-        ),
-        (
-            Distribution::K3s,
-            &k3s::FLAVOR.marker_files,
-            &k3s::FLAVOR.units,
-        ),
-    ] {
-        if let Some(u) = units.iter().find(|u| unit_exists(fs, u)) {
-            return Some(det(d, format!("unit {u} exists")));
-        }
-        if let Some(f) = files.iter().find(|f| exists(fs, f)) {
-            return Some(det(d, format!("{f} exists")));
+    let rancher = [
+        (Distribution::Rke2, &rke2::FLAVOR),
+        (Distribution::K3s, &k3s::FLAVOR),
+    ];
+    for (d, flavor) in &rancher {
+        if let Some(u) = flavor.units.iter().find(|u| unit_exists(fs, u)) {
+            return Some(det(*d, format!("unit {u} exists")));
         }
     }
-    if let Some(f) = microk8s::MARKERS.iter().find(|f| exists(fs, f)) {
-        return Some(det(Distribution::Microk8s, format!("{f} exists")));
+    if unit_exists(fs, microk8s::UNIT) {
+        return Some(det(
+            Distribution::Microk8s,
+            format!("unit {} exists", microk8s::UNIT),
+        ));
+    }
+    // Without their units, their files decide only on a node without kubelet.service (a
+    // leftover /etc/rancher must not hide a kubeadm node's unit).
+    if !unit_exists(fs, plain::UNIT) {
+        for (d, flavor) in &rancher {
+            if let Some(f) = flavor.marker_files.iter().find(|f| exists(fs, f)) {
+                return Some(det(*d, format!("{f} exists")));
+            }
+        }
+        if let Some(f) = microk8s::MARKERS.iter().find(|f| exists(fs, f)) {
+            return Some(det(Distribution::Microk8s, format!("{f} exists")));
+        }
     }
     if let Some(f) = openshift::MARKERS.iter().find(|f| exists(fs, f)) {
         return Some(det(Distribution::Openshift, format!("{f} exists")));
@@ -352,6 +357,14 @@ mod tests {
             ),
             (
                 &[("/lib/systemd/system/kubelet.service", "[Service]\n")],
+                Distribution::Plain,
+            ),
+            // a leftover k3s directory does not hide kubelet.service
+            (
+                &[
+                    ("/lib/systemd/system/kubelet.service", "[Service]\n"),
+                    ("/etc/rancher/k3s/config.yaml", ""),
+                ],
                 Distribution::Plain,
             ),
         ];

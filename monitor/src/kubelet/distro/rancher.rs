@@ -304,6 +304,29 @@ pub struct ConfigFiles {
     pub dropin_dir: PathBuf,
 }
 
+type Values = Vec<(Scalar, PathBuf, bool)>;
+
+/// `append(toSlice(old), toSlice(new)...)`: a non-string scalar that prints empty is nil, the
+/// result is a list.
+fn append_values(old: &mut Values, new: Values) {
+    old.retain(|(s, _, in_list)| *in_list || s.is_string || !s.text.trim().is_empty());
+    for (s, _, in_list) in &mut *old {
+        if !*in_list && !s.is_string {
+            s.text = s.text.trim().to_string();
+        }
+        *in_list = true;
+    }
+    for (mut s, p, in_list) in new {
+        if !in_list && !s.is_string {
+            s.text = s.text.trim().to_string();
+            if s.text.is_empty() {
+                continue;
+            }
+        }
+        old.push((s, p, true));
+    }
+}
+
 /// `readConfigFile(file)`: the file, then its `.d` drop-ins, merged.
 pub fn read_config_files(fs: &RootFs, file: &Path) -> Result<ConfigFiles, RancherError> {
     let dropin_dir = PathBuf::from(format!("{}.d", file.display()));
@@ -335,7 +358,7 @@ pub fn read_config_files(fs: &RootFs, file: &Path) -> Result<ConfigFiles, Ranche
         Err(e) => return Err(rerr(file, None, e.to_string())),
     }
     let mut order: Vec<String> = Vec::new();
-    let mut values: HashMap<String, Vec<(Scalar, PathBuf, bool)>> = HashMap::new();
+    let mut values: HashMap<String, Values> = HashMap::new();
     let mut unmodelled: HashMap<String, (PathBuf, usize)> = HashMap::new();
     for f in &files {
         let text = fs
@@ -347,7 +370,7 @@ pub fn read_config_files(fs: &RootFs, file: &Path) -> Result<ConfigFiles, Ranche
             if !order.contains(&key) {
                 order.push(key.clone());
             }
-            let new: Vec<(Scalar, PathBuf, bool)> = match &val {
+            let new: Values = match &val {
                 YVal::Scalar(s) => vec![(s.clone(), f.clone(), false)],
                 YVal::List(items) => items.iter().map(|s| (s.clone(), f.clone(), true)).collect(),
                 YVal::Other(l) => {
@@ -359,27 +382,7 @@ pub fn read_config_files(fs: &RootFs, file: &Path) -> Result<ConfigFiles, Ranche
                 unmodelled.remove(&key);
             }
             match values.get_mut(&key) {
-                Some(old) if append => {
-                    // toSlice(old) ++ toSlice(new): a non-string scalar that prints empty is nil.
-                    old.retain(|(s, _, in_list)| {
-                        *in_list || s.is_string || !s.text.trim().is_empty()
-                    });
-                    for (s, _, in_list) in &mut *old {
-                        if !*in_list && !s.is_string {
-                            s.text = s.text.trim().to_string();
-                        }
-                        *in_list = true;
-                    }
-                    for (mut s, p, in_list) in new {
-                        if !in_list && !s.is_string {
-                            s.text = s.text.trim().to_string();
-                            if s.text.is_empty() {
-                                continue;
-                            }
-                        }
-                        old.push((s, p, true));
-                    }
-                }
+                Some(old) if append => append_values(old, new),
                 _ => {
                     values.insert(key.clone(), new);
                 }
