@@ -276,7 +276,8 @@ fn renames_onto_config<'a>(events: &'a [FileInfo], from_prefix: &str) -> &'a Fil
                 && f.path2.as_deref() == Some(Path::new("config.yaml"))
         })
         .unwrap_or_else(|| panic!("no successful rename onto config.yaml: {}", show(&refs)));
-    assert_eq!(r.matched_by, MatchedBy::Name);
+    // A bare name: decided in the kernel by (the cwd's inode, name).
+    assert_eq!(r.matched_by, MatchedBy::ParentDir);
     assert!(
         r.path.to_string_lossy().starts_with(from_prefix),
         "renamed from {:?}, expected {from_prefix}...",
@@ -348,9 +349,10 @@ fn edit_by_cp() {
     assert_eq!(fs::read_to_string(&d.config).unwrap(), "a: 1\n");
 }
 
-/// A watched directory (a drop-in dir): a file of any name created in it is delivered, matched
-/// by its parent directory's inode, not by its name. (Its own instance: the shared one keeps
-/// the inodes of other tests' deleted files, whose numbers the new file may reuse.)
+/// A watched directory (a drop-in dir): a new `*.conf` file created in it is delivered,
+/// matched by its parent directory's inode, not by its name; a file of another name there is
+/// not (neither the kubelet nor systemd reads it). (Its own instance: the shared one keeps the
+/// inodes of other tests' deleted files, whose numbers the new file may reuse.)
 #[tokio::test]
 async fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
     require_root();
@@ -358,7 +360,8 @@ async fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
     let dir = d.path().join("conf.d");
     fs::create_dir(&dir).unwrap();
     let mut m = Monitor::new(&[], &[&dir]);
-    let (pid, _) = run(&mut sh(&dir, "echo x > unrelated-name.yaml"));
+    let (other, _) = run(&mut sh(&dir, "echo x > unrelated-name.yaml"));
+    let (pid, _) = run(&mut sh(&dir, "echo x > 20-new-drop-in.conf"));
     let recs = m
         .wait_for(
             "the open in the watched directory",
@@ -368,8 +371,10 @@ async fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
     let ev = file_events(&recs, pid);
     let open = ev.iter().find(|f| f.op == FileOp::Open).unwrap();
     assert_eq!(open.matched_by, MatchedBy::ParentDir, "{open:?}");
-    assert_eq!(open.path, PathBuf::from("unrelated-name.yaml"));
-    assert_eq!(open.ino, key_of(&dir.join("unrelated-name.yaml")).ino);
+    assert_eq!(open.path, PathBuf::from("20-new-drop-in.conf"));
+    assert_eq!(open.ino, key_of(&dir.join("20-new-drop-in.conf")).ino);
+    let leaked = file_events(&recs, other);
+    assert!(leaked.is_empty(), "a non-.conf file delivered: {leaked:?}");
 }
 
 #[test]
