@@ -27,8 +27,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits for its after-restart baseline (it is attached then).
     pub fn start(bin: &Path, args: &[String], stderr: &Path) -> Result<Daemon> {
+        Daemon::start_with_env(bin, args, stderr, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(
+        bin: &Path,
+        args: &[String],
+        stderr: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let err = fs::File::create(stderr)?;
         let mut child = Command::new(bin)
+            .envs(env.iter().copied())
             .arg("run")
             .args(["--json-out", "-", "--journald", "false", "--text", "false"])
             .args(args)
