@@ -87,7 +87,12 @@ pub mod state {
     pub const PENDING_OPENS: u32 = 0;
     /// `mode::*` bits, set by userspace.
     pub const MODE: u32 = 1;
-    pub const COUNT: u32 = 2;
+    /// Set (to 1) by the kernel programs, never cleared: a symlink or hard link was made to a
+    /// watched name (or to an fd path), so a watched file may now be opened under a name
+    /// that is not watched. From then on every write-intent open is walked, from the very
+    /// next one (userspace would learn of the link only after the record).
+    pub const LINKED: u32 = 2;
+    pub const COUNT: u32 = 3;
 }
 
 /// Bits of `state::MODE`.

@@ -22,8 +22,9 @@ use monitor_common::{
 use crate::{
     PATH_STASH, WATCHED_INODES,
     util::{
-        AT_FDCWD, C_CONF, C_DOTS, C_TOO_LONG, C_UNREADABLE, arg, component, count, dir_inode,
-        entry_watched, match_fd, name_lookup, read_user_path, scratch, walk_all,
+        AT_FDCWD, C_CONF, C_DOTS, C_HEXDASH, C_TOO_LONG, C_UNREADABLE, arg, component, count,
+        dir_inode, entry_watched, match_fd, name_lookup, read_user_path, scratch, set_linked,
+        walk_all,
     },
 };
 
@@ -111,15 +112,26 @@ fn path_op(
         let m = if whole && len > 0 {
             let c = component(ev.path.as_ptr(), len);
             let b = name_lookup(c.hash);
+            if b & name_bits::ENTRY != 0 || c.flags & C_HEXDASH != 0 {
+                // A new name for a watched file (or an fd reopen): names cannot decide opens
+                // any more.
+                set_linked();
+            }
             c.flags & (C_TOO_LONG | C_CONF | C_DOTS | C_UNREADABLE) != 0
                 || b & (name_bits::ENTRY | name_bits::LISTED | name_bits::PARENT) != 0
         } else {
+            set_linked();
             len > 0
         };
         (if m { FLAG_MATCH_NAME } else { 0 }, !whole && len > 0)
     } else {
         decide(arg(ctx, p1), d1, &mut ev.path, &mut ev.path_len)
     };
+    if op == monitor_common::op::LINK && m1 != 0 {
+        // A hard link of a watched name: userspace sets the walk from st_nlink once it has
+        // the record; this covers the opens in between.
+        set_linked();
+    }
     let (m2, t2) = if p2 != NONE {
         decide(arg(ctx, p2), d2, &mut ev.path2, &mut ev.path2_len)
     } else {

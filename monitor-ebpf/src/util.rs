@@ -403,10 +403,18 @@ fn atomic_add(p: *mut u64, delta: i64) {
     };
 }
 
-/// Does every write-intent open take the walk (`mode::WALK_ALL`)?
+/// Does every write-intent open take the walk (`mode::WALK_ALL`, or `state::LINKED`)?
 #[inline(always)]
 pub fn walk_all() -> bool {
-    state(state::MODE) & mode::WALK_ALL != 0
+    state(state::MODE) & mode::WALK_ALL != 0 || state(state::LINKED) != 0
+}
+
+/// A link to a watched name was made: walk every write-intent open from now on.
+#[inline(always)]
+pub fn set_linked() {
+    if let Some(p) = crate::STATE.get_ptr_mut(state::LINKED) {
+        unsafe { *p = 1 };
+    }
 }
 
 /// The per-CPU scratch record, reset for a new file event.
