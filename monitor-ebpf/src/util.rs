@@ -375,6 +375,28 @@ pub fn read_user_path(src: u64, dst: &mut [u8; PATH_LEN]) -> (usize, bool) {
     }
 }
 
+/// Reads a user path into `dst` and says (whether its basename is a watched name or
+/// `*.conf`, whether it was cut). A cut path counts as matched: the kernel cannot tell, so
+/// userspace decides. For programs that have only a path (no fd, no directory inode). `dst`
+/// must have NAME_LEN bytes in front of it in the same map value (`FileEvent::path` and
+/// `path2` do), see [`component`].
+#[allow(dead_code)]
+#[inline(always)]
+pub fn read_path_and_match(src: u64, dst: &mut [u8; PATH_LEN], len_out: &mut u32) -> (bool, bool) {
+    let (len, whole) = read_user_path(src, dst);
+    *len_out = len as u32;
+    if !whole {
+        return (len > 0, len > 0);
+    }
+    if len == 0 {
+        return (false, false);
+    }
+    let c = component(dst.as_ptr(), len);
+    let hit = c.flags & (C_UNREADABLE | C_CONF) != 0
+        || (c.flags & C_TOO_LONG == 0 && name_lookup(c.hash) & monitor_common::name_bits::ENTRY != 0);
+    (hit, false)
+}
+
 /// `state::*` value.
 #[inline(always)]
 pub fn state(index: u32) -> u64 {

@@ -146,7 +146,10 @@ impl WatchSet {
         self.files.insert(path.to_path_buf());
     }
 
-    /// `path`'s name, looked for in its directory (lexical and resolved).
+    /// `path`'s name, looked for in its directory (lexical and resolved). When the directory
+    /// itself is missing, its name is looked for in its own parent, and so on up to the
+    /// nearest existing directory: a `mkdir -p` that creates the path is seen, and the watch
+    /// set follows it down.
     fn add_entry(&mut self, path: &Path) {
         let Some(name) = path.file_name() else {
             return;
@@ -175,6 +178,9 @@ impl WatchSet {
                     name: name_hash(name),
                 });
             }
+        }
+        if parent.parent().is_some() && fs::symlink_metadata(parent).is_err() {
+            self.add_entry(parent);
         }
     }
 
@@ -380,6 +386,65 @@ mod tests {
         assert!(w.has_inode(k.dev, k.ino));
         let dk = inode_key(&fs::metadata(d.join("sub")).unwrap());
         assert_eq!(w.inodes[&dk] & watch::DIR_ANY, watch::DIR_ANY);
+    }
+
+    fn entry(dir: &Path, name: &str) -> EntryKey {
+        let k = inode_key(&fs::metadata(dir).unwrap());
+        EntryKey {
+            dev: k.dev,
+            _pad: 0,
+            ino: k.ino,
+            name: name_hash(name.as_bytes()),
+        }
+    }
+
+    /// A masked unit (a link to /dev/null) is a name, /dev/null is not watched; a unit
+    /// directory is not listed (its other units are not watched); a missing path is looked
+    /// for up to its nearest existing ancestor; a hard-linked input makes every open walked.
+    #[test]
+    fn only_the_inputs() {
+        let t = tempfile::tempdir().unwrap();
+        let units = t.path().join("etc/systemd/system");
+        fs::create_dir_all(&units).unwrap();
+        std::os::unix::fs::symlink("/dev/null", units.join("kubelet.service")).unwrap();
+        fs::write(units.join("other.service"), "[Service]\n").unwrap();
+        let mut w = WatchSet::new();
+        w.add(&units.join("kubelet.service"));
+        w.add(&units);
+        w.add(&t.path().join("etc/kubernetes/kubelet/config.json"));
+        let null = inode_key(&fs::metadata("/dev/null").unwrap());
+        assert!(!w.inodes.contains_key(&null), "/dev/null watched");
+        let other = inode_key(&fs::metadata(units.join("other.service")).unwrap());
+        assert!(!w.inodes.contains_key(&other), "another unit watched");
+        let ud = inode_key(&fs::metadata(&units).unwrap());
+        assert_eq!(w.inodes[&ud], watch::DIR_NAMED, "the unit directory is listed");
+        assert!(w.entries.contains(&entry(&units, "kubelet.service")));
+        assert_eq!(w.names[b"kubelet.service".as_slice()], name_bits::ENTRY);
+        assert!(w.names[b"system".as_slice()] & name_bits::PARENT != 0);
+        assert!(!w.dirs.contains(&units));
+        // etc/kubernetes is missing: "kubernetes" is looked for in etc.
+        assert!(w.entries.contains(&entry(&t.path().join("etc"), "kubernetes")));
+        assert!(w.names[b"kubelet".as_slice()] & name_bits::PARENT != 0);
+        assert!(!w.walk_all);
+        // A hard link: names cannot decide.
+        let cfg = t.path().join("config.yaml");
+        fs::write(&cfg, "a: 1\n").unwrap();
+        fs::hard_link(&cfg, t.path().join("alias")).unwrap();
+        w.add(&cfg);
+        assert!(w.walk_all);
+        assert_eq!(w.inodes[&inode_key(&fs::metadata(&cfg).unwrap())], watch::FILE);
+    }
+
+    #[test]
+    fn name_hash_is_over_reversed_bytes() {
+        // The kernel scans a basename back from the path's end: the same hash both ways.
+        let mut h = monitor_common::FNV_OFFSET;
+        for b in b"config.yaml".iter().rev() {
+            h ^= *b as u64;
+            h = h.wrapping_mul(monitor_common::FNV_PRIME);
+        }
+        assert_eq!(name_hash(b"config.yaml"), h);
+        assert_ne!(name_hash(b"config.yaml"), name_hash(b"config.yml"));
     }
 
     #[test]

@@ -106,13 +106,22 @@ fn fake_node(root: &Path) -> Result<PathBuf> {
     Ok(config)
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the workspace), else
+/// `target/` of the workspace. The release binary the bench runs is the one cargo just built.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => setup::workspace_root().join(d),
+        _ => setup::workspace_root().join("target"),
+    }
+}
+
 pub fn run() -> Result<()> {
     setup::ensure(setup::Needs::All)?;
     if !crate::is_root() {
         bail!("the bench loads eBPF programs and reads other processes' fdinfo: run it as root");
     }
     crate::cargo(&["build", "--release", "-p", "kubelet-drift"])?;
-    let bin = setup::workspace_root().join("target/release/kubelet-drift");
+    let bin = target_dir().join("release/kubelet-drift");
     let started = Instant::now();
 
     // tmpfs: on this VM's ext4 an O_TRUNC rewrite costs ~280 µs (auto_da_alloc flushes the
@@ -523,7 +532,7 @@ pub fn run() -> Result<()> {
     println!("{table}");
     println!("bench took {:.0} s", started.elapsed().as_secs_f64());
 
-    let out = setup::workspace_root().join("target/bench");
+    let out = target_dir().join("bench");
     fs::create_dir_all(&out)?;
     fs::write(
         out.join("summary.json"),
