@@ -78,6 +78,9 @@ pub mod name_bits {
     /// A name that reopens a file under another name (`/dev/stdout`): opens only, the
     /// walk decides.
     pub const REOPEN: u8 = 8;
+    /// The name of an input that exists as a regular file: a symlink or hard link made to
+    /// it gives that file a name that is not watched (see `state::LINKED`).
+    pub const FILE: u8 = 16;
 }
 
 /// Indices of the `STATE` array (one u64 each), shared by the programs and userspace.

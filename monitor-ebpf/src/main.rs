@@ -40,9 +40,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 #[cfg(target_arch = "bpf")]
-use monitor_common::{
-    CommKey, EntryKey, FileEvent, InodeKey, Offsets, OpenStash, counter, state,
-};
+use monitor_common::{CommKey, EntryKey, FileEvent, InodeKey, Offsets, OpenStash, counter, state};
 
 /// Set by userspace before load (`EbpfLoader::set_global`).
 #[cfg(target_arch = "bpf")]

@@ -13,8 +13,8 @@ use monitor_common::{OpenStash, counter, name_bits, state};
 use crate::{
     OPEN_STASH, PATHS,
     util::{
-        C_CONF, C_DOTS, C_HEXDASH, C_TOO_LONG, C_UNREADABLE, arg, component, count,
-        name_lookup, read_user_path, state_add, walk_all,
+        C_CONF, C_DOTS, C_HEXDASH, C_TOO_LONG, C_UNREADABLE, arg, component, count, name_lookup,
+        read_user_path, state_add, walk_all,
     },
 };
 
@@ -36,18 +36,20 @@ fn stash(path: u64, flags: u64, dirfd: i64) {
         count(counter::FILE_FILTERED);
         return;
     }
+    let id = bpf_get_current_pid_tgid();
+    // An entry left by an enter whose exit was not seen (attached in between) is replaced,
+    // and must not count twice in the gauge.
+    let stale = unsafe { OPEN_STASH.get(&id) }.is_some();
     if OPEN_STASH
-        .insert(
-            &bpf_get_current_pid_tgid(),
-            &OpenStash { path, flags, dirfd },
-            0,
-        )
+        .insert(&id, &OpenStash { path, flags, dirfd }, 0)
         .is_err()
     {
         count(counter::STASH_FULL);
         return;
     }
-    state_add(state::PENDING_OPENS, 1);
+    if !stale {
+        state_add(state::PENDING_OPENS, 1);
+    }
 }
 
 /// Can the file this path names be an input? Only its basename can tell "no" (the walk at

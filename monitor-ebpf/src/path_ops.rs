@@ -60,14 +60,22 @@ fn decide(path: u64, dirfd: i32, dst: &mut [u8; PATH_LEN], len_out: &mut u32) ->
         };
         let d = unsafe { WATCHED_INODES.get(&dir) }.copied().unwrap_or(0);
         let hit = d & watch::DIR_ANY != 0
-            || (d & watch::DIR_NAMED != 0 && bits & name_bits::ENTRY != 0
+            || (d & watch::DIR_NAMED != 0
+                && bits & name_bits::ENTRY != 0
                 && entry_watched(&dir, c.hash));
         return (if hit { FLAG_MATCH_PARENT } else { 0 }, false);
     }
     let named = bits & name_bits::ENTRY != 0;
     if c.slash <= 0 {
         // "/name", or "." / "..": the directory component cannot tell.
-        return (if named || c.flags & C_CONF != 0 { FLAG_MATCH_NAME } else { 0 }, false);
+        return (
+            if named || c.flags & C_CONF != 0 {
+                FLAG_MATCH_NAME
+            } else {
+                0
+            },
+            false,
+        );
     }
     let p = component(dst.as_ptr(), c.slash as usize);
     if p.len == 0 || p.flags & (C_UNREADABLE | C_TOO_LONG | C_DOTS) != 0 {
@@ -112,7 +120,7 @@ fn path_op(
         let m = if whole && len > 0 {
             let c = component(ev.path.as_ptr(), len);
             let b = name_lookup(c.hash);
-            if b & name_bits::ENTRY != 0 || c.flags & C_HEXDASH != 0 {
+            if b & name_bits::FILE != 0 || c.flags & C_HEXDASH != 0 {
                 // A new name for a watched file (or an fd reopen): names cannot decide opens
                 // any more.
                 set_linked();

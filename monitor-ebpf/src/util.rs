@@ -206,7 +206,10 @@ pub fn match_fd(fd: i64) -> Option<(u32, InodeKey)> {
     if dir & watch::DIR_ANY != 0 {
         return Some((FLAG_MATCH_PARENT, file));
     }
-    if dir & watch::DIR_NAMED != 0 && !name.is_null() && entry_watched(&parent, kernel_name_hash(name)) {
+    if dir & watch::DIR_NAMED != 0
+        && !name.is_null()
+        && entry_watched(&parent, kernel_name_hash(name))
+    {
         return Some((FLAG_MATCH_PARENT, file));
     }
     None
@@ -393,7 +396,8 @@ pub fn read_path_and_match(src: u64, dst: &mut [u8; PATH_LEN], len_out: &mut u32
     }
     let c = component(dst.as_ptr(), len);
     let hit = c.flags & (C_UNREADABLE | C_CONF) != 0
-        || (c.flags & C_TOO_LONG == 0 && name_lookup(c.hash) & monitor_common::name_bits::ENTRY != 0);
+        || (c.flags & C_TOO_LONG == 0
+            && name_lookup(c.hash) & monitor_common::name_bits::ENTRY != 0);
     (hit, false)
 }
 

@@ -143,6 +143,9 @@ impl WatchSet {
             self.walk_all = true;
         }
         self.add_entry(path);
+        if let Some(n) = path.file_name() {
+            self.add_name(n.as_bytes(), name_bits::FILE);
+        }
         self.files.insert(path.to_path_buf());
     }
 
@@ -417,13 +420,24 @@ mod tests {
         let other = inode_key(&fs::metadata(units.join("other.service")).unwrap());
         assert!(!w.inodes.contains_key(&other), "another unit watched");
         let ud = inode_key(&fs::metadata(&units).unwrap());
-        assert_eq!(w.inodes[&ud], watch::DIR_NAMED, "the unit directory is listed");
+        assert_eq!(
+            w.inodes[&ud],
+            watch::DIR_NAMED,
+            "the unit directory is listed"
+        );
         assert!(w.entries.contains(&entry(&units, "kubelet.service")));
-        assert_eq!(w.names[b"kubelet.service".as_slice()], name_bits::ENTRY);
+        assert_eq!(
+            w.names[b"kubelet.service".as_slice()],
+            name_bits::ENTRY,
+            "not a file"
+        );
         assert!(w.names[b"system".as_slice()] & name_bits::PARENT != 0);
         assert!(!w.dirs.contains(&units));
         // etc/kubernetes is missing: "kubernetes" is looked for in etc.
-        assert!(w.entries.contains(&entry(&t.path().join("etc"), "kubernetes")));
+        assert!(
+            w.entries
+                .contains(&entry(&t.path().join("etc"), "kubernetes"))
+        );
         assert!(w.names[b"kubelet".as_slice()] & name_bits::PARENT != 0);
         assert!(!w.walk_all);
         // A hard link: names cannot decide.
@@ -432,7 +446,10 @@ mod tests {
         fs::hard_link(&cfg, t.path().join("alias")).unwrap();
         w.add(&cfg);
         assert!(w.walk_all);
-        assert_eq!(w.inodes[&inode_key(&fs::metadata(&cfg).unwrap())], watch::FILE);
+        assert_eq!(
+            w.inodes[&inode_key(&fs::metadata(&cfg).unwrap())],
+            watch::FILE
+        );
     }
 
     #[test]

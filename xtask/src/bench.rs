@@ -154,7 +154,9 @@ pub fn run() -> Result<()> {
         d.pid
     ));
     let idle = resources::idle(&mut d, IDLE_SECS)?;
-    setup::say(&format!("node noise for {NOISE_SECS} s"));
+    setup::say(&format!(
+        "node noise for {NOISE_SECS} s (after {NOISE_SECS} s without it)"
+    ));
     let noise = noise::run(&mut d, &root, NOISE_SECS)?;
     setup::say(&format!("{EDITS} edits"));
     let ed = latency::edits(&mut d, Some(&ino), &config, EDITS)?;
@@ -183,7 +185,9 @@ pub fn run() -> Result<()> {
 
     // 8: the evaluation's own time.
     fs::write(&config, latency::config_text(true))?;
-    setup::say(&format!("{EVAL_EDITS} edits with KUBELET_DRIFT_LOG=debug (evaluation time)"));
+    setup::say(&format!(
+        "{EVAL_EDITS} edits with KUBELET_DRIFT_LOG=debug (evaluation time)"
+    ));
     let eval_us = noise::evaluation_us(&bin, &base_args, &stderr, &config, EVAL_EDITS)?;
 
     // 6: overhead.
@@ -214,8 +218,16 @@ pub fn run() -> Result<()> {
     let e0_p99 = percentile(&ed0.daemon_ms, 0.99);
     let per_open = ov.daemon.ns_per_file_iteration();
     let bper_open = ov.bpftrace.ns_per_file_iteration();
-    let eval_p50 = if eval_us.is_empty() { f64::NAN } else { percentile(&eval_us, 0.5) };
-    let eval_p99 = if eval_us.is_empty() { f64::NAN } else { percentile(&eval_us, 0.99) };
+    let eval_p50 = if eval_us.is_empty() {
+        f64::NAN
+    } else {
+        percentile(&eval_us, 0.5)
+    };
+    let eval_p99 = if eval_us.is_empty() {
+        f64::NAN
+    } else {
+        percentile(&eval_us, 0.99)
+    };
     let rf = ov.ratios(&ov.daemon, Workload::File);
     let re = ov.ratios(&ov.daemon, Workload::Exec);
     let bf = ov.ratios(&ov.bpftrace, Workload::File);
@@ -286,6 +298,7 @@ pub fn run() -> Result<()> {
         json!({
             "seconds": noise.seconds, "iterations": noise.iterations, "records": noise.records,
             "wakeups": noise.wakeups, "daemon_cpu_ms": noise.cpu_ms, "json_lines": noise.lines,
+            "control_records": noise.control_records, "control_wakeups": noise.control_wakeups,
         }),
     );
     put(
@@ -419,7 +432,12 @@ pub fn run() -> Result<()> {
         row(
             "ebpf per unrelated write open",
             format!("{:.0} ns", median(&per_open)),
-            format!("{:.0}–{:.0} ns (bpftrace {:.0} ns)", min(&per_open), max(&per_open), median(&bper_open)),
+            format!(
+                "{:.0}–{:.0} ns (bpftrace {:.0} ns)",
+                min(&per_open),
+                max(&per_open),
+                median(&bper_open)
+            ),
             "≤ 400 ns",
             Some(median(&per_open) <= 400.0),
         ),
@@ -497,8 +515,13 @@ pub fn run() -> Result<()> {
             "noise_records / wakeups",
             format!("{} / {}", noise.records, noise.wakeups),
             format!(
-                "{} loops in {:.0} s, daemon CPU {:.1} ms, {} lines",
-                noise.iterations, noise.seconds, noise.cpu_ms, noise.lines
+                "{} loops in {:.0} s, daemon CPU {:.1} ms, {} lines; without the loop: {} / {}",
+                noise.iterations,
+                noise.seconds,
+                noise.cpu_ms,
+                noise.lines,
+                noise.control_records,
+                noise.control_wakeups
             ),
             "0 / 0",
             Some(noise.records == 0 && noise.wakeups == 0),

@@ -41,6 +41,10 @@ echo "$i"
 "#;
 
 pub struct Noise {
+    /// The same measures over an equal window just before, without the loop: what the
+    /// rest of the machine causes (on this shared VM, other sessions' kubelet-shaped tests).
+    pub control_records: u64,
+    pub control_wakeups: u64,
     pub seconds: f64,
     pub iterations: u64,
     /// Ring-buffer records the daemon's programs sent during the loop.
@@ -63,10 +67,15 @@ pub fn prepare(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the loop for `secs` seconds beside the daemon.
+/// Runs the loop for `secs` seconds beside the daemon, after a control window as long.
 pub fn run(d: &mut Daemon, root: &Path, secs: u64) -> Result<Noise> {
     thread::sleep(Duration::from_millis(300));
     d.drain();
+    let cv0 = procs::status_field(d.pid, "voluntary_ctxt_switches", true)?;
+    let ck0 = bpf::counters(d.pid)?;
+    thread::sleep(Duration::from_secs(secs));
+    let ck1 = bpf::counters(d.pid)?;
+    let cv1 = procs::status_field(d.pid, "voluntary_ctxt_switches", true)?;
     let v0 = procs::status_field(d.pid, "voluntary_ctxt_switches", true)?;
     let c0 = procs::cpu_seconds(d.pid)?;
     let k0 = bpf::counters(d.pid)?;
@@ -90,8 +99,13 @@ pub fn run(d: &mut Daemon, root: &Path, secs: u64) -> Result<Noise> {
     if !out.status.success() {
         bail!("the noise loop failed: {}", out.status);
     }
-    let iterations = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let iterations = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     Ok(Noise {
+        control_records: ck1[bpf::SENT] - ck0[bpf::SENT],
+        control_wakeups: cv1 - cv0,
         seconds: wall,
         iterations,
         records: k1[bpf::SENT] - k0[bpf::SENT],
@@ -104,7 +118,13 @@ pub fn run(d: &mut Daemon, root: &Path, secs: u64) -> Result<Noise> {
 /// The evaluation's own time (`took_us` of the daemon's `evaluated` debug lines) for `edits`
 /// O_TRUNC rewrites of config.yaml, each awaited. The daemon runs with
 /// `KUBELET_DRIFT_LOG=debug` (a separate run: the log costs time of its own).
-pub fn evaluation_us(bin: &Path, args: &[String], stderr: &Path, config: &Path, edits: usize) -> Result<Vec<f64>> {
+pub fn evaluation_us(
+    bin: &Path,
+    args: &[String],
+    stderr: &Path,
+    config: &Path,
+    edits: usize,
+) -> Result<Vec<f64>> {
     let mut d = Daemon::start_with_env(bin, args, stderr, &[("KUBELET_DRIFT_LOG", "debug")])?;
     thread::sleep(Duration::from_millis(300));
     let from = fs::metadata(stderr).map(|m| m.len()).unwrap_or(0) as usize;
@@ -129,14 +149,36 @@ pub fn evaluation_us(bin: &Path, args: &[String], stderr: &Path, config: &Path, 
 
 /// `took_us=N` of every `evaluated` line whose trigger is a write (open/close).
 fn took_us(log: &str) -> Vec<f64> {
-    log.lines()
-        .filter(|l| l.contains("evaluated") && (l.contains("trigger=close") || l.contains("trigger=open")))
+    strip_ansi(log)
+        .lines()
+        .filter(|l| {
+            l.contains("evaluated") && (l.contains("trigger=close") || l.contains("trigger=open"))
+        })
         .filter_map(|l| {
             let v = l.split("took_us=").nth(1)?;
             let end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
             v[..end].parse().ok()
         })
         .collect()
+}
+
+/// The log without terminal escapes (tracing colours its fields even into a file).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' && it.peek() == Some(&'[') {
+            it.next();
+            for d in it.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The corpus of third-party files the fake node is built from: `../shared/corpus` next to
@@ -164,6 +206,8 @@ mod tests {
                    DEBUG evaluated triggers=1 trigger=rescan took_us=900\n\
                    DEBUG evaluated trigger=open took_us=77 other=1\n";
         assert_eq!(took_us(log), vec![142.0, 77.0]);
+        let colored = "\u{1b}[2m2026\u{1b}[0m DEBUG evaluated \u{1b}[3mtrigger\u{1b}[0m\u{1b}[2m=\u{1b}[0mclose \u{1b}[3mtook_us\u{1b}[0m\u{1b}[2m=\u{1b}[0m512\n";
+        assert_eq!(took_us(colored), vec![512.0]);
     }
 
     #[test]
