@@ -214,10 +214,9 @@ impl WatchSet {
             // Followed, as the kubelet and systemd follow them; only regular files and
             // directories are watched.
             match fs::metadata(&p) {
-                Ok(m) if m.is_dir() => {
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        self.add_dir(&p, depth + 1);
-                    }
+                // A symlink to a directory is not walked (a loop could).
+                Ok(m) if m.is_dir() && entry.file_type().is_ok_and(|t| t.is_dir()) => {
+                    self.add_dir(&p, depth + 1);
                 }
                 Ok(m) if m.is_file() => {
                     use std::os::unix::fs::MetadataExt;

@@ -74,13 +74,15 @@ impl Daemon {
             lines: rx,
             stderr: stderr.to_path_buf(),
         };
-        let base = d.wait_for(Duration::from_secs(30), |v| {
+        // Loading (BTF, ~25 programs through the verifier) takes seconds, and much longer on
+        // a machine loaded by other work.
+        let base = d.wait_for(Duration::from_secs(120), |v| {
             change(v) == "baseline" && subject_kind(v) == "after_restart"
         });
         if base.is_none() {
             let tail = d.stderr_tail();
             d.stop();
-            bail!("the daemon reported no after-restart baseline within 30 s; its stderr:\n{tail}");
+            bail!("the daemon reported no after-restart baseline within 120 s; its stderr:\n{tail}");
         }
         Ok(d)
     }
