@@ -373,3 +373,43 @@ fn renamed_in_a_chroot() {
         )
     });
 }
+
+/// A symlink with an unrelated name made to the config while the monitor runs, then written
+/// through: the link is a record on a watched name, and from then on every write-intent open
+/// is decided by the file it reaches.
+#[test]
+fn symlink_made_after_start_then_written_through() {
+    require_root();
+    let node = Node::new();
+    let link = node.path("innocent-name");
+    evade("latesymlink", &node, |n| {
+        // The link first (its record alone re-evaluates, and finds nothing changed), then the
+        // write by another process.
+        run(Command::new("ln").arg("-s").arg(n.config()).arg(&link));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        py(
+            "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
+            &[link.as_os_str(), OsStr::new(&false_text())],
+        )
+    });
+}
+
+/// Likewise a hard link made while the monitor runs, written at once.
+#[test]
+fn hardlink_made_after_start_then_written_through() {
+    require_root();
+    let node = Node::new();
+    let alias = node.path("innocent-alias");
+    evade("latelink", &node, |n| {
+        py(
+            "import sys, os\n\
+             os.link(sys.argv[1], sys.argv[2])\n\
+             open(sys.argv[2], 'w').write(sys.argv[3])",
+            &[
+                n.config().as_os_str(),
+                alias.as_os_str(),
+                OsStr::new(&false_text()),
+            ],
+        )
+    });
+}

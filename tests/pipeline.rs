@@ -276,7 +276,8 @@ fn renames_onto_config<'a>(events: &'a [FileInfo], from_prefix: &str) -> &'a Fil
                 && f.path2.as_deref() == Some(Path::new("config.yaml"))
         })
         .unwrap_or_else(|| panic!("no successful rename onto config.yaml: {}", show(&refs)));
-    assert_eq!(r.matched_by, MatchedBy::Name);
+    // A bare name: decided in the kernel by (the cwd's inode, name).
+    assert_eq!(r.matched_by, MatchedBy::ParentDir);
     assert!(
         r.path.to_string_lossy().starts_with(from_prefix),
         "renamed from {:?}, expected {from_prefix}...",
@@ -348,9 +349,10 @@ fn edit_by_cp() {
     assert_eq!(fs::read_to_string(&d.config).unwrap(), "a: 1\n");
 }
 
-/// A watched directory (a drop-in dir): a file of any name created in it is delivered, matched
-/// by its parent directory's inode, not by its name. (Its own instance: the shared one keeps
-/// the inodes of other tests' deleted files, whose numbers the new file may reuse.)
+/// A watched directory (a drop-in dir): a new `*.conf` file created in it is delivered,
+/// matched by its parent directory's inode, not by its name; a file of another name there is
+/// not (neither the kubelet nor systemd reads it). (Its own instance: the shared one keeps the
+/// inodes of other tests' deleted files, whose numbers the new file may reuse.)
 #[tokio::test]
 async fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
     require_root();
@@ -358,7 +360,8 @@ async fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
     let dir = d.path().join("conf.d");
     fs::create_dir(&dir).unwrap();
     let mut m = Monitor::new(&[], &[&dir]);
-    let (pid, _) = run(&mut sh(&dir, "echo x > unrelated-name.yaml"));
+    let (other, _) = run(&mut sh(&dir, "echo x > unrelated-name.yaml"));
+    let (pid, _) = run(&mut sh(&dir, "echo x > 20-new-drop-in.conf"));
     let recs = m
         .wait_for(
             "the open in the watched directory",
@@ -368,8 +371,10 @@ async fn new_file_in_a_watched_directory_is_matched_by_its_parent() {
     let ev = file_events(&recs, pid);
     let open = ev.iter().find(|f| f.op == FileOp::Open).unwrap();
     assert_eq!(open.matched_by, MatchedBy::ParentDir, "{open:?}");
-    assert_eq!(open.path, PathBuf::from("unrelated-name.yaml"));
-    assert_eq!(open.ino, key_of(&dir.join("unrelated-name.yaml")).ino);
+    assert_eq!(open.path, PathBuf::from("20-new-drop-in.conf"));
+    assert_eq!(open.ino, key_of(&dir.join("20-new-drop-in.conf")).ino);
+    let leaked = file_events(&recs, other);
+    assert!(leaked.is_empty(), "a non-.conf file delivered: {leaked:?}");
 }
 
 #[test]
@@ -552,6 +557,95 @@ async fn writes_to_unrelated_files_are_filtered_in_the_kernel() {
     assert!(
         c1.file_filtered - c0.file_filtered >= 10,
         "file_filtered grew by {} for 11 unrelated write opens and path operations",
+        c1.file_filtered - c0.file_filtered
+    );
+}
+
+/// What every node does all day, beside a node whose kubelet unit is masked (a link to
+/// /dev/null in /etc/systemd/system): writes to /dev/null, an unrelated `*.conf` in /etc, a
+/// log append, a scratch file in /tmp, an unrelated unit created by a rename and removed in
+/// the unit directory, /bin/true. None of it may reach userspace: /dev/null is not watched
+/// through the masked unit, `*.conf` counts only in drop-in directories, and the unit
+/// directory counts only for the names systemd looks up there. The kernel's own counters
+/// agree: every record they sent in the window is another process's (the programs see the
+/// whole machine), and the loop's opens and path operations were filtered.
+#[tokio::test]
+async fn node_noise_beside_a_masked_unit_sends_nothing() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let units = r.join("etc/systemd/system");
+    fs::create_dir_all(&units).unwrap();
+    fs::create_dir_all(r.join("var/log")).unwrap();
+    fs::create_dir_all(r.join("var/lib/kubelet")).unwrap();
+    fs::write(r.join("var/lib/kubelet/config.yaml"), "a: 1\n").unwrap();
+    std::os::unix::fs::symlink("/dev/null", units.join("kubelet.service")).unwrap();
+    // What an evaluation of this node names: the masked unit (read), the drop-in directories
+    // (missing), the unit directory (as the unit evaluation lists it), the config.
+    let inputs = [
+        units.join("kubelet.service"),
+        units.join("kubelet.service.d"),
+        units.join("service.d"),
+        units.clone(),
+        r.join("var/lib/kubelet/config.yaml"),
+    ];
+    let refs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+    let mut m = Monitor::new(&[], &refs);
+    let null = key_of(Path::new("/dev/null"));
+    assert!(
+        !m.watch.inodes.contains_key(&null),
+        "/dev/null is watched through the masked unit"
+    );
+    m.drain_now();
+    let c0 = m.counters();
+    let script = r#"
+        r="$1"; i=0
+        while [ "$i" -lt 40 ]; do
+            echo > /dev/null
+            printf 'key = %s\n' "$i" > "$r/etc/some-app.conf"
+            echo "line $i" >> "$r/var/log/some-app.log"
+            printf '%s\n' "$i" > "/tmp/kd-noise-test.$$"
+            printf '[Service]\nExecStart=/bin/true\n' > "$r/etc/systemd/system/noise.service.tmp"
+            mv "$r/etc/systemd/system/noise.service.tmp" "$r/etc/systemd/system/noise.service"
+            rm -f "$r/etc/systemd/system/noise.service"
+            /bin/true
+            i=$((i + 1))
+        done
+        rm -f "/tmp/kd-noise-test.$$"
+        echo done"#;
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(script).arg("noise").arg(r);
+    let (noise, out) = run(&mut cmd);
+    assert_eq!(out.trim(), "done");
+    let c1 = m.counters();
+    // Control, after all of the above: the ring is ordered, so anything the loop caused
+    // would be drained before this.
+    let (ctl, _) = run(&mut sh(r, "echo x > var/lib/kubelet/config.yaml"));
+    let recs = m
+        .wait_for("the control write", |rec| is_file_of(rec, ctl))
+        .await;
+    let ours = |f: &FileInfo| f.actor.tgid == noise || f.actor.ppid == noise;
+    let leaked: Vec<String> = recs
+        .iter()
+        .filter(|rec| matches!(&rec.event, Event::File(f) if ours(f)))
+        .map(summary)
+        .collect();
+    assert!(leaked.is_empty(), "node noise delivered: {leaked:#?}");
+    let others = recs
+        .iter()
+        .filter(|rec| !matches!(&rec.event, Event::File(f) if f.actor.tgid == ctl))
+        .count() as u64;
+    // `sent` counts records reserved in the ring before c1 was read; every one of them is
+    // among the records drained before the control's.
+    assert!(
+        c1.sent - c0.sent <= others,
+        "the kernel sent {} records during the noise, {others} of them seen from other processes",
+        c1.sent - c0.sent
+    );
+    // 40 × (3 redirects + /tmp + the unit's write, mv, rm), at least.
+    assert!(
+        c1.file_filtered - c0.file_filtered >= 40 * 6,
+        "file_filtered grew by {} for the loop",
         c1.file_filtered - c0.file_filtered
     );
 }

@@ -55,12 +55,86 @@ pub const FLAG_MATCH_NAME: u32 = 16;
 
 /// Values of the watched-inodes map: what about this inode is watched.
 pub mod watch {
-    /// The file itself: any write-intent open or truncate of it.
+    /// A file an evaluation read: any write-intent open or truncate of it, by any name.
     pub const FILE: u32 = 1;
-    /// A directory: any child created or opened for writing (drop-in directories).
+    /// A directory an evaluation listed (a drop-in directory): any child created, opened for
+    /// writing, renamed or removed.
     pub const DIR_ANY: u32 = 2;
-    /// A directory: children whose name is in the watched-names map or ends in `.conf`.
+    /// A directory holding names an evaluation looked for (found or not): only those
+    /// children count, as `(directory inode, name hash)` keys of the watched-entries map.
     pub const DIR_NAMED: u32 = 4;
+}
+
+/// Values of the watched-names map (keyed by [`name_hash`]): what a basename is to the watch
+/// set. A path operation on a path with a '/' is decided by its last two components: the
+/// name, and the name of the directory it is in.
+pub mod name_bits {
+    /// A name an evaluation looked for (an input, found or not), in some directory.
+    pub const ENTRY: u8 = 1;
+    /// The name of a directory holding such names.
+    pub const PARENT: u8 = 2;
+    /// The name of a listed (drop-in) directory: any child counts.
+    pub const LISTED: u8 = 4;
+    /// A name that reopens a file under another name (`/dev/stdout`): opens only, the
+    /// walk decides.
+    pub const REOPEN: u8 = 8;
+    /// The name of an input that exists as a regular file: a symlink or hard link made to
+    /// it gives that file a name that is not watched (see `state::LINKED`).
+    pub const FILE: u8 = 16;
+}
+
+/// Indices of the `STATE` array (one u64 each), shared by the programs and userspace.
+pub mod state {
+    /// Write-intent opens stashed at sys_enter and not yet taken at sys_exit: while it is 0,
+    /// which is nearly always, an open's sys_exit returns after one array load.
+    pub const PENDING_OPENS: u32 = 0;
+    /// `mode::*` bits, set by userspace.
+    pub const MODE: u32 = 1;
+    /// Set (to 1) by the kernel programs, never cleared: a symlink or hard link was made to a
+    /// watched name (or to an fd path), so a watched file may now be opened under a name
+    /// that is not watched. From then on every write-intent open is walked, from the very
+    /// next one (userspace would learn of the link only after the record).
+    pub const LINKED: u32 = 2;
+    pub const COUNT: u32 = 3;
+}
+
+/// Bits of `state::MODE`.
+pub mod mode {
+    /// Every write-intent open takes the fd-table walk at sys_exit, whatever its name: set
+    /// while a watched file has another hard link (`st_nlink > 1`) or a watched name does not
+    /// fit the names map, i.e. while a name cannot decide.
+    pub const WALK_ALL: u64 = 1;
+}
+
+/// FNV-1a 64 offset basis and prime, for [`name_hash`].
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The key of a basename in the watched-names and watched-entries maps: FNV-1a over its
+/// bytes taken from the LAST to the first (the kernel finds a basename by scanning back
+/// from the end of the path). A collision only makes the kernel look closer (a walk, or a
+/// record that userspace checks), never miss.
+pub fn name_hash(name: &[u8]) -> u64 {
+    let mut h = FNV_OFFSET;
+    let mut i = name.len();
+    while i > 0 {
+        i -= 1;
+        h ^= name[i] as u64;
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// Key of the watched-entries map: a name looked for in a directory (found or not).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey {
+    /// The directory's device (kernel encoding) and inode.
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+    /// [`name_hash`] of the name.
+    pub name: u64,
 }
 
 /// Values of the `TRACKED` map (per tgid): why its exit is reported.
@@ -244,6 +318,12 @@ pub struct Offsets {
     pub mm_exe_file: u32,
     /// Non-zero when the exe walk offsets are known (needs have_files too).
     pub have_exe: u32,
+    /// task_struct.fs, fs_struct.pwd.dentry: the current directory, for path operations on a
+    /// bare name (decided by (directory, name) in the kernel).
+    pub task_fs: u32,
+    pub fs_pwd_dentry: u32,
+    /// Non-zero when the two above are known (needs have_files too).
+    pub have_cwd: u32,
 }
 
 impl Offsets {
@@ -272,6 +352,9 @@ impl Offsets {
         task_mm: 0,
         mm_exe_file: 0,
         have_exe: 0,
+        task_fs: 0,
+        fs_pwd_dentry: 0,
+        have_cwd: 0,
     };
 }
 
@@ -291,6 +374,7 @@ mod user {
     // SAFETY: plain-old-data, #[repr(C)], no padding holes that matter for equality (all
     // padding is explicit and zeroed by the constructors).
     unsafe impl aya::Pod for InodeKey {}
+    unsafe impl aya::Pod for EntryKey {}
     unsafe impl aya::Pod for NameKey {}
     unsafe impl aya::Pod for CommKey {}
     unsafe impl aya::Pod for Offsets {}

@@ -40,7 +40,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 #[cfg(target_arch = "bpf")]
-use monitor_common::{CommKey, FileEvent, InodeKey, NameKey, Offsets, OpenStash, counter};
+use monitor_common::{CommKey, EntryKey, FileEvent, InodeKey, Offsets, OpenStash, counter, state};
 
 /// Set by userspace before load (`EbpfLoader::set_global`).
 #[cfg(target_arch = "bpf")]
@@ -67,17 +67,59 @@ static LOST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static WATCHED_COMMS: HashMap<CommKey, u8> = HashMap::with_max_entries(64, 0);
 
-/// Basenames whose path-based changes (rename, unlink, link, symlink, truncate, failed opens)
-/// are reported. Names ending in `.conf` are always reported (drop-ins of the kubelet and of
-/// systemd units), whatever their directory.
+// What reaches userspace. A record is sent only if it can change an input of an evaluation:
+// - a file it read: by inode (WATCHED_INODES, `watch::FILE`), whatever name or path was used
+//   (the fd-table walk at sys_exit sees the opened file itself);
+// - a name it looked for and did not find, or found (a unit, a drop-in, a config file that may
+//   appear or be replaced): by (directory inode, name hash) in WATCHED_ENTRIES, the directory
+//   being marked `watch::DIR_NAMED`;
+// - a directory it listed (drop-in directories): by the directory's inode, `watch::DIR_ANY`.
+// Userspace puts only regular files and directories in these maps: never a device, a FIFO
+// or a socket, and a symlink (a masked unit's link to /dev/null) only as its name.
+//
+// Deciding by inode costs the fd-table walk, which only sys_exit can take (the file is known
+// once opened). To keep it off the write-intent opens of unrelated files, sys_enter first
+// looks at the basename the process gave (WATCHED_NAMES, keyed by `name_hash`): a file can be
+// opened under another basename only through a hard link (userspace sets `mode::WALK_ALL`
+// while a watched file has st_nlink > 1; a new link is a `link` record on a watched name),
+// an fd reopen (`/proc/*/fd/N`, `/dev/fd/N`, `map_files`: names of `[0-9a-f-]`, and
+// `/dev/std*`, walked), or a symlink or bind mount made before the monitor started (the
+// rescan's). Cut or unreadable paths are walked.
+// Path operations (rename, unlink, link, symlink, mkdir, truncate) have no fd: a bare name is
+// decided by (the dirfd's or cwd's inode, name); a path with a '/' by its last two components
+// (`name_bits`), and sent when the directory component cannot decide (`.`, `..`, cut).
+
+/// Basename hashes (`name_hash`) → `name_bits::*`.
 #[cfg(target_arch = "bpf")]
 #[map]
-static WATCHED_NAMES: HashMap<NameKey, u8> = HashMap::with_max_entries(1024, 0);
+static WATCHED_NAMES: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 
 /// Inodes of watched files and directories; values are `watch::*` bits.
 #[cfg(target_arch = "bpf")]
 #[map]
 static WATCHED_INODES: HashMap<InodeKey, u32> = HashMap::with_max_entries(8192, 0);
+
+/// Names looked for in a directory: (directory inode, `name_hash`).
+#[cfg(target_arch = "bpf")]
+#[map]
+static WATCHED_ENTRIES: HashMap<EntryKey, u8> = HashMap::with_max_entries(8192, 0);
+
+/// `state::*`: the pending-opens gauge and the mode bits.
+#[cfg(target_arch = "bpf")]
+#[map]
+static STATE: Array<u64> = Array::with_max_entries(state::COUNT, 0);
+
+/// A path read at sys_enter of an open, with room in front for `util::component`'s tail read.
+#[cfg(target_arch = "bpf")]
+#[repr(C)]
+pub struct PathScratch {
+    pub _front: [u8; monitor_common::NAME_LEN],
+    pub path: [u8; monitor_common::PATH_LEN],
+}
+
+#[cfg(target_arch = "bpf")]
+#[map]
+static PATHS: PerCpuArray<PathScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Processes (tgid) whose exit is reported, with why (`tracked::*` bits): kubelets whose exec
 /// was reported, and writers of watched files.

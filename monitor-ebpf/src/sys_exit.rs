@@ -1,30 +1,39 @@
 //! Two programs complete what a sys_enter program stashed: `kd_open_exit` on the exits of the
 //! open family, `kd_path_exit` on the exits of the path operations (one lookup each, so a
 //! read-only openat costs one hash miss at exit).
-//! - a write-intent open: the returned fd's inode (or its directory's) decides, by BTF walk of
-//!   the file table; so hard links, `/proc/self/fd/N`, dirfds, chroots, other mount
-//!   namespaces and paths of any length are all seen. Matched fds are remembered for close.
+//! - a write-intent open that sys_enter could not rule out by its name: the returned fd's
+//!   inode (or its directory's with its name) decides, by BTF walk of the file table; so hard
+//!   links, `/proc/self/fd/N`, dirfds, chroots, other mount namespaces and paths of any length
+//!   are all seen. Matched fds are remembered for close. While nothing is stashed (the
+//!   `state::PENDING_OPENS` gauge is 0), an open's exit costs one array load.
 //! - a matched path operation: its result is added and it is sent.
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use monitor_common::{FLAG_MATCH_NAME, FLAG_PATH_TRUNCATED, FileEvent, counter, op, tracked};
+use monitor_common::{
+    FLAG_MATCH_NAME, FLAG_PATH_TRUNCATED, FileEvent, counter, op, state, tracked,
+};
 
 use crate::{
     EVENTS, OPEN_FDS, OPEN_STASH, PATH_STASH, TRACKED,
     util::{
-        count, fill_actor, header, lost, match_fd, off, read_path_and_match, ret, scratch,
-        submit_file, writers_add,
+        count, fill_actor, header, lost, match_fd, off, read_user_path, ret, scratch, state,
+        state_add, submit_file, writers_add,
     },
 };
 
 #[tracepoint]
 pub fn kd_open_exit(ctx: TracePointContext) -> u32 {
+    if state(state::PENDING_OPENS) == 0 {
+        return 0;
+    }
     let id = bpf_get_current_pid_tgid();
     if let Some(p) = OPEN_STASH.get_ptr(&id) {
         let stash = unsafe { *p };
-        let _ = OPEN_STASH.remove(&id);
+        if OPEN_STASH.remove(&id).is_ok() {
+            state_add(state::PENDING_OPENS, -1);
+        }
         open_exit(&ctx, id, stash.path, stash.flags, stash.dirfd);
     }
     0
@@ -58,7 +67,6 @@ pub fn kd_path_exit(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn open_exit(ctx: &TracePointContext, id: u64, path: u64, flags: u64, dirfd: i64) {
-    count(counter::FILE_SEEN);
     let r = ret(ctx);
     if off!(have_files) != 0 {
         // The inode is authoritative; a failed open changed nothing. (The scratch record is
@@ -71,8 +79,9 @@ fn open_exit(ctx: &TracePointContext, id: u64, path: u64, flags: u64, dirfd: i64
         ev.flags = how;
         ev.dev = key.dev;
         ev.ino = key.ino;
-        let (_, truncated) = read_path_and_match(path, &mut ev.path, &mut ev.path_len);
-        if truncated {
+        let (len, whole) = read_user_path(path, &mut ev.path);
+        ev.path_len = len as u32;
+        if !whole {
             ev.flags |= FLAG_PATH_TRUNCATED;
         }
         let fd_key = (id & 0xffff_ffff_0000_0000) | (r as u64 & 0xffff_ffff);
@@ -85,14 +94,15 @@ fn open_exit(ctx: &TracePointContext, id: u64, path: u64, flags: u64, dirfd: i64
         }
         finish_open(ev, r, dirfd, flags);
     } else {
-        // Degraded (no BTF): the basename decides.
-        let Some(ev) = scratch() else { return };
-        let (m, truncated) = read_path_and_match(path, &mut ev.path, &mut ev.path_len);
-        if !m || r < 0 {
+        // Degraded (no BTF): the basename decided at sys_enter; userspace resolves the path.
+        if r < 0 {
             count(counter::FILE_FILTERED);
             return;
         }
-        ev.flags = FLAG_MATCH_NAME | if truncated { FLAG_PATH_TRUNCATED } else { 0 };
+        let Some(ev) = scratch() else { return };
+        let (len, whole) = read_user_path(path, &mut ev.path);
+        ev.path_len = len as u32;
+        ev.flags = FLAG_MATCH_NAME | if whole { 0 } else { FLAG_PATH_TRUNCATED };
         finish_open(ev, r, dirfd, flags);
     }
 }

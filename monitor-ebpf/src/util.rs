@@ -1,5 +1,5 @@
-//! Helpers shared by the programs: counters, the actor, ring-buffer records, and the two
-//! matchers (by inode through the task's file table, by basename through the names map).
+//! Helpers shared by the programs: counters, the actor, ring-buffer records, path components,
+//! and the matchers (by inode through the task's file table; by (directory, name)).
 
 use aya_ebpf::{
     helpers::{
@@ -10,11 +10,13 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use monitor_common::{
-    Actor, EXE_PARTS, FLAG_MATCH_INODE, FLAG_MATCH_NAME, FLAG_MATCH_PARENT, FileEvent, Header,
-    InodeKey, NAME_LEN, NameKey, PATH_LEN, counter, watch,
+    Actor, EXE_PARTS, EntryKey, FLAG_MATCH_INODE, FLAG_MATCH_PARENT, FNV_OFFSET, FNV_PRIME,
+    FileEvent, Header, InodeKey, NAME_LEN, PATH_LEN, counter, mode, state, watch,
 };
 
-use crate::{COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_INODES, WATCHED_NAMES};
+use crate::{
+    COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_ENTRIES, WATCHED_INODES, WATCHED_NAMES,
+};
 
 /// Reads one field of the `OFFSETS` global. `read_volatile` keeps the compiler from folding
 /// the zero initialiser into the code: userspace rewrites the value before load.
@@ -188,109 +190,257 @@ unsafe fn inode_key(inode: *const u8) -> Option<InodeKey> {
     }
 }
 
-/// Is the open file behind `fd` watched? Returns the `FLAG_MATCH_*` bit and the file's key.
-/// In order: the file's own inode (any name of it); its directory's inode (drop-in dirs); its
-/// name (watched names and `*.conf`, wherever they are: this also covers overlayfs, where the
-/// file's inode is the lower/upper one and not what stat(2) shows userspace).
+/// Is the open file behind `fd` one of an evaluation's inputs? Returns the `FLAG_MATCH_*`
+/// bit and the file's key. In order: the file's own inode (an input read, under any of its
+/// names: hard links, /proc/*/fd, chroots, other mount namespaces); its directory's inode
+/// when that directory was listed (a drop-in directory: any child); the (directory, name)
+/// pair when the directory holds names that were looked for (a unit or config file that may
+/// appear). Nothing else: not a device, not a same-named file elsewhere.
 #[inline(always)]
 pub fn match_fd(fd: i64) -> Option<(u32, InodeKey)> {
     let (file, parent, name) = inode_of_fd(fd)?;
-    if unsafe { WATCHED_INODES.get(&file) }.is_some() {
+    if unsafe { WATCHED_INODES.get(&file) }.is_some_and(|b| *b & watch::FILE != 0) {
         return Some((FLAG_MATCH_INODE, file));
     }
-    if let Some(dir) = unsafe { WATCHED_INODES.get(&parent) } {
-        if *dir & watch::DIR_ANY != 0 {
-            return Some((FLAG_MATCH_PARENT, file));
-        }
+    let dir = unsafe { WATCHED_INODES.get(&parent) }.copied().unwrap_or(0);
+    if dir & watch::DIR_ANY != 0 {
+        return Some((FLAG_MATCH_PARENT, file));
     }
-    if !name.is_null() {
-        let mut key = NameKey {
-            name: [0; NAME_LEN],
-        };
-        let len = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut key.name) }
-            .map(|s| s.len())
-            .unwrap_or(0);
-        if name_watched(&key, len) {
-            return Some((FLAG_MATCH_NAME, file));
-        }
+    if dir & watch::DIR_NAMED != 0
+        && !name.is_null()
+        && entry_watched(&parent, kernel_name_hash(name))
+    {
+        return Some((FLAG_MATCH_PARENT, file));
     }
     None
 }
 
-/// `key` holds a NUL-padded basename of `len` bytes.
+/// Is `name` (a [`monitor_common::name_hash`]) looked for in directory `dir`?
 #[inline(always)]
-fn name_watched(key: &NameKey, len: usize) -> bool {
-    if len >= 5 && len < NAME_LEN {
-        let end = len & (NAME_LEN - 1);
-        if end >= 5
-            && key.name[(end - 5) & (NAME_LEN - 1)] == b'.'
-            && key.name[(end - 4) & (NAME_LEN - 1)] == b'c'
-            && key.name[(end - 3) & (NAME_LEN - 1)] == b'o'
-            && key.name[(end - 2) & (NAME_LEN - 1)] == b'n'
-            && key.name[(end - 1) & (NAME_LEN - 1)] == b'f'
-        {
-            return true;
-        }
-    }
-    len > 0 && unsafe { WATCHED_NAMES.get(key) }.is_some()
+pub fn entry_watched(dir: &InodeKey, name: u64) -> bool {
+    let key = EntryKey {
+        dev: dir.dev,
+        _pad: 0,
+        ino: dir.ino,
+        name,
+    };
+    unsafe { WATCHED_ENTRIES.get(&key) }.is_some()
 }
 
-/// Reads a user path into `dst` and says whether its basename is watched. A path that does
-/// not fit counts as matched: the kernel cannot tell, so userspace decides (and re-evaluates).
+/// `name_bits::*` of a basename hash (0: not watched).
 #[inline(always)]
-pub fn read_path_and_match(src: u64, dst: &mut [u8; PATH_LEN], len_out: &mut u32) -> (bool, bool) {
-    let len = match unsafe { bpf_probe_read_user_str_bytes(src as *const u8, dst) } {
-        Ok(s) => s.len(),
-        Err(_) => {
-            *len_out = 0;
-            return (false, true);
+pub fn name_lookup(hash: u64) -> u8 {
+    unsafe { WATCHED_NAMES.get(&hash) }.copied().unwrap_or(0)
+}
+
+/// [`monitor_common::name_hash`] of a dentry name (kernel memory). A name of NAME_LEN bytes
+/// or more is cut, and then matches nothing (userspace walks every open while such a name
+/// is watched, and matches it by inode once it exists).
+#[inline(always)]
+fn kernel_name_hash(name: *const u8) -> u64 {
+    let mut buf = [0u8; NAME_LEN];
+    let len = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut buf) }
+        .map(|s| s.len())
+        .unwrap_or(0);
+    let mut h = FNV_OFFSET;
+    let mut j = 0usize;
+    while j < NAME_LEN {
+        if j >= len {
+            break;
         }
+        h ^= buf[(len - 1 - j) & (NAME_LEN - 1)] as u64;
+        h = h.wrapping_mul(FNV_PRIME);
+        j += 1;
+    }
+    h
+}
+
+/// The current directory's inode (task->fs->pwd.dentry->d_inode).
+#[inline(always)]
+pub fn cwd_inode() -> Option<InodeKey> {
+    if off!(have_cwd) == 0 || off!(have_files) == 0 {
+        return None;
+    }
+    unsafe {
+        let fs = read_ptr(current_task(), off!(task_fs))?;
+        let dentry = read_ptr(fs, off!(fs_pwd_dentry))?;
+        let inode = read_ptr(dentry, off!(dentry_inode))?;
+        inode_key(inode)
+    }
+}
+
+/// The inode of the directory a `*at` syscall's bare name is relative to.
+#[inline(always)]
+pub fn dir_inode(dirfd: i64) -> Option<InodeKey> {
+    if dirfd as i32 == AT_FDCWD {
+        cwd_inode()
+    } else {
+        inode_of_fd(dirfd as i32 as i64).map(|(f, _, _)| f)
+    }
+}
+
+pub const AT_FDCWD: i32 = -100;
+
+/// The path component could not be read.
+pub const C_UNREADABLE: u32 = 1;
+/// No '/' within NAME_LEN bytes before its end: longer than any name the maps can hold.
+pub const C_TOO_LONG: u32 = 2;
+/// It ends in `.conf`.
+pub const C_CONF: u32 = 4;
+/// Only `[0-9a-f-]`: an fd number (`/proc/*/fd/N`, `/dev/fd/N`) or a `map_files` range, which
+/// reopen a file under a name that is not its own.
+pub const C_HEXDASH: u32 = 8;
+/// `.` or `..`.
+pub const C_DOTS: u32 = 16;
+
+/// One path component, found by scanning back from a given end.
+pub struct Comp {
+    /// [`monitor_common::name_hash`] of its bytes.
+    pub hash: u64,
+    pub len: u32,
+    /// Index of the '/' before it, or -1 when it starts the string.
+    pub slash: i64,
+    /// `C_*` bits.
+    pub flags: u32,
+}
+
+/// The component of the NUL-free string at `buf` that ends at byte `end` (exclusive): its
+/// hash, length and kind. Only the NAME_LEN bytes that END at `end` are copied to the stack,
+/// so that the component's last byte is always `tail[NAME_LEN - 1]`, and scanned back with
+/// a constant-bounded index (a bound taken from the data would multiply the verifier's
+/// states). For a short string the bytes before `buf` are the preceding field of the same
+/// map value (every caller's buffer has at least NAME_LEN bytes in front of it); the scan
+/// stops at the string's first byte before it reaches them.
+#[inline(always)]
+pub fn component(buf: *const u8, end: usize) -> Comp {
+    let mut c = Comp {
+        hash: FNV_OFFSET,
+        len: 0,
+        slash: -1,
+        flags: 0,
     };
-    *len_out = len as u32;
-    if len >= PATH_LEN - 1 {
-        return (true, true);
-    }
-    // The basename starts after the last '/'. Only the last NAME_LEN bytes matter (a longer
-    // basename cannot be in the names map): copy the NAME_LEN bytes that END at the string's
-    // end to the stack, so the string's last byte is always tail[NAME_LEN - 1], and scan them
-    // with a constant-bounded index and no comparison with `len` inside the loop (a
-    // data-dependent bound there multiplies the verifier's states). For a short string the
-    // bytes before it are other fields: a '/' found there just means "no '/' in the string".
-    let base = dst.as_ptr() as u64 + len as u64 - NAME_LEN as u64;
     let mut tail = [0u8; NAME_LEN];
+    let base = buf as u64 + end as u64 - NAME_LEN as u64;
     if unsafe { bpf_probe_read_kernel_buf(base as *const u8, &mut tail) }.is_err() {
-        return (false, false);
+        c.flags = C_UNREADABLE;
+        return c;
     }
-    let mut slash = usize::MAX;
+    let first = NAME_LEN.saturating_sub(end);
+    let mut hexdash = true;
+    let mut stopped = false;
     let mut j = NAME_LEN;
     while j > 0 {
         j -= 1;
-        if tail[j] == b'/' {
-            slash = j;
+        if j < first {
+            stopped = true;
             break;
         }
+        let b = tail[j];
+        if b == b'/' {
+            c.slash = (end + j) as i64 - NAME_LEN as i64;
+            stopped = true;
+            break;
+        }
+        c.hash ^= b as u64;
+        c.hash = c.hash.wrapping_mul(FNV_PRIME);
+        c.len += 1;
+        if !(b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-') {
+            hexdash = false;
+        }
     }
-    let string_start = NAME_LEN.saturating_sub(len);
-    let start = if slash != usize::MAX && slash + 1 > string_start {
-        slash + 1
-    } else if len < NAME_LEN {
-        string_start
-    } else {
-        // No '/' in the last NAME_LEN bytes: the basename is too long to be watched.
+    if !stopped {
+        c.flags |= C_TOO_LONG;
+        return c;
+    }
+    let t = |i: usize| tail[NAME_LEN - i];
+    if c.len >= 5 && t(5) == b'.' && t(4) == b'c' && t(3) == b'o' && t(2) == b'n' && t(1) == b'f' {
+        c.flags |= C_CONF;
+    }
+    if hexdash && c.len > 0 {
+        c.flags |= C_HEXDASH;
+    }
+    if (c.len == 1 && t(1) == b'.') || (c.len == 2 && t(1) == b'.' && t(2) == b'.') {
+        c.flags |= C_DOTS;
+    }
+    c
+}
+
+/// Reads a user path into `dst`. Returns its length and whether it is whole (not cut at
+/// the buffer's size, and readable).
+#[inline(always)]
+pub fn read_user_path(src: u64, dst: &mut [u8; PATH_LEN]) -> (usize, bool) {
+    match unsafe { bpf_probe_read_user_str_bytes(src as *const u8, dst) } {
+        Ok(s) => (s.len(), s.len() < PATH_LEN - 1),
+        Err(_) => {
+            dst[0] = 0;
+            (0, false)
+        }
+    }
+}
+
+/// Reads a user path into `dst` and says (whether its basename is a watched name or
+/// `*.conf`, whether it was cut). A cut path counts as matched: the kernel cannot tell, so
+/// userspace decides. For programs that have only a path (no fd, no directory inode). `dst`
+/// must have NAME_LEN bytes in front of it in the same map value (`FileEvent::path` and
+/// `path2` do), see [`component`].
+#[allow(dead_code)]
+#[inline(always)]
+pub fn read_path_and_match(src: u64, dst: &mut [u8; PATH_LEN], len_out: &mut u32) -> (bool, bool) {
+    let (len, whole) = read_user_path(src, dst);
+    *len_out = len as u32;
+    if !whole {
+        return (len > 0, len > 0);
+    }
+    if len == 0 {
         return (false, false);
-    };
-    if start >= NAME_LEN {
-        return (false, false);
     }
-    let mut key = NameKey {
-        name: [0; NAME_LEN],
-    };
-    let got = unsafe {
-        bpf_probe_read_kernel_str_bytes((base + start as u64) as *const u8, &mut key.name)
+    let c = component(dst.as_ptr(), len);
+    let hit = c.flags & (C_UNREADABLE | C_CONF) != 0
+        || (c.flags & C_TOO_LONG == 0
+            && name_lookup(c.hash) & monitor_common::name_bits::ENTRY != 0);
+    (hit, false)
+}
+
+/// `state::*` value.
+#[inline(always)]
+pub fn state(index: u32) -> u64 {
+    crate::STATE.get(index).copied().unwrap_or(0)
+}
+
+/// Adds `delta` to a `state::*` value (atomically: every CPU updates it).
+#[inline(always)]
+pub fn state_add(index: u32, delta: i64) {
+    if let Some(p) = crate::STATE.get_ptr_mut(index) {
+        atomic_add(p, delta);
     }
-    .map(|s| s.len())
-    .unwrap_or(0);
-    (name_watched(&key, got), false)
+}
+
+#[inline(always)]
+fn atomic_add(p: *mut u64, delta: i64) {
+    // BPF_ATOMIC add (XADD): core's atomics are not available for this target, the
+    // instruction is (since the first eBPF kernels).
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({p} + 0) += {v}",
+            p = in(reg) p,
+            v = in(reg) delta,
+            options(nostack)
+        )
+    };
+}
+
+/// Does every write-intent open take the walk (`mode::WALK_ALL`, or `state::LINKED`)?
+#[inline(always)]
+pub fn walk_all() -> bool {
+    state(state::MODE) & mode::WALK_ALL != 0 || state(state::LINKED) != 0
+}
+
+/// A link to a watched name was made: walk every write-intent open from now on.
+#[inline(always)]
+pub fn set_linked() {
+    if let Some(p) = crate::STATE.get_ptr_mut(state::LINKED) {
+        unsafe { *p = 1 };
+    }
 }
 
 /// The per-CPU scratch record, reset for a new file event.
@@ -347,16 +497,7 @@ pub fn ret(ctx: &TracePointContext) -> i64 {
 #[inline(always)]
 pub fn writers_add(delta: i64) {
     if let Some(p) = crate::WRITERS.get_ptr_mut(0) {
-        // BPF_ATOMIC add (XADD): every CPU updates the one counter. core's atomics are not
-        // available for this target, the instruction is (since the first eBPF kernels).
-        unsafe {
-            core::arch::asm!(
-                "lock *(u64 *)({p} + 0) += {v}",
-                p = in(reg) p,
-                v = in(reg) delta,
-                options(nostack)
-            )
-        };
+        atomic_add(p, delta);
     }
 }
 

@@ -62,6 +62,7 @@ pub struct ActorInfo {
     pub comm: Vec<u8>,
     /// The executable, from the kernel's dentry walk (`…/` in front when the walk stopped
     /// before the root; within one mount, so a separate /usr shows as `/bin/sed`).
+    #[serde(serialize_with = "ser_opt_path")]
     pub exe: Option<PathBuf>,
 }
 
@@ -72,6 +73,7 @@ pub struct ProcInfo {
     /// Exit: wait(2)-style status; exec: 0.
     pub exit_code: i32,
     /// Exec: the executed filename as the kernel saw it.
+    #[serde(serialize_with = "ser_path")]
     pub path: PathBuf,
 }
 
@@ -151,15 +153,67 @@ pub struct FileInfo {
     pub dev: u32,
     pub ino: u64,
     /// As the process gave it (empty for close/ftruncate).
+    #[serde(serialize_with = "ser_path")]
     pub path: PathBuf,
     pub path_truncated: bool,
     /// rename/link: the new name; symlink: the link created.
+    #[serde(serialize_with = "ser_opt_path")]
     pub path2: Option<PathBuf>,
     pub path2_truncated: bool,
 }
 
 fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(b))
+    s.serialize_str(&escape_bytes(b).0)
+}
+
+/// A path as a JSON string, whatever its bytes (see [`escape_bytes`]).
+pub fn ser_path<S: serde::Serializer>(p: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    ser_bytes(p.as_os_str().as_bytes(), s)
+}
+
+pub fn ser_opt_path<S: serde::Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => ser_path(p, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Bytes as a string without losing any: valid UTF-8 as it is; otherwise every byte that is
+/// not part of valid UTF-8 becomes `\xNN` and every backslash `\\`, so that the escaped
+/// form reads back unambiguously. The bool says whether it was escaped (whoever prints it
+/// flags the record, see `Record::escaped`).
+pub fn escape_bytes(b: &[u8]) -> (String, bool) {
+    if let Ok(s) = std::str::from_utf8(b) {
+        return (s.to_string(), false);
+    }
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    (out, true)
+}
+
+impl Record {
+    /// Whether any byte string of the record (paths, comm, exe) is not UTF-8, and so is
+    /// printed escaped (see [`escape_bytes`]).
+    pub fn escaped(&self) -> bool {
+        let bad = |b: &[u8]| std::str::from_utf8(b).is_err();
+        let p = |p: &std::path::Path| bad(p.as_os_str().as_bytes());
+        let actor = |a: &ActorInfo| bad(&a.comm) || a.exe.as_deref().is_some_and(p);
+        match &self.event {
+            Event::Exec(e) | Event::Exit(e) => actor(&e.actor) || p(&e.path),
+            Event::File(f) => actor(&f.actor) || p(&f.path) || f.path2.as_deref().is_some_and(p),
+        }
+    }
 }
 
 /// Reads a `T` from the front of `buf`, if it is long enough. `T` must be plain old data:

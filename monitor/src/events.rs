@@ -85,6 +85,69 @@ fn take_all(
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+
+    use super::*;
+    use crate::decode::{ActorInfo, FileInfo, FileOp, MatchedBy};
+
+    fn file(path: &[u8], comm: &[u8]) -> Record {
+        Record {
+            lost_before: 0,
+            ktime_ns: 1,
+            event: Event::File(FileInfo {
+                actor: ActorInfo {
+                    pid: 1,
+                    tgid: 1,
+                    ppid: 0,
+                    uid: 0,
+                    gid: 0,
+                    cgroup_id: 0,
+                    comm: comm.to_vec(),
+                    exe: None,
+                },
+                op: FileOp::Open,
+                matched_by: MatchedBy::Inode,
+                ret: 3,
+                dirfd: -100,
+                dirfd2: -1,
+                sys_flags: 1,
+                dev: 1,
+                ino: 2,
+                path: PathBuf::from(OsStr::from_bytes(path)),
+                path_truncated: false,
+                path2: None,
+                path2_truncated: false,
+            }),
+        }
+    }
+
+    /// A non-UTF-8 path is printed escaped, flagged, on one whole line.
+    #[test]
+    fn non_utf8_paths_are_escaped_and_flagged() {
+        let rec = file(b"/etc/k\\ube\xff\xfelet.conf", b"ed\x80");
+        let r1 = Some(PathBuf::from(OsStr::from_bytes(b"/x/\xc3")));
+        let line = line_of(&rec, r1, None);
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(*line.last().unwrap(), b'\n');
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["path"], "/etc/k\\\\ube\\xff\\xfelet.conf", "{v}");
+        assert_eq!(v["comm"], "ed\\x80");
+        assert_eq!(v["resolved_path"], "/x/\\xc3");
+        assert_eq!(v["escaped"], true);
+    }
+
+    #[test]
+    fn utf8_paths_are_as_they_are_and_unflagged() {
+        let rec = file("/etc/kubelet\\é.conf".as_bytes(), b"sed");
+        let v: serde_json::Value = serde_json::from_slice(&line_of(&rec, None, None)).unwrap();
+        assert_eq!(v["path"], "/etc/kubelet\\é.conf");
+        assert!(v.get("escaped").is_none(), "{v}");
+        assert!(v.get("resolved_path").is_none());
+    }
+}
+
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Each line is one JSON object: \
 {\"event\":\"exec\"|\"exit\"|\"file\"|\"lost\", ...}. File events carry the operation, the path as \
@@ -113,10 +176,44 @@ pub struct EventsArgs {
 struct Line<'a> {
     #[serde(flatten)]
     record: &'a Record,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "decode::ser_opt_path"
+    )]
     resolved_path: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "decode::ser_opt_path"
+    )]
     resolved_path2: Option<PathBuf>,
+    /// Present (true) when a path, comm or exe of the line was not UTF-8 and is escaped
+    /// (`\xNN` for each such byte, `\\` for a backslash: see `decode::escape_bytes`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    escaped: bool,
+}
+
+/// One record as one complete JSON line (newline included), whatever bytes its paths hold.
+fn line_of(rec: &Record, r1: Option<PathBuf>, r2: Option<PathBuf>) -> Vec<u8> {
+    let bad = |p: &Option<PathBuf>| {
+        p.as_deref()
+            .is_some_and(|p| std::str::from_utf8(p.as_os_str().as_encoded_bytes()).is_err())
+    };
+    let line = Line {
+        record: rec,
+        escaped: rec.escaped() || bad(&r1) || bad(&r2),
+        resolved_path: r1,
+        resolved_path2: r2,
+    };
+    let mut buf = match serde_json::to_vec(&line) {
+        Ok(b) => b,
+        // Not expected (every field serializes); a line that says so, never a torn one.
+        Err(e) => serde_json::to_vec(&serde_json::json!({
+            "event": "unprintable", "error": e.to_string()
+        }))
+        .unwrap_or_default(),
+    };
+    buf.push(b'\n');
+    buf
 }
 
 pub fn main(args: EventsArgs) -> ExitCode {
@@ -187,14 +284,13 @@ async fn run(args: EventsArgs) -> anyhow::Result<()> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
+        // Each line is built whole, then written with one write_all: never a torn line
+        // between two records.
         let mut out = stdout.lock();
         for rec in batch.drain(..) {
             if rec.lost_before > 0 {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"event": "lost", "count": rec.lost_before})
-                )?;
+                let lost = serde_json::json!({"event": "lost", "count": rec.lost_before});
+                out.write_all(format!("{lost}\n").as_bytes())?;
             }
             let (r1, r2) = match &rec.event {
                 Event::File(f) => (
@@ -205,13 +301,7 @@ async fn run(args: EventsArgs) -> anyhow::Result<()> {
                 ),
                 _ => (None, None),
             };
-            let line = Line {
-                record: &rec,
-                resolved_path: r1,
-                resolved_path2: r2,
-            };
-            serde_json::to_writer(&mut out, &line)?;
-            out.write_all(b"\n")?;
+            out.write_all(&line_of(&rec, r1, r2))?;
         }
         out.flush()?;
         drop(out);

@@ -10,7 +10,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use monitor_common::{InodeKey, watch};
+use monitor_common::{EntryKey, InodeKey, NAME_LEN, name_bits, name_hash, watch};
 
 use crate::probes::{Probes, inode_key};
 
@@ -59,48 +59,146 @@ pub const DEFAULT_PATHS: &[&str] = &[
 const MAX_DEPTH: usize = 8;
 /// Bound on the inodes one watched directory may add.
 const MAX_DIR_ENTRIES: usize = 4096;
+/// Names that reopen another file (symlinks to `/proc/self/fd/N`): an open through them is
+/// decided by the file it reaches (the kernel walks it), like `/proc/*/fd/N` itself.
+const REOPEN_NAMES: &[&str] = &["stdin", "stdout", "stderr"];
 
+/// What the kernel programs watch (see the maps in `monitor-ebpf/src/main.rs`): an input file
+/// by inode, a looked-for name by (directory inode, name), a listed directory by inode, and
+/// basenames for the decision at sys_enter. Only regular files and directories are watched by
+/// inode: never a device, FIFO or socket, and a symlink only as a name (a unit masked by a
+/// link to /dev/null is a name to watch, not /dev/null).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatchSet {
-    /// Watched files (as given, and symlink targets).
+    /// Watched files and names (as given, and symlink targets that are regular files).
     pub files: BTreeSet<PathBuf>,
-    /// Watched directories (recursively).
+    /// Listed (drop-in) directories, recursively.
     pub dirs: BTreeSet<PathBuf>,
-    /// Basenames for the kernel's path prefilter.
-    pub names: BTreeSet<Vec<u8>>,
-    /// Inodes for the kernel's open/ftruncate match.
+    /// Basenames → `name_bits::*`, for the kernel's decisions on paths.
+    pub names: BTreeMap<Vec<u8>, u8>,
+    /// Inodes for the kernel's open/ftruncate match (`watch::*` bits).
     pub inodes: BTreeMap<InodeKey, u32>,
+    /// Names looked for, by directory inode.
+    pub entries: BTreeSet<EntryKey>,
+    /// A name cannot decide (a watched file has another hard link, or a watched name is too
+    /// long for the kernel's scan): every write-intent open is walked.
+    pub walk_all: bool,
 }
 
 impl WatchSet {
     pub fn new() -> WatchSet {
-        WatchSet::default()
+        let mut w = WatchSet::default();
+        for n in REOPEN_NAMES {
+            w.names.insert(n.as_bytes().to_vec(), name_bits::REOPEN);
+        }
+        w
     }
 
-    /// Watches `path`: a file (or one that may appear) or a directory (recursively). A
-    /// symlink is watched as a name and its target as a file too.
+    /// Watches `path`: a file (or a name that may appear) or a directory that is listed
+    /// (recursively). A symlink is watched as a name, and its target too when that is a
+    /// regular file or a directory. Unit search directories are not listed: only the names
+    /// systemd looks for there count, and the evaluation names those as inputs.
     pub fn add(&mut self, path: &Path) {
         let path = normalize(path);
-        self.add_name(&path);
-        let is_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
-        if is_dir {
-            self.add_dir(&path, 0);
-        } else {
-            if let Ok(meta) = fs::metadata(&path) {
-                self.inodes.entry(inode_key(&meta)).or_insert(watch::FILE);
-            }
-            if let Ok(target) = fs::canonicalize(&path)
-                && target != path
-            {
-                self.add_name(&target);
-                self.files.insert(target);
-            }
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            // Missing: a name that may appear.
+            self.add_entry(&path);
             self.files.insert(path);
+            return;
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            if is_unit_dir(&path) {
+                self.add_entry(&path);
+                return;
+            }
+            self.add_entry(&path);
+            self.add_dir(&path, 0);
+        } else if ft.is_file() {
+            self.add_file(&path, &meta);
+        } else {
+            self.add_entry(&path);
+            self.files.insert(path.clone());
+            if ft.is_symlink()
+                && let Ok(target) = fs::canonicalize(&path)
+                && let Ok(tm) = fs::metadata(&target)
+            {
+                if tm.is_file() {
+                    self.add_file(&target, &tm);
+                } else if tm.is_dir() && !is_unit_dir(&target) {
+                    self.add_entry(&target);
+                    self.add_dir(&target, 0);
+                }
+                // Anything else (a device: a masked unit's /dev/null) is not watched.
+            }
         }
     }
 
+    /// A regular file an evaluation read: by inode, and as a name in its directory.
+    fn add_file(&mut self, path: &Path, meta: &fs::Metadata) {
+        use std::os::unix::fs::MetadataExt;
+        self.inodes.entry(inode_key(meta)).or_insert(0);
+        *self.inodes.get_mut(&inode_key(meta)).unwrap() |= watch::FILE;
+        if meta.nlink() > 1 {
+            self.walk_all = true;
+        }
+        self.add_entry(path);
+        if let Some(n) = path.file_name() {
+            self.add_name(n.as_bytes(), name_bits::FILE);
+        }
+        self.files.insert(path.to_path_buf());
+    }
+
+    /// `path`'s name, looked for in its directory (lexical and resolved). When the directory
+    /// itself is missing, its name is looked for in its own parent, and so on up to the
+    /// nearest existing directory: a `mkdir -p` that creates the path is seen, and the watch
+    /// set follows it down.
+    fn add_entry(&mut self, path: &Path) {
+        let Some(name) = path.file_name() else {
+            return;
+        };
+        let name = name.as_bytes();
+        self.add_name(name, name_bits::ENTRY);
+        let Some(parent) = path.parent() else {
+            return;
+        };
+        for dir in [Some(parent.to_path_buf()), fs::canonicalize(parent).ok()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(pn) = dir.file_name() {
+                self.add_name(pn.as_bytes(), name_bits::PARENT);
+            }
+            if let Ok(m) = fs::metadata(&dir)
+                && m.is_dir()
+            {
+                let k = inode_key(&m);
+                *self.inodes.entry(k).or_insert(0) |= watch::DIR_NAMED;
+                self.entries.insert(EntryKey {
+                    dev: k.dev,
+                    _pad: 0,
+                    ino: k.ino,
+                    name: name_hash(name),
+                });
+            }
+        }
+        if parent.parent().is_some() && fs::symlink_metadata(parent).is_err() {
+            self.add_entry(parent);
+        }
+    }
+
+    fn add_name(&mut self, name: &[u8], bits: u8) {
+        if name.len() >= NAME_LEN {
+            // The kernel's basename scan stops at NAME_LEN bytes: only the walk can see it.
+            self.walk_all = true;
+        }
+        *self.names.entry(name.to_vec()).or_insert(0) |= bits;
+    }
+
     fn add_dir(&mut self, dir: &Path, depth: usize) {
-        self.add_name(dir);
+        if let Some(n) = dir.file_name() {
+            self.add_name(n.as_bytes(), name_bits::LISTED);
+        }
         if let Ok(meta) = fs::metadata(dir) {
             *self.inodes.entry(inode_key(&meta)).or_insert(0) |= watch::DIR_ANY;
         }
@@ -113,28 +211,38 @@ impl WatchSet {
         };
         for entry in entries.flatten().take(MAX_DIR_ENTRIES) {
             let p = entry.path();
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => self.add_dir(&p, depth + 1),
-                Ok(_) => {
-                    if let Ok(meta) = fs::metadata(&p) {
-                        self.inodes.entry(inode_key(&meta)).or_insert(watch::FILE);
+            // Followed, as the kubelet and systemd follow them; only regular files and
+            // directories are watched.
+            match fs::metadata(&p) {
+                // A symlink to a directory is not walked (a loop could).
+                Ok(m) if m.is_dir() && entry.file_type().is_ok_and(|t| t.is_dir()) => {
+                    self.add_dir(&p, depth + 1);
+                }
+                Ok(m) if m.is_file() => {
+                    use std::os::unix::fs::MetadataExt;
+                    *self.inodes.entry(inode_key(&m)).or_insert(0) |= watch::FILE;
+                    if m.nlink() > 1 {
+                        self.walk_all = true;
                     }
                 }
-                Err(_) => {}
+                _ => {}
             }
         }
     }
 
-    fn add_name(&mut self, path: &Path) {
-        if let Some(name) = path.file_name() {
-            self.names.insert(name.as_bytes().to_vec());
-        }
-    }
-
-    /// Pushes the set into the kernel maps (only the differences are written).
+    /// Pushes the set into the kernel maps (only the differences are written). The mode goes
+    /// first when it widens and last when it narrows, so that no open falls between.
     pub fn apply(&self, probes: &mut Probes) -> anyhow::Result<()> {
+        if self.walk_all {
+            probes.set_walk_all(true)?;
+        }
         probes.set_names(&self.names)?;
-        probes.set_inodes(&self.inodes)
+        probes.set_entries(&self.entries)?;
+        probes.set_inodes(&self.inodes)?;
+        if !self.walk_all {
+            probes.set_walk_all(false)?;
+        }
+        Ok(())
     }
 
     /// The exact match behind the kernel's prefilter: is this resolved path one we watch,
@@ -153,6 +261,15 @@ impl WatchSet {
     pub fn has_inode(&self, dev: u32, ino: u64) -> bool {
         self.inodes.contains_key(&InodeKey { dev, _pad: 0, ino })
     }
+}
+
+/// Is `dir` one of systemd's unit search directories (under any host root)? Those are not
+/// listed: only the unit names and drop-in directories systemd consults there count.
+fn is_unit_dir(dir: &Path) -> bool {
+    crate::kubelet::unit::UNIT_PATH.iter().any(|u| {
+        let u = Path::new(u.trim_start_matches('/'));
+        dir.ends_with(u)
+    })
 }
 
 /// Lexical normalization: removes `.` and resolves `..` without touching the filesystem.
@@ -225,7 +342,12 @@ pub fn truncated_matches(set: &WatchSet, tgid: u32, dirfd: i32, head: &Path) -> 
 /// For a name-matched path that could not be resolved: does its basename belong to the set?
 pub fn name_matches(set: &WatchSet, path: &Path) -> bool {
     path.file_name()
-        .map(|n| set.names.contains(n.as_bytes()) || n.as_bytes().ends_with(b".conf"))
+        .map(|n| {
+            set.names
+                .get(n.as_bytes())
+                .is_some_and(|b| b & (name_bits::ENTRY | name_bits::LISTED) != 0)
+                || n.as_bytes().ends_with(b".conf")
+        })
         .unwrap_or(false)
         || path.as_os_str() == OsStr::new("")
 }
@@ -254,9 +376,9 @@ mod tests {
         w.add(&link);
         w.add(&d);
         w.add(&t.path().join("missing.env"));
-        assert!(w.names.contains(b"config.yaml".as_slice()));
-        assert!(w.names.contains(b"real.yaml".as_slice()));
-        assert!(w.names.contains(b"missing.env".as_slice()));
+        assert!(w.names.contains_key(b"config.yaml".as_slice()));
+        assert!(w.names.contains_key(b"real.yaml".as_slice()));
+        assert!(w.names.contains_key(b"missing.env".as_slice()));
         assert!(w.matches(&real));
         assert!(w.matches(&d.join("sub/new.conf")));
         assert!(w.matches(t.path()), "renaming a parent moves the files");
@@ -266,6 +388,79 @@ mod tests {
         assert!(w.has_inode(k.dev, k.ino));
         let dk = inode_key(&fs::metadata(d.join("sub")).unwrap());
         assert_eq!(w.inodes[&dk] & watch::DIR_ANY, watch::DIR_ANY);
+    }
+
+    fn entry(dir: &Path, name: &str) -> EntryKey {
+        let k = inode_key(&fs::metadata(dir).unwrap());
+        EntryKey {
+            dev: k.dev,
+            _pad: 0,
+            ino: k.ino,
+            name: name_hash(name.as_bytes()),
+        }
+    }
+
+    /// A masked unit (a link to /dev/null) is a name, /dev/null is not watched; a unit
+    /// directory is not listed (its other units are not watched); a missing path is looked
+    /// for up to its nearest existing ancestor; a hard-linked input makes every open walked.
+    #[test]
+    fn only_the_inputs() {
+        let t = tempfile::tempdir().unwrap();
+        let units = t.path().join("etc/systemd/system");
+        fs::create_dir_all(&units).unwrap();
+        std::os::unix::fs::symlink("/dev/null", units.join("kubelet.service")).unwrap();
+        fs::write(units.join("other.service"), "[Service]\n").unwrap();
+        let mut w = WatchSet::new();
+        w.add(&units.join("kubelet.service"));
+        w.add(&units);
+        w.add(&t.path().join("etc/kubernetes/kubelet/config.json"));
+        let null = inode_key(&fs::metadata("/dev/null").unwrap());
+        assert!(!w.inodes.contains_key(&null), "/dev/null watched");
+        let other = inode_key(&fs::metadata(units.join("other.service")).unwrap());
+        assert!(!w.inodes.contains_key(&other), "another unit watched");
+        let ud = inode_key(&fs::metadata(&units).unwrap());
+        assert_eq!(
+            w.inodes[&ud],
+            watch::DIR_NAMED,
+            "the unit directory is listed"
+        );
+        assert!(w.entries.contains(&entry(&units, "kubelet.service")));
+        assert_eq!(
+            w.names[b"kubelet.service".as_slice()],
+            name_bits::ENTRY,
+            "not a file"
+        );
+        assert!(w.names[b"system".as_slice()] & name_bits::PARENT != 0);
+        assert!(!w.dirs.contains(&units));
+        // etc/kubernetes is missing: "kubernetes" is looked for in etc.
+        assert!(
+            w.entries
+                .contains(&entry(&t.path().join("etc"), "kubernetes"))
+        );
+        assert!(w.names[b"kubelet".as_slice()] & name_bits::PARENT != 0);
+        assert!(!w.walk_all);
+        // A hard link: names cannot decide.
+        let cfg = t.path().join("config.yaml");
+        fs::write(&cfg, "a: 1\n").unwrap();
+        fs::hard_link(&cfg, t.path().join("alias")).unwrap();
+        w.add(&cfg);
+        assert!(w.walk_all);
+        assert_eq!(
+            w.inodes[&inode_key(&fs::metadata(&cfg).unwrap())],
+            watch::FILE
+        );
+    }
+
+    #[test]
+    fn name_hash_is_over_reversed_bytes() {
+        // The kernel scans a basename back from the path's end: the same hash both ways.
+        let mut h = monitor_common::FNV_OFFSET;
+        for b in b"config.yaml".iter().rev() {
+            h ^= *b as u64;
+            h = h.wrapping_mul(monitor_common::FNV_PRIME);
+        }
+        assert_eq!(name_hash(b"config.yaml"), h);
+        assert_ne!(name_hash(b"config.yaml"), name_hash(b"config.yml"));
     }
 
     #[test]

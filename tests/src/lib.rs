@@ -400,8 +400,10 @@ impl SharedMonitor {
     pub fn sync(&self, since: usize) -> Vec<Record> {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Unique, and still decided by the kernel as the watched (directory name, name):
+        // the last two components are SYNC_MARKER's.
         let marker = PathBuf::from(format!(
-            "/nonexistent-kd-sync-{}-{n}/kd-shared-sync-marker",
+            "/nonexistent-kd-sync-{}-{n}/..{SYNC_MARKER}",
             std::process::id()
         ));
         let _ = fs::remove_file(&marker);

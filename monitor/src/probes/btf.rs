@@ -38,6 +38,10 @@ pub fn fill(off: &mut Offsets) -> Result<()> {
     off.task_mm = m("task_struct", &["mm"])?;
     off.mm_exe_file = m("mm_struct", &["exe_file"])?;
     off.have_exe = 1;
+
+    off.task_fs = m("task_struct", &["fs"])?;
+    off.fs_pwd_dentry = m("fs_struct", &["pwd", "dentry"])?;
+    off.have_cwd = 1;
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::TracePoint,
 };
-use monitor_common::{CommKey, InodeKey, NameKey, Offsets, counter};
+use monitor_common::{CommKey, EntryKey, InodeKey, Offsets, counter, mode, name_hash, state};
 
 /// The kernel programs, built by `monitor/build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kubelet-drift-ebpf"));
@@ -92,8 +92,10 @@ pub struct Probes {
     /// What is missing and how the programs degrade (said once at start).
     pub warnings: Vec<String>,
     comms: BTreeSet<Vec<u8>>,
-    names: BTreeSet<Vec<u8>>,
+    names: BTreeMap<Vec<u8>, u8>,
     inodes: BTreeMap<InodeKey, u32>,
+    entries: BTreeSet<EntryKey>,
+    mode: u64,
 }
 
 impl Probes {
@@ -192,8 +194,10 @@ impl Probes {
             ebpf,
             warnings,
             comms: BTreeSet::new(),
-            names: BTreeSet::new(),
+            names: BTreeMap::new(),
             inodes: BTreeMap::new(),
+            entries: BTreeSet::new(),
+            mode: 0,
         })
     }
 
@@ -224,21 +228,56 @@ impl Probes {
         Ok(())
     }
 
-    /// Basenames whose path operations are reported (besides `*.conf`, always reported).
-    pub fn set_names(&mut self, names: &BTreeSet<Vec<u8>>) -> Result<()> {
-        let mut map: BpfHashMap<_, NameKey, u8> =
+    /// Basenames and what they are to the watch set (`name_bits::*`), keyed in the kernel by
+    /// `name_hash`. Two names with one hash get the union of their bits.
+    pub fn set_names(&mut self, names: &BTreeMap<Vec<u8>, u8>) -> Result<()> {
+        let by_hash = |m: &BTreeMap<Vec<u8>, u8>| {
+            let mut h: BTreeMap<u64, u8> = BTreeMap::new();
+            for (n, b) in m {
+                *h.entry(name_hash(n)).or_insert(0) |= *b;
+            }
+            h
+        };
+        let (old, new) = (by_hash(&self.names), by_hash(names));
+        let mut map: BpfHashMap<_, u64, u8> =
             BpfHashMap::try_from(self.ebpf.map_mut("WATCHED_NAMES").unwrap())?;
-        for old in self.names.difference(names) {
-            if let Some(k) = NameKey::new(old) {
-                let _ = map.remove(&k);
+        for k in old.keys() {
+            if !new.contains_key(k) {
+                let _ = map.remove(k);
             }
         }
-        for new in names.difference(&self.names) {
-            if let Some(k) = NameKey::new(new) {
-                map.insert(k, 1, 0)?;
+        for (k, v) in &new {
+            if old.get(k) != Some(v) {
+                map.insert(*k, *v, 0)?;
             }
         }
         self.names = names.clone();
+        Ok(())
+    }
+
+    /// Names looked for in directories: (directory inode, `name_hash`).
+    pub fn set_entries(&mut self, entries: &BTreeSet<EntryKey>) -> Result<()> {
+        let mut map: BpfHashMap<_, EntryKey, u8> =
+            BpfHashMap::try_from(self.ebpf.map_mut("WATCHED_ENTRIES").unwrap())?;
+        for k in self.entries.difference(entries) {
+            let _ = map.remove(k);
+        }
+        for k in entries.difference(&self.entries) {
+            map.insert(*k, 1, 0)?;
+        }
+        self.entries = entries.clone();
+        Ok(())
+    }
+
+    /// Whether every write-intent open takes the fd-table walk (`mode::WALK_ALL`).
+    pub fn set_walk_all(&mut self, on: bool) -> Result<()> {
+        let want = if on { mode::WALK_ALL } else { 0 };
+        if want != self.mode {
+            let mut map: aya::maps::Array<_, u64> =
+                aya::maps::Array::try_from(self.ebpf.map_mut("STATE").unwrap())?;
+            map.set(state::MODE, want, 0)?;
+            self.mode = want;
+        }
         Ok(())
     }
 

@@ -33,6 +33,18 @@ pub struct Watched {
     pub progs_exec: BTreeMap<String, (u64, u64)>,
 }
 
+impl Watched {
+    /// eBPF ns per file-workload iteration (one unrelated write-intent open, its write and
+    /// close), per round: runs per iteration × ns per run, all programs.
+    pub fn ns_per_file_iteration(&self) -> Vec<f64> {
+        self.runs_per_file_iter
+            .iter()
+            .zip(&self.ns_per_run_file)
+            .map(|(r, n)| r * n)
+            .collect()
+    }
+}
+
 #[derive(Default)]
 pub struct Overhead {
     pub rounds: usize,

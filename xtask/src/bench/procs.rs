@@ -27,8 +27,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits for its after-restart baseline (it is attached then).
     pub fn start(bin: &Path, args: &[String], stderr: &Path) -> Result<Daemon> {
+        Daemon::start_with_env(bin, args, stderr, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(
+        bin: &Path,
+        args: &[String],
+        stderr: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let err = fs::File::create(stderr)?;
         let mut child = Command::new(bin)
+            .envs(env.iter().copied())
             .arg("run")
             .args(["--json-out", "-", "--journald", "false", "--text", "false"])
             .args(args)
@@ -63,13 +74,15 @@ impl Daemon {
             lines: rx,
             stderr: stderr.to_path_buf(),
         };
-        let base = d.wait_for(Duration::from_secs(30), |v| {
+        // Loading (BTF, ~25 programs through the verifier) takes seconds, and much longer on
+        // a machine loaded by other work.
+        let base = d.wait_for(Duration::from_secs(120), |v| {
             change(v) == "baseline" && subject_kind(v) == "after_restart"
         });
         if base.is_none() {
             let tail = d.stderr_tail();
             d.stop();
-            bail!("the daemon reported no after-restart baseline within 30 s; its stderr:\n{tail}");
+            bail!("the daemon reported no after-restart baseline within 120 s; its stderr:\n{tail}");
         }
         Ok(d)
     }
