@@ -227,6 +227,8 @@ struct Daemon {
     open_writes: HashMap<(u32, i32), OpenWrite>,
     lost_total: u64,
     next_rescan: Instant,
+    /// Watched files mapped shared, polled while mapped (blind spots: see `crate::blindspots`).
+    mappings: crate::blindspots::SharedMappings,
 }
 
 async fn run(settings: Settings) -> Result<()> {
@@ -270,6 +272,7 @@ async fn run(settings: Settings) -> Result<()> {
         full_rescan: false,
         open_writes: HashMap::new(),
         lost_total: 0,
+        mappings: Default::default(),
     };
     d.baseline()?;
     // Start-up (BTF, program loading) leaves tens of MiB of freed heap that glibc keeps; give
@@ -413,6 +416,9 @@ impl Daemon {
             if let Some(d) = self.open_writes.values().map(|o| o.deadline).min() {
                 wake = wake.min(d);
             }
+            if let Some(d) = self.mappings.next_poll() {
+                wake = wake.min(d);
+            }
             tokio::select! {
                 r = stream.next_batch(&mut batch) => {
                     r.context("reading the ring buffer")?;
@@ -425,6 +431,9 @@ impl Daemon {
                 _ = sigint.recv() => break,
             }
             let now = Instant::now();
+            for t in self.mappings.poll(now) {
+                self.push_trigger(t);
+            }
             // Opens whose close did not come in time are evaluated anyway; while the fd stays
             // open, the file is looked at again every HELD_POLL, and any write through it (or
             // the fd going away without a close we saw) is evaluated too.
@@ -552,6 +561,12 @@ impl Daemon {
     }
 
     fn classify_file(&mut self, f: FileInfo) {
+        if let Some(ts) = crate::blindspots::classify(&f, &self.watch, &mut self.mappings) {
+            for t in ts {
+                self.push_trigger(t);
+            }
+            return;
+        }
         let key = (f.actor.tgid, f.dirfd);
         if f.op == FileOp::WriterExit {
             // Every fd it had is closed now, dup'ed ones included: what it wrote is final.
@@ -755,6 +770,7 @@ impl Daemon {
                 let named =
                     trigger_on_inputs(triggers.iter().chain(self.triggers.iter()), &tr.finding)
                         .cloned()
+                        .or_else(|| self.mappings.changed_on(&tr.finding.inputs))
                         .unwrap_or_else(|| main.clone());
                 self.report(tr, &named);
             }

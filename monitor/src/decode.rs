@@ -6,7 +6,7 @@ use std::{ffi::OsStr, mem::size_of, os::unix::ffi::OsStrExt, path::PathBuf};
 
 use monitor_common::{
     Actor, FLAG_MATCH_INODE, FLAG_MATCH_NAME, FLAG_MATCH_PARENT, FLAG_PATH_TRUNCATED,
-    FLAG_PATH2_TRUNCATED, FileEvent, Header, PATH_LEN, ProcEvent, kind, op,
+    FLAG_PATH2_TRUNCATED, FileEvent, Header, PATH_LEN, ProcEvent, blind, kind, op,
 };
 use serde::Serialize;
 
@@ -89,6 +89,21 @@ pub enum FileOp {
     Mkdir,
     /// A writer of a watched file exited (its fds, dup'ed ones included, are closed now).
     WriterExit,
+    /// rmdir(2) of a directory on an input's path.
+    Rmdir,
+    /// mount(2) or move_mount(2); `path` is the target.
+    Mount,
+    /// umount2(2); `path` is the target.
+    Umount,
+    /// mmap(MAP_SHARED) of a watched file (`dirfd` is the fd; `sys_flags` prot << 32 | flags).
+    MmapShared,
+    /// msync, munmap, exit of a process that mapped a watched file shared.
+    Msync,
+    Munmap,
+    MmapExit,
+    /// An io_uring request completed (`sys_flags` is its opcode): on a watched file (matched
+    /// by inode), or a path operation on a file the kernel cannot name.
+    IoUring,
 }
 
 impl FileOp {
@@ -104,6 +119,14 @@ impl FileOp {
             op::SYMLINK => FileOp::Symlink,
             op::MKDIR => FileOp::Mkdir,
             op::WRITER_EXIT => FileOp::WriterExit,
+            blind::op::RMDIR => FileOp::Rmdir,
+            blind::op::MOUNT => FileOp::Mount,
+            blind::op::UMOUNT => FileOp::Umount,
+            blind::op::MMAP_SHARED => FileOp::MmapShared,
+            blind::op::MSYNC => FileOp::Msync,
+            blind::op::MUNMAP => FileOp::Munmap,
+            blind::op::MMAP_EXIT => FileOp::MmapExit,
+            blind::op::IO_URING => FileOp::IoUring,
             other => return Err(DecodeError::UnknownOp(other)),
         })
     }
@@ -120,7 +143,31 @@ impl FileOp {
             FileOp::Symlink => "symlink",
             FileOp::Mkdir => "mkdir",
             FileOp::WriterExit => "writer_exit",
+            FileOp::Rmdir => "rmdir",
+            FileOp::Mount => "mount",
+            FileOp::Umount => "umount",
+            FileOp::MmapShared => "mmap_shared",
+            FileOp::Msync => "msync",
+            FileOp::Munmap => "munmap",
+            FileOp::MmapExit => "mmap_exit",
+            FileOp::IoUring => "io_uring",
         }
+    }
+
+    /// Operations whose record carries no path (the file is known by fd or inode, or not at
+    /// all).
+    fn pathless(self) -> bool {
+        matches!(
+            self,
+            FileOp::Close
+                | FileOp::Ftruncate
+                | FileOp::WriterExit
+                | FileOp::MmapShared
+                | FileOp::Msync
+                | FileOp::Munmap
+                | FileOp::MmapExit
+                | FileOp::IoUring
+        )
     }
 }
 
@@ -259,7 +306,14 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         _ => {
             let e: FileEvent = read_pod(buf, "file event")?;
             let op = FileOp::from_wire(e.op)?;
-            let matched_by = if matches!(op, FileOp::Close | FileOp::WriterExit) {
+            let matched_by = if matches!(
+                op,
+                FileOp::Close
+                    | FileOp::WriterExit
+                    | FileOp::Msync
+                    | FileOp::Munmap
+                    | FileOp::MmapExit
+            ) {
                 MatchedBy::Fd
             } else if e.flags & FLAG_MATCH_INODE != 0 {
                 MatchedBy::Inode
@@ -271,7 +325,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
                 MatchedBy::Fd
             };
             let has_path2 = matches!(op, FileOp::Rename | FileOp::Link | FileOp::Symlink);
-            let p = if matches!(op, FileOp::Close | FileOp::Ftruncate | FileOp::WriterExit) {
+            let p = if op.pathless() {
                 Vec::new()
             } else {
                 cstr(&e.path, e.path_len)

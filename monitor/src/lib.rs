@@ -12,7 +12,9 @@
 //! - [`attribution`]: who did it (actor, user, container).
 //! - [`daemon`]: `kubelet-drift run`; [`check`]: `kubelet-drift check`; [`events`]: `kubelet-drift events`.
 
+pub mod ancestors;
 pub mod attribution;
+pub mod blindspots;
 pub mod check;
 pub mod daemon;
 pub mod decode;

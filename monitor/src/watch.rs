@@ -70,6 +70,9 @@ pub struct WatchSet {
     pub names: BTreeSet<Vec<u8>>,
     /// Inodes for the kernel's open/ftruncate match.
     pub inodes: BTreeMap<InodeKey, u32>,
+    /// Names and paths of the directories on the inputs' paths (see `crate::ancestors`).
+    pub ancestor_names: BTreeSet<Vec<u8>>,
+    pub ancestor_paths: BTreeSet<PathBuf>,
 }
 
 impl WatchSet {
@@ -83,6 +86,12 @@ impl WatchSet {
         let path = normalize(path);
         self.add_name(&path);
         let is_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+        crate::ancestors::add(
+            &mut self.ancestor_names,
+            &mut self.ancestor_paths,
+            &path,
+            is_dir,
+        );
         if is_dir {
             self.add_dir(&path, 0);
         } else {
@@ -134,6 +143,7 @@ impl WatchSet {
     /// Pushes the set into the kernel maps (only the differences are written).
     pub fn apply(&self, probes: &mut Probes) -> anyhow::Result<()> {
         probes.set_names(&self.names)?;
+        probes.set_ancestor_names(&crate::ancestors::kernel_names(self))?;
         probes.set_inodes(&self.inodes)
     }
 
@@ -147,6 +157,7 @@ impl WatchSet {
                 .iter()
                 .any(|d| path.starts_with(d) || d.starts_with(&path))
             || self.files.iter().any(|f| f.starts_with(&path))
+            || self.ancestor_paths.contains(&path)
     }
 
     /// Is this inode one of ours (for events matched by inode, whatever the name used)?

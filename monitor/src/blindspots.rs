@@ -1,0 +1,343 @@
+//! The daemon's side of the blind-spot records that need more than the generic file-change
+//! path (rmdir, ancestor renames and io_uring records take that path as they are):
+//! - mounts: relevant when the target is a watched path or an ancestor of one; when it cannot
+//!   be placed (the process is gone, a path through an fd); always in the host's mount
+//!   namespace (a symlinked or `/proc/self/fd` target resolves differently than a path
+//!   compare expects, and mounts there are rare); in other namespaces by the target's name;
+//! - shared writable mappings of a watched file ([`SharedMappings`]): the file can change with
+//!   no syscall at all, so its content is polled while any process maps it.
+
+use std::{
+    collections::{BTreeSet, HashMap, hash_map::DefaultHasher},
+    fs,
+    hash::{Hash, Hasher},
+    io::Read,
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use monitor_common::InodeKey;
+
+use crate::{
+    attribution,
+    decode::{FileInfo, FileOp},
+    report::Trigger,
+    watch::{self, WatchSet},
+};
+
+/// How often the content of a file mapped shared is looked at.
+pub const MAP_POLL: Duration = Duration::from_millis(100);
+/// Bytes of a mapped file hashed per poll (kubelet inputs are a few KiB; the kubelet's own
+/// readers refuse much less than this).
+const MAX_READ: u64 = 16 << 20;
+
+/// What the daemon does with a record: `None` for records this module does not handle (the
+/// generic path takes them), else the triggers to push (possibly none).
+pub fn classify(f: &FileInfo, set: &WatchSet, maps: &mut SharedMappings) -> Option<Vec<Trigger>> {
+    match f.op {
+        FileOp::Mount | FileOp::Umount => Some(mount(f, set).into_iter().collect()),
+        FileOp::MmapShared => Some(maps.mapped(f).into_iter().collect()),
+        FileOp::Msync | FileOp::Munmap | FileOp::MmapExit => Some(maps.mapper_op(f)),
+        _ => None,
+    }
+}
+
+fn trigger(f: &FileInfo, path: Option<PathBuf>, guessed: bool) -> Trigger {
+    Trigger {
+        op: f.op.as_str().into(),
+        path,
+        path2: None,
+        actor: Some(attribution::actor(&f.actor)),
+        guessed,
+    }
+}
+
+fn mount(f: &FileInfo, set: &WatchSet) -> Option<Trigger> {
+    if f.ret < 0 {
+        return None;
+    }
+    let tgid = f.actor.tgid;
+    let resolved = if f.path_truncated {
+        None
+    } else {
+        watch::resolve(tgid, f.dirfd, &f.path)
+    };
+    if let Some(p) = &resolved {
+        // After the mount the target resolves through any symlink to the mountpoint.
+        let real = fs::canonicalize(p).ok();
+        if set.matches(p) || real.as_deref().is_some_and(|r| set.matches(r)) {
+            return Some(trigger(f, resolved.clone(), false));
+        }
+    }
+    let path = resolved.clone().or_else(|| Some(f.path.clone()));
+    let relevant = match same_mount_ns_as_init(tgid) {
+        // Gone, or in the host's namespace: what it did cannot be ruled out.
+        None | Some(true) => true,
+        Some(false) => resolved.is_none() || name_is_watched(set, &f.path),
+    };
+    relevant.then(|| trigger(f, path, true))
+}
+
+/// Is `tgid` in the mount namespace of pid 1 (the host's, also with hostPID)? `None` when it
+/// cannot be told.
+fn same_mount_ns_as_init(tgid: u32) -> Option<bool> {
+    let theirs = fs::read_link(format!("/proc/{tgid}/ns/mnt")).ok()?;
+    let init = fs::read_link("/proc/1/ns/mnt").ok()?;
+    Some(theirs == init)
+}
+
+fn name_is_watched(set: &WatchSet, path: &Path) -> bool {
+    watch::name_matches(set, path)
+        || path
+            .file_name()
+            .is_some_and(|n| set.ancestor_names.contains(n.as_bytes()))
+}
+
+/// One watched file mapped shared by some processes.
+struct Mapping {
+    /// Processes known to map it (the one whose mmap was seen; children that inherited it).
+    pids: BTreeSet<u32>,
+    /// Named in reports: the mmap, by its process.
+    trigger: Trigger,
+    /// The content's hash at the last look (before the evaluation it led to).
+    digest: Option<u64>,
+    next: Instant,
+}
+
+/// Files mapped shared, polled every [`MAP_POLL`] while mapped.
+#[derive(Default)]
+pub struct SharedMappings {
+    live: HashMap<InodeKey, Mapping>,
+}
+
+impl SharedMappings {
+    /// A new shared mapping of a watched file (the record comes at mmap's exit, so it exists):
+    /// its content now, then an evaluation (a write may already have been made).
+    fn mapped(&mut self, f: &FileInfo) -> Option<Trigger> {
+        if f.ret < 0 {
+            return None;
+        }
+        let key = InodeKey {
+            dev: f.dev,
+            _pad: 0,
+            ino: f.ino,
+        };
+        let tgid = f.actor.tgid;
+        let found = find_mapping(tgid, key);
+        let path = found.as_ref().map(|m| m.path.clone());
+        let digest = found.as_ref().and_then(|m| digest(tgid, &m.range));
+        tracing::debug!(
+            tgid,
+            ?path,
+            found = found.is_some(),
+            "watched file mapped shared"
+        );
+        let t = trigger(f, path, false);
+        let m = self.live.entry(key).or_insert_with(|| Mapping {
+            pids: BTreeSet::new(),
+            trigger: t.clone(),
+            digest,
+            next: Instant::now() + MAP_POLL,
+        });
+        m.pids.insert(tgid);
+        m.trigger = t.clone();
+        m.digest = digest;
+        Some(t)
+    }
+
+    /// msync, munmap or exit of a process that mapped a watched file: evaluate now, and look
+    /// at once whether the mapping is gone.
+    fn mapper_op(&mut self, f: &FileInfo) -> Vec<Trigger> {
+        let tgid = f.actor.tgid;
+        let mut out = Vec::new();
+        for m in self.live.values_mut().filter(|m| m.pids.contains(&tgid)) {
+            let mut t = m.trigger.clone();
+            t.op = f.op.as_str().into();
+            out.push(t);
+            m.next = Instant::now();
+        }
+        out
+    }
+
+    /// The mapping of one of `inputs` whose content changed since it was last looked at, if
+    /// any: an evaluation that another event called for found a change that this mapping's
+    /// writer made before our poll saw it. Its trigger names the change.
+    pub fn changed_on(&mut self, inputs: &[PathBuf]) -> Option<Trigger> {
+        for (key, m) in self.live.iter_mut() {
+            if !m.trigger.path.as_ref().is_some_and(|p| inputs.contains(p)) {
+                continue;
+            }
+            let now = m
+                .pids
+                .iter()
+                .find_map(|&pid| digest(pid, &find_mapping(pid, *key)?.range));
+            if now.is_some() && now != m.digest {
+                m.digest = now;
+                return Some(m.trigger.clone());
+            }
+        }
+        None
+    }
+
+    /// When the next look is due.
+    pub fn next_poll(&self) -> Option<Instant> {
+        self.live.values().map(|m| m.next).min()
+    }
+
+    /// Looks at the mapped files that are due: a changed content, or a mapping gone (its
+    /// writes are final), is a trigger.
+    pub fn poll(&mut self, now: Instant) -> Vec<Trigger> {
+        let mut out = Vec::new();
+        let due: Vec<InodeKey> = self
+            .live
+            .iter()
+            .filter(|(_, m)| m.next <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(m) = self.live.get_mut(&key) else {
+                continue;
+            };
+            m.pids.retain(|&pid| find_mapping(pid, key).is_some());
+            if m.pids.is_empty() {
+                // Inherited across fork by a process we never saw map it?
+                m.pids = mappers_of(key);
+            }
+            let Some((pid, found)) = m
+                .pids
+                .iter()
+                .find_map(|&pid| find_mapping(pid, key).map(|f| (pid, f)))
+            else {
+                tracing::debug!(?key, "shared mapping gone");
+                let mut t = m.trigger.clone();
+                t.op = "munmap".into();
+                out.push(t);
+                self.live.remove(&key);
+                continue;
+            };
+            let d = digest(pid, &found.range);
+            tracing::trace!(pid, range = %found.range, changed = d != m.digest, "mapping polled");
+            // Unreadable content: evaluate every poll rather than miss a write.
+            if d.is_none() || d != m.digest {
+                out.push(m.trigger.clone());
+            }
+            m.digest = d;
+            m.next = now + MAP_POLL;
+        }
+        out
+    }
+}
+
+struct Found {
+    /// `start-end`, the name of its `/proc/<pid>/map_files/` entry.
+    range: String,
+    path: PathBuf,
+}
+
+/// A mapping of `key` in `/proc/<pid>/maps`, if any.
+fn find_mapping(pid: u32, key: InodeKey) -> Option<Found> {
+    let text = fs::read(format!("/proc/{pid}/maps")).ok()?;
+    text.split(|&b| b == b'\n')
+        .find_map(|line| parse_maps_line(line, key))
+}
+
+/// `start-end perms offset major:minor inode path`, when its device and inode are `key`'s.
+fn parse_maps_line(line: &[u8], key: InodeKey) -> Option<Found> {
+    let mut fields = line.splitn(6, |&b| b == b' ');
+    let range = fields.next()?;
+    let _perms = fields.next()?;
+    let _offset = fields.next()?;
+    let dev = std::str::from_utf8(fields.next()?).ok()?;
+    let ino: u64 = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+    let (major, minor) = dev.split_once(':')?;
+    let major = u32::from_str_radix(major, 16).ok()?;
+    let minor = u32::from_str_radix(minor, 16).ok()?;
+    if ino != key.ino || (major << 20 | minor) != key.dev {
+        return None;
+    }
+    let path = fields.next().unwrap_or_default().trim_ascii_start();
+    Some(Found {
+        range: String::from_utf8_lossy(range).into_owned(),
+        path: PathBuf::from(std::ffi::OsStr::from_bytes(path)),
+    })
+}
+
+/// Every process that maps `key` now (a scan of /proc: only when the known ones stopped).
+fn mappers_of(key: InodeKey) -> BTreeSet<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return BTreeSet::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| find_mapping(pid, key).is_some())
+        .collect()
+}
+
+/// A hash of the mapped file's content, read through the mapping's `map_files` entry (the
+/// file itself, whatever its name now or in which mount namespace).
+fn digest(pid: u32, range: &str) -> Option<u64> {
+    let f = fs::File::open(format!("/proc/{pid}/map_files/{range}")).ok()?;
+    let mut buf = Vec::new();
+    f.take(MAX_READ).read_to_end(&mut buf).ok()?;
+    let mut h = DefaultHasher::new();
+    buf.hash(&mut h);
+    Some(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines() {
+        let key = InodeKey {
+            dev: (0xfd << 20) | 1,
+            _pad: 0,
+            ino: 1234,
+        };
+        let line = b"7f12a000-7f12b000 rw-s 00000000 fd:01 1234                       /var/lib/kubelet/config.yaml";
+        let f = parse_maps_line(line, key).unwrap();
+        assert_eq!(f.range, "7f12a000-7f12b000");
+        assert_eq!(f.path, PathBuf::from("/var/lib/kubelet/config.yaml"));
+        assert!(parse_maps_line(b"7f12a000-7f12b000 rw-s 00000000 fd:02 1234 /x", key).is_none());
+        assert!(parse_maps_line(b"7f12a000-7f12b000 rw-p 00000000 00:00 0 ", key).is_none());
+        assert!(parse_maps_line(b"garbage", key).is_none());
+        assert!(parse_maps_line(b"", key).is_none());
+    }
+
+    /// This process maps a file shared: found, hashed, and changes seen through the mapping.
+    #[test]
+    fn finds_and_hashes_own_mapping() {
+        use std::os::unix::io::AsRawFd;
+        let t = tempfile::NamedTempFile::new().unwrap();
+        fs::write(t.path(), b"abcd").unwrap();
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(t.path())
+            .unwrap();
+        // SAFETY: a fresh shared mapping of 4 bytes of our own file, unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let key = crate::probes::inode_key(&fs::metadata(t.path()).unwrap());
+        let me = std::process::id();
+        let found = find_mapping(me, key).expect("own mapping");
+        let before = digest(me, &found.range).expect("readable as root");
+        // SAFETY: within the 4-byte mapping.
+        unsafe { *(p as *mut u8) = b'z' };
+        assert_ne!(digest(me, &found.range), Some(before));
+        // SAFETY: the mapping made above.
+        unsafe { libc::munmap(p, 4) };
+        assert!(find_mapping(me, key).is_none());
+    }
+}
