@@ -211,7 +211,10 @@ fn open_by_handle_at() {
 
 /// A small io_uring client on the raw syscalls (liburing may be absent): `write PATH TEXT`
 /// opens PATH with IORING_OP_OPENAT (O_WRONLY|O_TRUNC), writes TEXT with IORING_OP_WRITE and
-/// closes it with IORING_OP_CLOSE; `rename OLD NEW` is IORING_OP_RENAMEAT.
+/// closes it with IORING_OP_CLOSE; `rename OLD NEW` is IORING_OP_RENAMEAT; `hidden PATH TEXT`
+/// does the open into a fixed-file slot and the write through it, both with
+/// IOSQE_CQE_SKIP_SUCCESS (no completion posted, no fd in the process's table), linked to a
+/// NOP that is waited for.
 const URING_C: &str = r#"
 #include <fcntl.h>
 #include <linux/io_uring.h>
@@ -303,6 +306,36 @@ int main(int argc, char **argv) {
         s.fd = fd;
         int c = run(&r, &s);
         if (c < 0) { fprintf(stderr, "close: %s\n", strerror(-c)); return 1; }
+    } else if (!strcmp(argv[1], "hidden")) {
+        int slots[1] = {-1};
+        if (syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_FILES, slots, 1) < 0)
+            die("io_uring_register");
+        struct io_uring_sqe q[3];
+        memset(q, 0, sizeof q);
+        q[0].opcode = IORING_OP_OPENAT;
+        q[0].fd = AT_FDCWD;
+        q[0].addr = (unsigned long)argv[2];
+        q[0].open_flags = O_WRONLY | O_TRUNC;
+        q[0].file_index = 1; /* slot 0 */
+        q[0].flags = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+        q[1].opcode = IORING_OP_WRITE;
+        q[1].fd = 0; /* slot 0 */
+        q[1].addr = (unsigned long)argv[3];
+        q[1].len = strlen(argv[3]);
+        q[1].flags = IOSQE_FIXED_FILE | IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+        q[2].opcode = IORING_OP_NOP;
+        unsigned tail = *r.sq_tail;
+        for (int i = 0; i < 3; i++) {
+            unsigned idx = (tail + i) & *r.sq_mask;
+            r.sqes[idx] = q[i];
+            r.sq_array[idx] = idx;
+        }
+        __atomic_store_n(r.sq_tail, tail + 3, __ATOMIC_RELEASE);
+        if (syscall(__NR_io_uring_enter, r.fd, 3, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+            die("io_uring_enter");
+        unsigned head = __atomic_load_n(r.cq_head, __ATOMIC_ACQUIRE);
+        struct io_uring_cqe *c = &r.cqes[head & *r.cq_mask];
+        if (c->res < 0) { fprintf(stderr, "a linked request failed: %s\n", strerror(-c->res)); return 1; }
     } else if (!strcmp(argv[1], "rename")) {
         s.opcode = IORING_OP_RENAMEAT;
         s.fd = AT_FDCWD;
@@ -353,6 +386,20 @@ fn io_uring_open_and_write() {
     caught("uringwrite", &node, |n| {
         run(Command::new(exe)
             .arg("write")
+            .arg(n.config())
+            .arg(false_text()))
+    });
+}
+
+/// Open into a fixed-file slot and write through it, with no completion posted for either.
+#[test]
+fn io_uring_hidden_open_and_write() {
+    require_root();
+    let exe = uring_exe();
+    let node = Node::new();
+    caught("uringhide", &node, |n| {
+        run(Command::new(exe)
+            .arg("hidden")
             .arg(n.config())
             .arg(false_text()))
     });

@@ -349,6 +349,10 @@ pub mod blind {
         /// and `ino`), or a path operation whose file the tracepoint cannot name (no match
         /// flag). `sys_flags` is the opcode, `ret` the result.
         pub const IO_URING: u32 = 39;
+        /// An io_uring request sent when submitted, because its completion will not be posted
+        /// (`IOSQE_CQE_SKIP_SUCCESS`); as `IO_URING` otherwise, but it has not run yet, so
+        /// userspace evaluates again later.
+        pub const IO_URING_SUBMIT: u32 = 40;
     }
 
     /// A rename/unlink/rmdir matched because its last component (trailing slashes aside) is
@@ -369,6 +373,9 @@ pub mod blind {
         pub const MKDIRAT: u8 = 37;
         pub const SYMLINKAT: u8 = 38;
         pub const LINKAT: u8 = 39;
+        /// `io_kiocb.flags` bits that mirror the SQE's (`REQ_F_*_BIT = IOSQE_*_BIT`).
+        pub const REQ_F_FIXED_FILE: u64 = 1 << 0;
+        pub const REQ_F_CQE_SKIP: u64 = 1 << 6;
     }
 
     /// Offsets the blind-spot programs need, from tracefs and BTF at load time (the
@@ -383,6 +390,20 @@ pub mod blind {
         pub kiocb_opcode: u32,
         pub kiocb_file: u32,
         pub have_uring: u32,
+        /// io_uring:io_uring_submit_req `ctx`, `req`, `opcode`, `flags`.
+        pub sub_ctx: u32,
+        pub sub_req: u32,
+        pub sub_opcode: u32,
+        pub sub_flags: u32,
+        /// BTF: io_kiocb.cqe.fd (the fd or fixed-file index a request names).
+        pub kiocb_fd: u32,
+        /// BTF: the ring's fixed-file table (io_ring_ctx.file_table.data.nr and .nodes) and
+        /// io_rsrc_node.file_ptr; `have_fixed` = 0 when this kernel lays them out otherwise.
+        pub ctx_files_nr: u32,
+        pub ctx_files_nodes: u32,
+        pub rsrc_file_ptr: u32,
+        pub have_fixed: u32,
+        pub have_submit: u32,
         pub _pad: u32,
     }
 
@@ -393,11 +414,21 @@ pub mod blind {
             kiocb_opcode: 0,
             kiocb_file: 0,
             have_uring: 0,
+            sub_ctx: 0,
+            sub_req: 0,
+            sub_opcode: 0,
+            sub_flags: 0,
+            kiocb_fd: 0,
+            ctx_files_nr: 0,
+            ctx_files_nodes: 0,
+            rsrc_file_ptr: 0,
+            have_fixed: 0,
+            have_submit: 0,
             _pad: 0,
         };
     }
 
-    const _: () = assert!(core::mem::size_of::<BlindOffsets>() == 24);
+    const _: () = assert!(core::mem::size_of::<BlindOffsets>() == 64);
 
     #[cfg(feature = "user")]
     // SAFETY: #[repr(C)] integers only, no implicit padding.

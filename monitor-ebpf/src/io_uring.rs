@@ -12,7 +12,9 @@
 //! - anything else on a file (write, writev, write_fixed, fallocate, ftruncate, splice/tee
 //!   into it, ...), reads aside: sent when the file's inode is watched.
 //!
-//! Completions of unrelated requests cost a few reads and one hash lookup.
+//! Completions of unrelated requests cost a few reads and one hash lookup. A request whose
+//! completion is not posted (`IOSQE_CQE_SKIP_SUCCESS`) is looked at when submitted instead
+//! (`kd_uring_submit`).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
@@ -151,6 +153,93 @@ pub fn kd_uring_complete(ctx: TracePointContext) -> u32 {
                     blind::op::IO_URING,
                     FLAG_MATCH_INODE,
                     res,
+                    opcode,
+                    Some(key),
+                );
+            }
+        }
+    }
+    0
+}
+
+/// The file a request names by fixed-file index: the ring's table, `nodes[index]->file_ptr`
+/// with its flag bits cleared.
+#[inline(always)]
+fn fixed_file(ctx: u64, index: u32) -> Option<u64> {
+    if boff!(have_fixed) == 0 {
+        return None;
+    }
+    let nr: u32 =
+        unsafe { bpf_probe_read_kernel((ctx + boff!(ctx_files_nr) as u64) as *const u32) }.ok()?;
+    if index >= nr {
+        return None;
+    }
+    let nodes = unsafe { read_ptr(ctx, boff!(ctx_files_nodes)) }?;
+    let node = unsafe { read_ptr(nodes, index * 8) }?;
+    let ptr = unsafe { read_ptr(node, boff!(rsrc_file_ptr)) }?;
+    Some(ptr & !3)
+}
+
+/// `io_uring:io_uring_submit_req`: a request whose completion will not be posted
+/// (`IOSQE_CQE_SKIP_SUCCESS`) is invisible to `kd_uring_complete`, so it is looked at when
+/// submitted: its file (by fd, or by fixed-file index through the ring's table) decides; an
+/// open or path operation, or a file that cannot be found, is sent with no match. It has not
+/// run yet: userspace evaluates now and again later. Other requests cost one read.
+#[tracepoint]
+pub fn kd_uring_submit(ctx: TracePointContext) -> u32 {
+    if boff!(have_submit) == 0 {
+        return 0;
+    }
+    let flags: u64 = unsafe { ctx.read_at::<u64>(boff!(sub_flags) as usize) }.unwrap_or(0);
+    if flags & uring::REQ_F_CQE_SKIP == 0 {
+        return 0;
+    }
+    let opcode: u8 = unsafe { ctx.read_at::<u8>(boff!(sub_opcode) as usize) }.unwrap_or(0);
+    let req: u64 = unsafe { ctx.read_at::<u64>(boff!(sub_req) as usize) }.unwrap_or(0);
+    let ring: u64 = unsafe { ctx.read_at::<u64>(boff!(sub_ctx) as usize) }.unwrap_or(0);
+    count(counter::FILE_SEEN);
+    match opcode {
+        uring::READ | uring::READV | uring::READ_FIXED => {}
+        uring::OPENAT
+        | uring::OPENAT2
+        | uring::RENAMEAT
+        | uring::UNLINKAT
+        | uring::MKDIRAT
+        | uring::SYMLINKAT
+        | uring::LINKAT => {
+            if let Some(ev) = scratch() {
+                send(ev, blind::op::IO_URING_SUBMIT, 0, 0, opcode, None);
+            }
+        }
+        _ => {
+            let Ok(fd) =
+                (unsafe { bpf_probe_read_kernel((req + boff!(kiocb_fd) as u64) as *const i32) })
+            else {
+                return 0;
+            };
+            let matched = if flags & uring::REQ_F_FIXED_FILE != 0 {
+                let Some(file) = fixed_file(ring, fd as u32) else {
+                    // The table cannot be read here: the file is unknown.
+                    if let Some(ev) = scratch() {
+                        send(ev, blind::op::IO_URING_SUBMIT, 0, 0, opcode, None);
+                    }
+                    return 0;
+                };
+                file_key(file).filter(|k| unsafe { WATCHED_INODES.get(k) }.is_some())
+            } else {
+                // Same match as an open of it: inode, directory or name.
+                match_fd(fd as i64).map(|(_, k)| k)
+            };
+            let Some(key) = matched else {
+                count(counter::FILE_FILTERED);
+                return 0;
+            };
+            if let Some(ev) = scratch() {
+                send(
+                    ev,
+                    blind::op::IO_URING_SUBMIT,
+                    FLAG_MATCH_INODE,
+                    0,
                     opcode,
                     Some(key),
                 );

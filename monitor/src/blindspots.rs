@@ -4,8 +4,11 @@
 //!   be placed (the process is gone, a path through an fd); always in the host's mount
 //!   namespace (a symlinked or `/proc/self/fd` target resolves differently than a path
 //!   compare expects, and mounts there are rare); in other namespaces by the target's name;
-//! - shared writable mappings of a watched file ([`SharedMappings`]): the file can change with
-//!   no syscall at all, so its content is polled while any process maps it.
+//! - shared writable mappings of a watched file: the file can change with no syscall at all,
+//!   so its content is polled while any process maps it;
+//! - io_uring requests seen when submitted (their completion is not posted): they have not
+//!   run yet, so they are evaluated at once and again [`LATER`] (the request may run in a
+//!   worker thread after the first evaluation).
 
 use std::{
     collections::{BTreeSet, HashMap, hash_map::DefaultHasher},
@@ -28,17 +31,23 @@ use crate::{
 
 /// How often the content of a file mapped shared is looked at.
 pub const MAP_POLL: Duration = Duration::from_millis(100);
+/// When an io_uring request seen at submission is evaluated again.
+pub const LATER: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
+/// Evaluations put off that fall within this of one already planned are merged into it.
+const LATER_MERGE: Duration = Duration::from_millis(50);
 /// Bytes of a mapped file hashed per poll (kubelet inputs are a few KiB; the kubelet's own
 /// readers refuse much less than this).
 const MAX_READ: u64 = 16 << 20;
 
 /// What the daemon does with a record: `None` for records this module does not handle (the
 /// generic path takes them), else the triggers to push (possibly none).
-pub fn classify(f: &FileInfo, set: &WatchSet, maps: &mut SharedMappings) -> Option<Vec<Trigger>> {
+pub fn classify(f: &FileInfo, set: &WatchSet, state: &mut BlindSpots) -> Option<Vec<Trigger>> {
     match f.op {
         FileOp::Mount | FileOp::Umount => Some(mount(f, set).into_iter().collect()),
-        FileOp::MmapShared => Some(maps.mapped(f).into_iter().collect()),
-        FileOp::Msync | FileOp::Munmap | FileOp::MmapExit => Some(maps.mapper_op(f)),
+        FileOp::MmapShared => Some(state.mapped(f).into_iter().collect()),
+        FileOp::Msync | FileOp::Munmap | FileOp::MmapExit => Some(state.mapper_op(f)),
+        FileOp::IoUring => (f.ret >= 0).then(|| vec![uring(f, set)]),
+        FileOp::IoUringSubmit => Some(vec![state.submitted(f, set)]),
         _ => None,
     }
 }
@@ -51,6 +60,26 @@ fn trigger(f: &FileInfo, path: Option<PathBuf>, guessed: bool) -> Trigger {
         actor: Some(attribution::actor(&f.actor)),
         guessed,
     }
+}
+
+/// An io_uring request on a watched file (named by its path, found by its inode), or a path
+/// operation or open the kernel could not place. The process that made it is certain; only
+/// the file is unknown in the second case, so the trigger is not a guess about who.
+fn uring(f: &FileInfo, set: &WatchSet) -> Trigger {
+    let path = (f.dev != 0 && set.has_inode(f.dev, f.ino))
+        .then(|| path_of_inode(set, f.dev, f.ino))
+        .flatten();
+    trigger(f, path, false)
+}
+
+/// The watched file with this inode, if any (a stat of each watched file: only for the rare
+/// records that name a file by inode alone).
+fn path_of_inode(set: &WatchSet, dev: u32, ino: u64) -> Option<PathBuf> {
+    let want = InodeKey { dev, _pad: 0, ino };
+    set.files
+        .iter()
+        .find(|p| crate::probes::inode_key_of(p) == Some(want))
+        .cloned()
 }
 
 fn mount(f: &FileInfo, set: &WatchSet) -> Option<Trigger> {
@@ -105,13 +134,32 @@ struct Mapping {
     next: Instant,
 }
 
-/// Files mapped shared, polled every [`MAP_POLL`] while mapped.
+/// What the blind spots keep between records: files mapped shared (polled every
+/// [`MAP_POLL`] while mapped) and evaluations put off (io_uring requests that had not run).
 #[derive(Default)]
-pub struct SharedMappings {
+pub struct BlindSpots {
     live: HashMap<InodeKey, Mapping>,
+    later: Vec<(Instant, Trigger)>,
 }
 
-impl SharedMappings {
+impl BlindSpots {
+    /// An io_uring request seen at submission: evaluate now, and again [`LATER`].
+    fn submitted(&mut self, f: &FileInfo, set: &WatchSet) -> Trigger {
+        let t = uring(f, set);
+        let now = Instant::now();
+        for d in LATER {
+            let at = now + d;
+            let near = |when: &Instant| {
+                let gap = if *when > at { *when - at } else { at - *when };
+                gap < LATER_MERGE
+            };
+            if !self.later.iter().any(|(when, _)| near(when)) {
+                self.later.push((at, t.clone()));
+            }
+        }
+        t
+    }
+
     /// A new shared mapping of a watched file (the record comes at mmap's exit, so it exists):
     /// its content now, then an evaluation (a write may already have been made).
     fn mapped(&mut self, f: &FileInfo) -> Option<Trigger> {
@@ -182,13 +230,17 @@ impl SharedMappings {
 
     /// When the next look is due.
     pub fn next_poll(&self) -> Option<Instant> {
-        self.live.values().map(|m| m.next).min()
+        let later = self.later.iter().map(|(at, _)| *at);
+        self.live.values().map(|m| m.next).chain(later).min()
     }
 
     /// Looks at the mapped files that are due: a changed content, or a mapping gone (its
     /// writes are final), is a trigger.
     pub fn poll(&mut self, now: Instant) -> Vec<Trigger> {
         let mut out = Vec::new();
+        let (due, rest): (Vec<_>, Vec<_>) = self.later.drain(..).partition(|(at, _)| *at <= now);
+        self.later = rest;
+        out.extend(due.into_iter().map(|(_, t)| t));
         let due: Vec<InodeKey> = self
             .live
             .iter()

@@ -227,8 +227,9 @@ struct Daemon {
     open_writes: HashMap<(u32, i32), OpenWrite>,
     lost_total: u64,
     next_rescan: Instant,
-    /// Watched files mapped shared, polled while mapped (blind spots: see `crate::blindspots`).
-    mappings: crate::blindspots::SharedMappings,
+    /// Watched files mapped shared, polled while mapped, and evaluations put off (blind
+    /// spots: see `crate::blindspots`).
+    blind: crate::blindspots::BlindSpots,
 }
 
 async fn run(settings: Settings) -> Result<()> {
@@ -272,7 +273,7 @@ async fn run(settings: Settings) -> Result<()> {
         full_rescan: false,
         open_writes: HashMap::new(),
         lost_total: 0,
-        mappings: Default::default(),
+        blind: Default::default(),
     };
     d.baseline()?;
     // Start-up (BTF, program loading) leaves tens of MiB of freed heap that glibc keeps; give
@@ -416,7 +417,7 @@ impl Daemon {
             if let Some(d) = self.open_writes.values().map(|o| o.deadline).min() {
                 wake = wake.min(d);
             }
-            if let Some(d) = self.mappings.next_poll() {
+            if let Some(d) = self.blind.next_poll() {
                 wake = wake.min(d);
             }
             tokio::select! {
@@ -431,7 +432,7 @@ impl Daemon {
                 _ = sigint.recv() => break,
             }
             let now = Instant::now();
-            for t in self.mappings.poll(now) {
+            for t in self.blind.poll(now) {
                 self.push_trigger(t);
             }
             // Opens whose close did not come in time are evaluated anyway; while the fd stays
@@ -561,7 +562,7 @@ impl Daemon {
     }
 
     fn classify_file(&mut self, f: FileInfo) {
-        if let Some(ts) = crate::blindspots::classify(&f, &self.watch, &mut self.mappings) {
+        if let Some(ts) = crate::blindspots::classify(&f, &self.watch, &mut self.blind) {
             for t in ts {
                 self.push_trigger(t);
             }
@@ -749,7 +750,10 @@ impl Daemon {
                     self.since = Some(since);
                     return Ok(());
                 }
-                if let Some(t) = last_with_actor(&self.triggers) {
+                // A trigger taken on its name alone does not displace an exact one.
+                if let Some(t) = last_with_actor(&self.triggers)
+                    && (!t.guessed || main.guessed)
+                {
                     main = t.clone();
                 }
                 // A write that started during the read shows as a new open waiting for its
@@ -770,7 +774,7 @@ impl Daemon {
                 let named =
                     trigger_on_inputs(triggers.iter().chain(self.triggers.iter()), &tr.finding)
                         .cloned()
-                        .or_else(|| self.mappings.changed_on(&tr.finding.inputs))
+                        .or_else(|| self.blind.changed_on(&tr.finding.inputs))
                         .unwrap_or_else(|| main.clone());
                 self.report(tr, &named);
             }

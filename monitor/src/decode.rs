@@ -104,6 +104,8 @@ pub enum FileOp {
     /// An io_uring request completed (`sys_flags` is its opcode): on a watched file (matched
     /// by inode), or a path operation on a file the kernel cannot name.
     IoUring,
+    /// The same, sent when submitted (its completion is not posted): it has not run yet.
+    IoUringSubmit,
 }
 
 impl FileOp {
@@ -127,6 +129,7 @@ impl FileOp {
             blind::op::MUNMAP => FileOp::Munmap,
             blind::op::MMAP_EXIT => FileOp::MmapExit,
             blind::op::IO_URING => FileOp::IoUring,
+            blind::op::IO_URING_SUBMIT => FileOp::IoUringSubmit,
             other => return Err(DecodeError::UnknownOp(other)),
         })
     }
@@ -151,6 +154,7 @@ impl FileOp {
             FileOp::Munmap => "munmap",
             FileOp::MmapExit => "mmap_exit",
             FileOp::IoUring => "io_uring",
+            FileOp::IoUringSubmit => "io_uring_submit",
         }
     }
 
@@ -167,6 +171,7 @@ impl FileOp {
                 | FileOp::Munmap
                 | FileOp::MmapExit
                 | FileOp::IoUring
+                | FileOp::IoUringSubmit
         )
     }
 }

@@ -12,6 +12,7 @@
 //! | `kd_mmap_exit`         | sched:sched_process_exit                                    |        |
 //! | `kd_open_by_handle_at` | syscalls:sys_enter_open_by_handle_at (+ `kd_open_exit` on its exit) | 2.6.39 |
 //! | `kd_uring_complete`    | io_uring:io_uring_complete (BTF: io_kiocb.opcode, .file)    | 5.5    |
+//! | `kd_uring_submit`      | io_uring:io_uring_submit_req (BTF: io_kiocb.cqe.fd, the fixed-file table) | 5.18 (IOSQE_CQE_SKIP_SUCCESS) |
 
 use std::{collections::BTreeSet, path::Path};
 
@@ -55,10 +56,40 @@ pub fn offsets(tracefs: &Path, warnings: &mut Vec<String>) -> BlindOffsets {
         let btf = Btf::from_bytes(&bytes).with_context(|| format!("parsing {VMLINUX}"))?;
         off.kiocb_opcode = member_offset(&btf, "io_kiocb", &["opcode"])?;
         off.kiocb_file = member_offset(&btf, "io_kiocb", &["file"])?;
+        off.have_uring = 1;
+        // Requests whose completion is not posted: looked at when submitted.
+        let s = Format::read(tracefs, "io_uring", "io_uring_submit_req")?;
+        off.sub_ctx = s.field("ctx")?.offset;
+        off.sub_req = s.field("req")?.offset;
+        off.sub_opcode = s.field("opcode")?.offset;
+        off.sub_flags = s.field("flags")?.offset;
+        off.kiocb_fd = member_offset(&btf, "io_kiocb", &["cqe", "fd"])?;
+        off.have_submit = 1;
+        // The fixed-file table (its layout changed across kernels; without it, a fixed-file
+        // request whose completion is not posted counts as unknown and is re-evaluated).
+        let fixed = (|| -> Result<(u32, u32, u32)> {
+            Ok((
+                member_offset(&btf, "io_ring_ctx", &["file_table", "data", "nr"])?,
+                member_offset(&btf, "io_ring_ctx", &["file_table", "data", "nodes"])?,
+                member_offset(&btf, "io_rsrc_node", &["file_ptr"])?,
+            ))
+        })();
+        if let Ok((nr, nodes, ptr)) = fixed {
+            (off.ctx_files_nr, off.ctx_files_nodes, off.rsrc_file_ptr) = (nr, nodes, ptr);
+            off.have_fixed = 1;
+        }
         Ok(())
     })();
     match found {
-        Ok(()) => off.have_uring = 1,
+        Ok(()) => {}
+        Err(e) if off.have_uring != 0 => {
+            // Completions are followed; requests that post none are not.
+            off.have_submit = 0;
+            warnings.push(format!(
+                "io_uring requests submitted with IOSQE_CQE_SKIP_SUCCESS are not followed \
+                 ({e:#}): such a write of a config file is seen only by the periodic rescan"
+            ));
+        }
         Err(e) => {
             off = BlindOffsets::ZERO;
             warnings.push(format!(
@@ -157,6 +188,14 @@ pub fn attach(
         && let Err(e) = attach_one(ebpf, "kd_uring_complete", "io_uring", "io_uring_complete")
     {
         warn("an io_uring request on a config file", e);
+    }
+    if blind.have_submit != 0
+        && let Err(e) = attach_one(ebpf, "kd_uring_submit", "io_uring", "io_uring_submit_req")
+    {
+        warn(
+            "an io_uring request on a config file that posts no completion",
+            e,
+        );
     }
     Ok(())
 }
