@@ -458,3 +458,85 @@ fn bind_mount_over_a_parent_directory() {
         run(Command::new("mount").arg("--bind").arg(&other).arg(&target))
     });
 }
+
+/// A python3 writer started before the daemon: it runs `prepare` (which opens or maps the
+/// config), says "ready", waits for a line on stdin, runs `change`, says "done" and lives on.
+struct EarlyWriter(Child);
+
+impl EarlyWriter {
+    fn start(prepare: &str, change: &str, args: &[&OsStr]) -> EarlyWriter {
+        let mut c = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "{prepare}\nprint('ready', flush=True)\nimport sys, time\nsys.stdin.readline()\n\
+                 {change}\nprint('done', flush=True)\ntime.sleep(10)"
+            ))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        c.stdout = Some(out.into_inner());
+        EarlyWriter(c)
+    }
+
+    /// Lets it make its change; returns its pid once the change is made.
+    fn go(&mut self) -> u32 {
+        use std::io::Write;
+        self.0.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(self.0.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "done\n");
+        self.0.id()
+    }
+}
+
+impl Drop for EarlyWriter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An fd opened for writing before the monitor started, written after: its open was never
+/// seen, so the daemon finds it by its scan at start and follows it.
+#[test]
+fn fd_opened_before_the_monitor_started() {
+    require_root();
+    let node = Node::new();
+    let text = fs::read_to_string(node.config()).unwrap();
+    let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
+    let mut w = EarlyWriter::start(
+        "import sys, os\nfd = os.open(sys.argv[1], os.O_RDWR)",
+        "os.pwrite(fd, b'false', int(sys.argv[2]))",
+        &[node.config().as_os_str(), OsStr::new(&off.to_string())],
+    );
+    caught("earlyfd", &node, |_| w.go());
+}
+
+/// A shared mapping made (and its fd closed) before the monitor started, written after.
+#[test]
+fn mapping_made_before_the_monitor_started() {
+    require_root();
+    let node = Node::new();
+    let text = fs::read_to_string(node.config()).unwrap();
+    let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
+    let mut w = EarlyWriter::start(
+        "import sys, os, ctypes\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.mmap.restype = ctypes.c_void_p\n\
+         libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
+         fd = os.open(sys.argv[1], os.O_RDWR)\n\
+         p = libc.mmap(None, os.fstat(fd).st_size, 3, 1, fd, 0)\n\
+         os.close(fd)",
+        "ctypes.memmove(p + int(sys.argv[2]), b'false', 5)",
+        &[node.config().as_os_str(), OsStr::new(&off.to_string())],
+    );
+    caught("earlymap", &node, |_| w.go());
+}

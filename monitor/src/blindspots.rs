@@ -140,6 +140,16 @@ struct Mapping {
 pub struct BlindSpots {
     live: HashMap<InodeKey, Mapping>,
     later: Vec<(Instant, Trigger)>,
+    /// Fds open for writing on watched files since before the monitor started (their opens
+    /// were never seen), by (pid, fd): polled like mappings while they stay open.
+    held: HashMap<(u32, i32), Held>,
+}
+
+struct Held {
+    key: InodeKey,
+    trigger: Trigger,
+    digest: Option<u64>,
+    next: Instant,
 }
 
 impl BlindSpots {
@@ -225,13 +235,117 @@ impl BlindSpots {
                 return Some(m.trigger.clone());
             }
         }
+        for (&(pid, fd), h) in self.held.iter_mut() {
+            if !h.trigger.path.as_ref().is_some_and(|p| inputs.contains(p)) {
+                continue;
+            }
+            let now = digest_path(&format!("/proc/{pid}/fd/{fd}"));
+            if now.is_some() && now != h.digest {
+                h.digest = now;
+                return Some(h.trigger.clone());
+            }
+        }
         None
+    }
+
+    /// Writers that were there before the monitor started: shared mappings of watched files
+    /// and fds open for writing on them (their mmaps and opens were never seen). Their
+    /// content is polled from now on, as for a mapping seen by its mmap. One scan of /proc,
+    /// at start. Returns a trigger per writer found: its content was taken now, after the
+    /// baseline's read, so what it wrote in between is evaluated at once.
+    pub fn adopt_existing(&mut self, set: &WatchSet) -> Vec<Trigger> {
+        let mut found = Vec::new();
+        let watched: BTreeSet<InodeKey> = set
+            .inodes
+            .iter()
+            .filter(|(_, v)| **v & monitor_common::watch::FILE != 0)
+            .map(|(k, _)| *k)
+            .collect();
+        let me = std::process::id();
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return found;
+        };
+        let pids = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+        for pid in pids.filter(|&p| p != me) {
+            if let Ok(text) = fs::read(format!("/proc/{pid}/maps")) {
+                for line in text.split(|&b| b == b'\n') {
+                    let Some((m, shared)) = parse_maps(line) else {
+                        continue;
+                    };
+                    if shared && watched.contains(&m.key) && !self.live.contains_key(&m.key) {
+                        let t = existing_trigger(pid, "mmap_shared", &m.path);
+                        tracing::debug!(pid, path = ?m.path, "shared mapping from before the start");
+                        found.push(t.clone());
+                        self.live.insert(
+                            m.key,
+                            Mapping {
+                                pids: BTreeSet::from([pid]),
+                                trigger: t,
+                                digest: digest(pid, &m.range),
+                                next: Instant::now() + MAP_POLL,
+                            },
+                        );
+                    }
+                }
+            }
+            for (fd, key) in write_fds(pid) {
+                if watched.contains(&key) {
+                    let path = fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap_or_default();
+                    tracing::debug!(pid, fd, ?path, "write fd from before the start");
+                    let t = existing_trigger(pid, "write", &path);
+                    found.push(t.clone());
+                    self.held.insert(
+                        (pid, fd),
+                        Held {
+                            key,
+                            trigger: t,
+                            digest: digest_path(&format!("/proc/{pid}/fd/{fd}")),
+                            next: Instant::now() + MAP_POLL,
+                        },
+                    );
+                }
+            }
+        }
+        found
     }
 
     /// When the next look is due.
     pub fn next_poll(&self) -> Option<Instant> {
         let later = self.later.iter().map(|(at, _)| *at);
-        self.live.values().map(|m| m.next).chain(later).min()
+        let held = self.held.values().map(|h| h.next);
+        self.live
+            .values()
+            .map(|m| m.next)
+            .chain(later)
+            .chain(held)
+            .min()
+    }
+
+    /// Fds from before the start that are due: a changed content, or the fd gone (what was
+    /// written through it is final), is a trigger.
+    fn poll_held(&mut self, now: Instant, out: &mut Vec<Trigger>) {
+        self.held.retain(|&(pid, fd), h| {
+            if h.next > now {
+                return true;
+            }
+            let link = format!("/proc/{pid}/fd/{fd}");
+            let same = fs::metadata(&link).is_ok_and(|m| crate::probes::inode_key(&m) == h.key);
+            if !same {
+                let mut t = h.trigger.clone();
+                t.op = "close".into();
+                out.push(t);
+                return false;
+            }
+            let d = digest_path(&link);
+            if d.is_none() || d != h.digest {
+                out.push(h.trigger.clone());
+            }
+            h.digest = d;
+            h.next = now + MAP_POLL;
+            true
+        });
     }
 
     /// Looks at the mapped files that are due: a changed content, or a mapping gone (its
@@ -241,6 +355,7 @@ impl BlindSpots {
         let (due, rest): (Vec<_>, Vec<_>) = self.later.drain(..).partition(|(at, _)| *at <= now);
         self.later = rest;
         out.extend(due.into_iter().map(|(_, t)| t));
+        self.poll_held(now, &mut out);
         let due: Vec<InodeKey> = self
             .live
             .iter()
@@ -285,6 +400,7 @@ struct Found {
     /// `start-end`, the name of its `/proc/<pid>/map_files/` entry.
     range: String,
     path: PathBuf,
+    key: InodeKey,
 }
 
 /// A mapping of `key` in `/proc/<pid>/maps`, if any.
@@ -294,25 +410,77 @@ fn find_mapping(pid: u32, key: InodeKey) -> Option<Found> {
         .find_map(|line| parse_maps_line(line, key))
 }
 
-/// `start-end perms offset major:minor inode path`, when its device and inode are `key`'s.
+/// A line of `/proc/<pid>/maps` when its device and inode are `key`'s.
 fn parse_maps_line(line: &[u8], key: InodeKey) -> Option<Found> {
+    parse_maps(line).map(|(f, _)| f).filter(|f| f.key == key)
+}
+
+/// `start-end perms offset major:minor inode path`: the mapping, and whether it is shared.
+fn parse_maps(line: &[u8]) -> Option<(Found, bool)> {
     let mut fields = line.splitn(6, |&b| b == b' ');
     let range = fields.next()?;
-    let _perms = fields.next()?;
+    let perms = fields.next()?;
     let _offset = fields.next()?;
     let dev = std::str::from_utf8(fields.next()?).ok()?;
     let ino: u64 = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
     let (major, minor) = dev.split_once(':')?;
     let major = u32::from_str_radix(major, 16).ok()?;
     let minor = u32::from_str_radix(minor, 16).ok()?;
-    if ino != key.ino || (major << 20 | minor) != key.dev {
+    if ino == 0 {
         return None;
     }
     let path = fields.next().unwrap_or_default().trim_ascii_start();
-    Some(Found {
+    let found = Found {
         range: String::from_utf8_lossy(range).into_owned(),
         path: PathBuf::from(std::ffi::OsStr::from_bytes(path)),
-    })
+        key: InodeKey {
+            dev: (major << 20) | minor,
+            _pad: 0,
+            ino,
+        },
+    };
+    Some((found, perms.get(3) == Some(&b's')))
+}
+
+/// The fds of `pid` open for writing, with their files' keys (from `fdinfo`'s flags).
+fn write_fds(pid: u32) -> Vec<(i32, InodeKey)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|fd| {
+            let m = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?;
+            if !m.is_file() {
+                return None;
+            }
+            let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())?;
+            let writable = flags & (libc::O_WRONLY | libc::O_RDWR) as u32 != 0;
+            writable.then(|| (fd, crate::probes::inode_key(&m)))
+        })
+        .collect()
+}
+
+/// A trigger for a writer found by the scan at start (its own event was never seen).
+fn existing_trigger(pid: u32, op: &str, path: &Path) -> Trigger {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let argv: Vec<String> = fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Trigger {
+        op: op.into(),
+        path: Some(path.to_path_buf()),
+        path2: None,
+        actor: Some(attribution::process_actor(pid, exe, &argv)),
+        guessed: false,
+    }
 }
 
 /// Every process that maps `key` now (a scan of /proc: only when the known ones stopped).
@@ -329,7 +497,12 @@ fn mappers_of(key: InodeKey) -> BTreeSet<u32> {
 /// A hash of the mapped file's content, read through the mapping's `map_files` entry (the
 /// file itself, whatever its name now or in which mount namespace).
 fn digest(pid: u32, range: &str) -> Option<u64> {
-    let f = fs::File::open(format!("/proc/{pid}/map_files/{range}")).ok()?;
+    digest_path(&format!("/proc/{pid}/map_files/{range}"))
+}
+
+/// A hash of what reading `path` gives now.
+fn digest_path(path: &str) -> Option<u64> {
+    let f = fs::File::open(path).ok()?;
     let mut buf = Vec::new();
     f.take(MAX_READ).read_to_end(&mut buf).ok()?;
     let mut h = DefaultHasher::new();

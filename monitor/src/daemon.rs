@@ -276,6 +276,10 @@ async fn run(settings: Settings) -> Result<()> {
         blind: Default::default(),
     };
     d.baseline()?;
+    // Writers from before the start (their opens and mmaps were never seen) are polled.
+    for t in d.blind.adopt_existing(&d.watch) {
+        d.push_trigger(t);
+    }
     // Start-up (BTF, program loading) leaves tens of MiB of freed heap that glibc keeps; give
     // it back once, so the resident size is what the daemon really uses.
     // SAFETY: malloc_trim has no preconditions.
