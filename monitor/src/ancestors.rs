@@ -23,10 +23,10 @@ pub fn add(
     is_dir: bool,
 ) {
     let mut chains = vec![path.to_path_buf()];
-    if let Some(real) = resolved(path) {
-        if real != path {
-            chains.push(real);
-        }
+    if let Some(real) = resolved(path)
+        && real != path
+    {
+        chains.push(real);
     }
     for chain in chains {
         let first = if is_dir {

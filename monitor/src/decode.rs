@@ -462,6 +462,44 @@ mod tests {
         assert_eq!(decode(&bytes_of(&bad)), Err(DecodeError::UnknownOp(77)));
     }
 
+    /// The blind-spot operations decode to their variants, with a path only where the
+    /// kernel sends one, and the ancestor flag reads as a name match.
+    #[test]
+    fn decodes_blind_spot_operations() {
+        let cases = [
+            (blind::op::RMDIR, FileOp::Rmdir, true),
+            (blind::op::MOUNT, FileOp::Mount, true),
+            (blind::op::UMOUNT, FileOp::Umount, true),
+            (blind::op::MMAP_SHARED, FileOp::MmapShared, false),
+            (blind::op::MSYNC, FileOp::Msync, false),
+            (blind::op::MUNMAP, FileOp::Munmap, false),
+            (blind::op::MMAP_EXIT, FileOp::MmapExit, false),
+            (blind::op::IO_URING, FileOp::IoUring, false),
+            (blind::op::IO_URING_SUBMIT, FileOp::IoUringSubmit, false),
+        ];
+        for (wire, want, has_path) in cases {
+            let mut e = file_event(wire, b"/var/lib");
+            e.flags = FLAG_MATCH_NAME | blind::FLAG_MATCH_ANCESTOR;
+            let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+                panic!()
+            };
+            assert_eq!(f.op, want);
+            assert_eq!(f.path.as_os_str().is_empty(), !has_path, "{want:?}");
+            assert_eq!(f.path2, None, "{want:?}");
+            assert!(!f.op.as_str().is_empty());
+        }
+        let mut e = file_event(op::RENAME, b"kl/");
+        e.flags = FLAG_MATCH_NAME | blind::FLAG_MATCH_ANCESTOR;
+        let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+            panic!()
+        };
+        assert_eq!(f.matched_by, MatchedBy::Name);
+        assert_eq!(
+            decode(&bytes_of(&file_event(41, b"x"))),
+            Err(DecodeError::UnknownOp(41))
+        );
+    }
+
     #[test]
     fn path_len_is_clamped() {
         let mut e = file_event(op::UNLINK, b"abc");

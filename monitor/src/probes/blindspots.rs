@@ -225,3 +225,22 @@ impl Probes {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against this machine's kernel (6.18, BTF, tracefs): every io_uring offset is found,
+    /// the fixed-file table too, and nothing is left to warn about.
+    #[test]
+    fn io_uring_offsets_from_running_kernel() {
+        let tracefs = super::super::tracefs::ensure_mounted().expect("tracefs");
+        let mut warnings = Vec::new();
+        let off = offsets(&tracefs, &mut warnings);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!((off.have_uring, off.have_submit, off.have_fixed), (1, 1, 1));
+        assert!(off.uring_req > 0 && off.uring_res > off.uring_req);
+        assert!(off.sub_flags > off.sub_opcode);
+        assert!(off.kiocb_opcode > 0, "opcode follows the file/cmd union");
+    }
+}
