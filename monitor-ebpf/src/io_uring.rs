@@ -182,19 +182,25 @@ fn fixed_file(ctx: u64, index: u32) -> Option<u64> {
 
 /// `io_uring:io_uring_submit_req`: a request whose completion will not be posted
 /// (`IOSQE_CQE_SKIP_SUCCESS`) is invisible to `kd_uring_complete`, so it is looked at when
-/// submitted: its file (by fd, or by fixed-file index through the ring's table) decides; an
+/// submitted (and so is every path operation, sent before it runs): its file (by fd, or by fixed-file index through the ring's table) decides; an
 /// open or path operation, or a file that cannot be found, is sent with no match. It has not
-/// run yet: userspace evaluates now and again later. Other requests cost one read.
+/// run yet: userspace evaluates now and again later. Other requests cost two reads.
 #[tracepoint]
 pub fn kd_uring_submit(ctx: TracePointContext) -> u32 {
     if boff!(have_submit) == 0 {
         return 0;
     }
     let flags: u64 = unsafe { ctx.read_at::<u64>(boff!(sub_flags) as usize) }.unwrap_or(0);
-    if flags & uring::REQ_F_CQE_SKIP == 0 {
+    let opcode: u8 = unsafe { ctx.read_at::<u8>(boff!(sub_opcode) as usize) }.unwrap_or(0);
+    // Path operations (rare) are also sent when submitted, whatever their flags: the record
+    // is then there before the change can be seen, for any evaluation to name it.
+    let path_op = matches!(
+        opcode,
+        uring::RENAMEAT | uring::UNLINKAT | uring::MKDIRAT | uring::SYMLINKAT | uring::LINKAT
+    );
+    if flags & uring::REQ_F_CQE_SKIP == 0 && !path_op {
         return 0;
     }
-    let opcode: u8 = unsafe { ctx.read_at::<u8>(boff!(sub_opcode) as usize) }.unwrap_or(0);
     let req: u64 = unsafe { ctx.read_at::<u64>(boff!(sub_req) as usize) }.unwrap_or(0);
     let ring: u64 = unsafe { ctx.read_at::<u64>(boff!(sub_ctx) as usize) }.unwrap_or(0);
     count(counter::FILE_SEEN);
