@@ -406,3 +406,115 @@ impl CommKey {
         k
     }
 }
+
+/// What the blind-spot programs add (`ancestors.rs`, `mount.rs`, `mmap.rs`, `handle.rs`,
+/// `io_uring.rs` in monitor-ebpf): their operations, flags and load-time offsets. Operation
+/// values start at 32 so that they never meet [`op`]'s.
+pub mod blind {
+    /// File operations (the `op` field of a [`FileEvent`](super::FileEvent)).
+    pub mod op {
+        /// rmdir(2) of a directory on the path of an input.
+        pub const RMDIR: u32 = 32;
+        /// mount(2) or move_mount(2) (the only ways a tree becomes visible: open_tree and
+        /// fsmount make detached ones); `path` is the target, `dirfd` move_mount's to_dfd.
+        pub const MOUNT: u32 = 33;
+        /// umount2(2); `path` is the target.
+        pub const UMOUNT: u32 = 34;
+        /// mmap(MAP_SHARED) of a watched file: writes through it need no syscall. `dirfd` is
+        /// the fd, `sys_flags` is `prot << 32 | flags`.
+        pub const MMAP_SHARED: u32 = 35;
+        /// msync(2) by a process that mapped a watched file shared.
+        pub const MSYNC: u32 = 36;
+        /// munmap(2) by such a process.
+        pub const MUNMAP: u32 = 37;
+        /// Such a process exited (its mappings are gone, unless a child inherited them).
+        pub const MMAP_EXIT: u32 = 38;
+        /// An io_uring request completed: on a watched file (`FLAG_MATCH_INODE`, with `dev`
+        /// and `ino`), or a path operation whose file the tracepoint cannot name (no match
+        /// flag). `sys_flags` is the opcode, `ret` the result.
+        pub const IO_URING: u32 = 39;
+        /// An io_uring request sent when submitted, because its completion will not be posted
+        /// (`IOSQE_CQE_SKIP_SUCCESS`); as `IO_URING` otherwise, but it has not run yet, so
+        /// userspace evaluates again later.
+        pub const IO_URING_SUBMIT: u32 = 40;
+    }
+
+    /// A rename/unlink/rmdir matched because its last component (trailing slashes aside) is
+    /// the name of a directory on the path of an input, or a mount op (always sent).
+    pub const FLAG_MATCH_ANCESTOR: u32 = 1 << 16;
+    /// The record comes from an io_uring completion (an `OPEN` through the ring).
+    pub const FLAG_VIA_IO_URING: u32 = 1 << 17;
+
+    /// io_uring opcodes (include/uapi/linux/io_uring.h; stable ABI).
+    pub mod uring {
+        pub const READV: u8 = 1;
+        pub const READ_FIXED: u8 = 4;
+        pub const OPENAT: u8 = 18;
+        pub const READ: u8 = 22;
+        pub const OPENAT2: u8 = 28;
+        pub const RENAMEAT: u8 = 35;
+        pub const UNLINKAT: u8 = 36;
+        pub const MKDIRAT: u8 = 37;
+        pub const SYMLINKAT: u8 = 38;
+        pub const LINKAT: u8 = 39;
+        /// `io_kiocb.flags` bits that mirror the SQE's (`REQ_F_*_BIT = IOSQE_*_BIT`).
+        pub const REQ_F_FIXED_FILE: u64 = 1 << 0;
+        pub const REQ_F_CQE_SKIP: u64 = 1 << 6;
+    }
+
+    /// Offsets the blind-spot programs need, from tracefs and BTF at load time (the
+    /// `BLIND_OFFSETS` global). `have_uring` = 0: the io_uring program does nothing.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct BlindOffsets {
+        /// io_uring:io_uring_complete `req` and `res`.
+        pub uring_req: u32,
+        pub uring_res: u32,
+        /// BTF: io_kiocb.opcode and io_kiocb.file.
+        pub kiocb_opcode: u32,
+        pub kiocb_file: u32,
+        pub have_uring: u32,
+        /// io_uring:io_uring_submit_req `ctx`, `req`, `opcode`, `flags`.
+        pub sub_ctx: u32,
+        pub sub_req: u32,
+        pub sub_opcode: u32,
+        pub sub_flags: u32,
+        /// BTF: io_kiocb.cqe.fd (the fd or fixed-file index a request names).
+        pub kiocb_fd: u32,
+        /// BTF: the ring's fixed-file table (io_ring_ctx.file_table.data.nr and .nodes) and
+        /// io_rsrc_node.file_ptr; `have_fixed` = 0 when this kernel lays them out otherwise.
+        pub ctx_files_nr: u32,
+        pub ctx_files_nodes: u32,
+        pub rsrc_file_ptr: u32,
+        pub have_fixed: u32,
+        pub have_submit: u32,
+        pub _pad: u32,
+    }
+
+    impl BlindOffsets {
+        pub const ZERO: BlindOffsets = BlindOffsets {
+            uring_req: 0,
+            uring_res: 0,
+            kiocb_opcode: 0,
+            kiocb_file: 0,
+            have_uring: 0,
+            sub_ctx: 0,
+            sub_req: 0,
+            sub_opcode: 0,
+            sub_flags: 0,
+            kiocb_fd: 0,
+            ctx_files_nr: 0,
+            ctx_files_nodes: 0,
+            rsrc_file_ptr: 0,
+            have_fixed: 0,
+            have_submit: 0,
+            _pad: 0,
+        };
+    }
+
+    const _: () = assert!(core::mem::size_of::<BlindOffsets>() == 64);
+
+    #[cfg(feature = "user")]
+    // SAFETY: #[repr(C)] integers only, no implicit padding.
+    unsafe impl aya::Pod for BlindOffsets {}
+}

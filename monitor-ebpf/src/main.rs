@@ -10,6 +10,11 @@
 //! | `close.rs`    | `kd_close`                                 | syscalls:sys_enter_close                          |
 //! | `path_ops.rs` | `kd_rename*`, `kd_unlink*`, `kd_link*`, `kd_symlink*`, `kd_mkdir*`, `kd_truncate`, `kd_ftruncate` | syscalls:sys_enter_* |
 //! | `sys_exit.rs` | `kd_open_exit`, `kd_path_exit` (each attached to the `sys_exit_*` of its family) | syscalls:sys_exit_* |
+//! | `ancestors.rs`| `kd_anc_*`, `kd_blind_exit`: rename/unlink/rmdir of a directory on an input's path | syscalls:sys_enter/exit_* |
+//! | `mount.rs`    | `kd_mount`, `kd_move_mount`, `kd_umount`                 | syscalls:sys_enter_mount/move_mount (5.2)/umount |
+//! | `mmap.rs`     | `kd_mmap`, `kd_msync`, `kd_munmap`, `kd_mmap_exit`        | syscalls:sys_enter_mmap/msync/munmap, sched_process_exit |
+//! | `handle.rs`   | `kd_open_by_handle_at` (its exit is `kd_open_exit`)       | syscalls:sys_enter_open_by_handle_at |
+//! | `io_uring.rs` | `kd_uring_complete`                                        | io_uring:io_uring_complete (5.5) |
 //!
 //! Tracepoint field offsets and kernel structure offsets come from userspace at load time
 //! (tracefs `format` files and BTF) through the `OFFSETS` global; nothing is hard-coded.
@@ -20,11 +25,21 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
+mod ancestors;
+#[cfg(target_arch = "bpf")]
 mod close;
 #[cfg(target_arch = "bpf")]
 mod exec;
 #[cfg(target_arch = "bpf")]
 mod exit;
+#[cfg(target_arch = "bpf")]
+mod handle;
+#[cfg(target_arch = "bpf")]
+mod io_uring;
+#[cfg(target_arch = "bpf")]
+mod mmap;
+#[cfg(target_arch = "bpf")]
+mod mount;
 #[cfg(target_arch = "bpf")]
 mod open;
 #[cfg(target_arch = "bpf")]
@@ -40,7 +55,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 #[cfg(target_arch = "bpf")]
-use monitor_common::{CommKey, EntryKey, FileEvent, InodeKey, Offsets, OpenStash, counter, state};
+use monitor_common::{
+    CommKey, EntryKey, FileEvent, InodeKey, NameKey, Offsets, OpenStash, counter, state,
+};
 
 /// Set by userspace before load (`EbpfLoader::set_global`).
 #[cfg(target_arch = "bpf")]
@@ -154,6 +171,35 @@ static OPEN_FDS: LruHashMap<u64, InodeKey> = LruHashMap::with_max_entries(4096, 
 #[cfg(target_arch = "bpf")]
 #[map]
 static SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Set by userspace before load, for the blind-spot programs (io_uring offsets).
+#[cfg(target_arch = "bpf")]
+#[unsafe(no_mangle)]
+static BLIND_OFFSETS: monitor_common::blind::BlindOffsets =
+    monitor_common::blind::BlindOffsets::ZERO;
+
+/// Names of the directories on the paths of the inputs (and of watched directories): a
+/// rename, unlink or rmdir whose last component is one of them is sent (`ancestors.rs`).
+#[cfg(target_arch = "bpf")]
+#[map]
+static ANCESTOR_NAMES: HashMap<NameKey, u8> = HashMap::with_max_entries(1024, 0);
+
+/// Matched ancestor operations and mount operations between sys_enter and sys_exit, keyed by
+/// pid_tgid (`kd_blind_exit` sends them with their result).
+#[cfg(target_arch = "bpf")]
+#[map]
+static BLIND_STASH: HashMap<u64, FileEvent> = HashMap::with_max_entries(256, 0);
+
+/// Processes (tgid) that mapped a watched file shared: their msync, munmap and exit are sent.
+#[cfg(target_arch = "bpf")]
+#[map]
+static MMAP_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+/// How many entries `MMAP_TGIDS` holds: while 0 (nearly always), msync/munmap/exit return
+/// after one array load.
+#[cfg(target_arch = "bpf")]
+#[map]
+static MMAP_ANY: Array<u64> = Array::with_max_entries(1, 0);
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -6,7 +6,7 @@ use std::{ffi::OsStr, mem::size_of, os::unix::ffi::OsStrExt, path::PathBuf};
 
 use monitor_common::{
     Actor, FLAG_MATCH_INODE, FLAG_MATCH_NAME, FLAG_MATCH_PARENT, FLAG_PATH_TRUNCATED,
-    FLAG_PATH2_TRUNCATED, FileEvent, Header, PATH_LEN, ProcEvent, kind, op,
+    FLAG_PATH2_TRUNCATED, FileEvent, Header, PATH_LEN, ProcEvent, blind, kind, op,
 };
 use serde::Serialize;
 
@@ -91,6 +91,23 @@ pub enum FileOp {
     Mkdir,
     /// A writer of a watched file exited (its fds, dup'ed ones included, are closed now).
     WriterExit,
+    /// rmdir(2) of a directory on an input's path.
+    Rmdir,
+    /// mount(2) or move_mount(2); `path` is the target.
+    Mount,
+    /// umount2(2); `path` is the target.
+    Umount,
+    /// mmap(MAP_SHARED) of a watched file (`dirfd` is the fd; `sys_flags` prot << 32 | flags).
+    MmapShared,
+    /// msync, munmap, exit of a process that mapped a watched file shared.
+    Msync,
+    Munmap,
+    MmapExit,
+    /// An io_uring request completed (`sys_flags` is its opcode): on a watched file (matched
+    /// by inode), or a path operation on a file the kernel cannot name.
+    IoUring,
+    /// The same, sent when submitted (its completion is not posted): it has not run yet.
+    IoUringSubmit,
 }
 
 impl FileOp {
@@ -106,6 +123,15 @@ impl FileOp {
             op::SYMLINK => FileOp::Symlink,
             op::MKDIR => FileOp::Mkdir,
             op::WRITER_EXIT => FileOp::WriterExit,
+            blind::op::RMDIR => FileOp::Rmdir,
+            blind::op::MOUNT => FileOp::Mount,
+            blind::op::UMOUNT => FileOp::Umount,
+            blind::op::MMAP_SHARED => FileOp::MmapShared,
+            blind::op::MSYNC => FileOp::Msync,
+            blind::op::MUNMAP => FileOp::Munmap,
+            blind::op::MMAP_EXIT => FileOp::MmapExit,
+            blind::op::IO_URING => FileOp::IoUring,
+            blind::op::IO_URING_SUBMIT => FileOp::IoUringSubmit,
             other => return Err(DecodeError::UnknownOp(other)),
         })
     }
@@ -122,7 +148,33 @@ impl FileOp {
             FileOp::Symlink => "symlink",
             FileOp::Mkdir => "mkdir",
             FileOp::WriterExit => "writer_exit",
+            FileOp::Rmdir => "rmdir",
+            FileOp::Mount => "mount",
+            FileOp::Umount => "umount",
+            FileOp::MmapShared => "mmap_shared",
+            FileOp::Msync => "msync",
+            FileOp::Munmap => "munmap",
+            FileOp::MmapExit => "mmap_exit",
+            FileOp::IoUring => "io_uring",
+            FileOp::IoUringSubmit => "io_uring_submit",
         }
+    }
+
+    /// Operations whose record carries no path (the file is known by fd or inode, or not at
+    /// all).
+    fn pathless(self) -> bool {
+        matches!(
+            self,
+            FileOp::Close
+                | FileOp::Ftruncate
+                | FileOp::WriterExit
+                | FileOp::MmapShared
+                | FileOp::Msync
+                | FileOp::Munmap
+                | FileOp::MmapExit
+                | FileOp::IoUring
+                | FileOp::IoUringSubmit
+        )
     }
 }
 
@@ -313,7 +365,14 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         _ => {
             let e: FileEvent = read_pod(buf, "file event")?;
             let op = FileOp::from_wire(e.op)?;
-            let matched_by = if matches!(op, FileOp::Close | FileOp::WriterExit) {
+            let matched_by = if matches!(
+                op,
+                FileOp::Close
+                    | FileOp::WriterExit
+                    | FileOp::Msync
+                    | FileOp::Munmap
+                    | FileOp::MmapExit
+            ) {
                 MatchedBy::Fd
             } else if e.flags & FLAG_MATCH_INODE != 0 {
                 MatchedBy::Inode
@@ -325,7 +384,7 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
                 MatchedBy::Fd
             };
             let has_path2 = matches!(op, FileOp::Rename | FileOp::Link | FileOp::Symlink);
-            let p = if matches!(op, FileOp::Close | FileOp::Ftruncate | FileOp::WriterExit) {
+            let p = if op.pathless() {
                 Vec::new()
             } else {
                 cstr(&e.path, e.path_len)
@@ -455,6 +514,44 @@ mod tests {
         ));
         let bad = file_event(77, b"a");
         assert_eq!(decode(&bytes_of(&bad)), Err(DecodeError::UnknownOp(77)));
+    }
+
+    /// The blind-spot operations decode to their variants, with a path only where the
+    /// kernel sends one, and the ancestor flag reads as a name match.
+    #[test]
+    fn decodes_blind_spot_operations() {
+        let cases = [
+            (blind::op::RMDIR, FileOp::Rmdir, true),
+            (blind::op::MOUNT, FileOp::Mount, true),
+            (blind::op::UMOUNT, FileOp::Umount, true),
+            (blind::op::MMAP_SHARED, FileOp::MmapShared, false),
+            (blind::op::MSYNC, FileOp::Msync, false),
+            (blind::op::MUNMAP, FileOp::Munmap, false),
+            (blind::op::MMAP_EXIT, FileOp::MmapExit, false),
+            (blind::op::IO_URING, FileOp::IoUring, false),
+            (blind::op::IO_URING_SUBMIT, FileOp::IoUringSubmit, false),
+        ];
+        for (wire, want, has_path) in cases {
+            let mut e = file_event(wire, b"/var/lib");
+            e.flags = FLAG_MATCH_NAME | blind::FLAG_MATCH_ANCESTOR;
+            let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+                panic!()
+            };
+            assert_eq!(f.op, want);
+            assert_eq!(f.path.as_os_str().is_empty(), !has_path, "{want:?}");
+            assert_eq!(f.path2, None, "{want:?}");
+            assert!(!f.op.as_str().is_empty());
+        }
+        let mut e = file_event(op::RENAME, b"kl/");
+        e.flags = FLAG_MATCH_NAME | blind::FLAG_MATCH_ANCESTOR;
+        let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+            panic!()
+        };
+        assert_eq!(f.matched_by, MatchedBy::Name);
+        assert_eq!(
+            decode(&bytes_of(&file_event(41, b"x"))),
+            Err(DecodeError::UnknownOp(41))
+        );
     }
 
     #[test]

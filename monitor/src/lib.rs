@@ -13,7 +13,9 @@
 //! - [`metrics`]: Prometheus metrics and /healthz.
 //! - [`daemon`]: `kubelet-drift run`; [`check`]: `kubelet-drift check`; [`events`]: `kubelet-drift events`.
 
+pub mod ancestors;
 pub mod attribution;
+pub mod blindspots;
 pub mod check;
 pub mod daemon;
 pub mod decode;

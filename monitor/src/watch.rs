@@ -83,6 +83,9 @@ pub struct WatchSet {
     /// A name cannot decide (a watched file has another hard link, or a watched name is too
     /// long for the kernel's scan): every write-intent open is walked.
     pub walk_all: bool,
+    /// Names and paths of the directories on the inputs' paths (see `crate::ancestors`).
+    pub ancestor_names: BTreeSet<Vec<u8>>,
+    pub ancestor_paths: BTreeSet<PathBuf>,
 }
 
 impl WatchSet {
@@ -100,6 +103,15 @@ impl WatchSet {
     /// systemd looks for there count, and the evaluation names those as inputs.
     pub fn add(&mut self, path: &Path) {
         let path = normalize(path);
+        // Every directory on the input's path: a rename, unlink or mount of one of them is a
+        // change of the input (see `crate::ancestors`).
+        let is_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+        crate::ancestors::add(
+            &mut self.ancestor_names,
+            &mut self.ancestor_paths,
+            &path,
+            is_dir,
+        );
         let Ok(meta) = fs::symlink_metadata(&path) else {
             // Missing: a name that may appear.
             self.add_entry(&path);
@@ -239,6 +251,7 @@ impl WatchSet {
         probes.set_names(&self.names)?;
         probes.set_entries(&self.entries)?;
         probes.set_inodes(&self.inodes)?;
+        probes.set_ancestor_names(&crate::ancestors::kernel_names(self))?;
         if !self.walk_all {
             probes.set_walk_all(false)?;
         }
@@ -255,6 +268,7 @@ impl WatchSet {
                 .iter()
                 .any(|d| path.starts_with(d) || d.starts_with(&path))
             || self.files.iter().any(|f| f.starts_with(&path))
+            || self.ancestor_paths.contains(&path)
     }
 
     /// Is this inode one of ours (for events matched by inode, whatever the name used)?

@@ -62,6 +62,9 @@ pub struct Core {
     pub(super) watched_inputs: Vec<PathBuf>,
     /// The [`Trigger::seq`] of the last record that named a change.
     pub(super) named_upto: u64,
+    /// Watched files mapped shared (polled while mapped), io_uring requests, writers from
+    /// before the start: the blind spots of syscall tracepoints (see `crate::blindspots`).
+    pub blind: crate::blindspots::BlindSpots,
     out: Vec<Emit>,
     facts: Vec<Fact>,
     batch: Vec<Record>,
@@ -87,6 +90,7 @@ impl Core {
             proc,
             watched_inputs: Vec::new(),
             named_upto: 0,
+            blind: Default::default(),
             out: Vec::new(),
             facts: Vec::new(),
             batch: Vec::new(),
@@ -242,6 +246,17 @@ impl Core {
     pub fn ingest(&mut self, records: impl IntoIterator<Item = Record>, now: Instant) {
         let mut facts = std::mem::take(&mut self.facts);
         for rec in records {
+            if let crate::decode::Event::File(f) = &rec.event
+                && let Some(ts) = crate::blindspots::classify(f, &self.watch, &mut self.blind)
+            {
+                if rec.lost_before > 0 {
+                    self.sched.lost(rec.lost_before, now);
+                }
+                for t in ts {
+                    self.sched.push(t, now);
+                }
+                continue;
+            }
             let cx = Context {
                 watch: &self.watch,
                 sched: &self.sched,
@@ -284,6 +299,9 @@ impl Core {
 
     /// Time passed: writes held open are looked at, a loss window that ended is told once.
     pub fn tick(&mut self, now: Instant) {
+        for t in self.blind.poll(now) {
+            self.sched.push(t, now);
+        }
         let proc = self.proc.as_ref();
         if let Some(l) = self.sched.tick(now, &|(tgid, fd)| proc.fd_stamp(tgid, fd)) {
             self.out.push(Emit::Notice(loss_notice(l)));

@@ -80,7 +80,14 @@ impl Core {
                 let lost = self.lost_marker();
                 let all: Vec<&Trigger> = self.fresh(&triggers).chain(&lost).collect();
                 let read = naming::Read::of(&tr.finding, self.proc.as_ref());
-                let named = naming::name_change(&all, &read);
+                let mut named = naming::name_change(&all, &read);
+                // No record on what was read: a shared mapping or an io_uring request that
+                // changed an input is named for its process (see `crate::blindspots`).
+                if named.actor.is_none()
+                    && let Some(b) = self.blind.changed_on(&tr.finding.inputs)
+                {
+                    named = b;
+                }
                 self.named_upto = self.named_upto.max(named.seq);
                 after_named = Some(named.clone());
                 self.emit(tr, named);

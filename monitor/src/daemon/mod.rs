@@ -128,6 +128,10 @@ async fn run(settings: Settings) -> Result<()> {
     let stream = Stream::new(probes.take_ring()?)?;
     let mut core = Core::new(settings, Box::new(proc::LiveProc), Instant::now());
     core.baseline(&mut probes)?;
+    // Writers from before the start (their opens and mmaps were never seen) are polled.
+    for t in core.blind.adopt_existing(&core.watch) {
+        core.sched.push(t, Instant::now());
+    }
     core.flush(&mut outputs);
     // Start-up (BTF, program loading) leaves tens of MiB of freed heap that glibc keeps; give
     // it back once, so the resident size is what the daemon really uses.
@@ -154,6 +158,9 @@ async fn main_loop(
     let mut batch: Vec<Record> = Vec::new();
     loop {
         let mut wake = core.sched.wake();
+        if let Some(d) = core.blind.next_poll() {
+            wake = wake.min(d);
+        }
         if let Some(p) = next_ping {
             wake = wake.min(p);
         }

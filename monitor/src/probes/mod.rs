@@ -14,6 +14,7 @@
 //! Ring buffers need 5.8; BTF (for the inode match and the actor's ppid) 5.2 with
 //! CONFIG_DEBUG_INFO_BTF. Without BTF the programs still load and match by name only.
 
+pub mod blindspots;
 pub mod btf;
 pub mod preflight;
 pub mod tracefs;
@@ -164,8 +165,10 @@ impl Probes {
             ));
         }
 
+        let blind = blindspots::offsets(&tracefs, &mut warnings);
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &off, true)
+            .override_global("BLIND_OFFSETS", &blind, true)
             .map_max_entries("EVENTS", opts.ring_bytes)
             .load(OBJECT)
             .map_err(explain_load_error)?;
@@ -190,6 +193,7 @@ impl Probes {
                     .with_context(|| format!("attaching {exit_prog} to sys_exit_{sc}"))?;
             }
         }
+        blindspots::attach(&mut ebpf, &tracefs, &off, &blind, &mut warnings)?;
         Ok(Probes {
             ebpf,
             warnings,
