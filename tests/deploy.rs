@@ -50,15 +50,19 @@ fn systemd_unit_is_hardened_and_valid() {
         .find(|l| l.contains("Overall exposure"))
         .unwrap_or("");
     assert!(out.status.success(), "exposure above 1.5: {last}\n{report}");
-    // verify: in a scratch root holding the unit, systemd's own units, and a stand-in
-    // /usr/bin/kubelet-drift (verify insists that ExecStart exists). verify exits 0 on
-    // settings it ignores, so any diagnostic at all fails the test.
+    // verify: in a scratch root holding the unit, systemd's own units, a stand-in
+    // /usr/bin/kubelet-drift and /bin/kill (verify insists that ExecStart= and ExecReload=
+    // exist). verify exits 0 on settings it ignores, so any diagnostic at all fails the test.
+    // The man pages of Documentation= are the package's (generated at packaging time), so
+    // verify does not look them up here (--man=no).
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     std::fs::create_dir_all(r.join("usr/bin")).unwrap();
     std::fs::create_dir_all(r.join("etc/systemd/system")).unwrap();
     std::fs::create_dir_all(r.join("lib/systemd")).unwrap();
     std::fs::copy("/bin/true", r.join("usr/bin/kubelet-drift")).unwrap();
+    std::fs::create_dir_all(r.join("bin")).unwrap();
+    std::fs::copy("/bin/true", r.join("bin/kill")).unwrap();
     std::fs::copy(&unit, r.join("etc/systemd/system/kubelet-drift.service")).unwrap();
     let cp = Command::new("cp")
         .args(["-r", "/lib/systemd/system"])
@@ -68,6 +72,7 @@ fn systemd_unit_is_hardened_and_valid() {
     assert!(cp.success());
     let out = Command::new("systemd-analyze")
         .arg("verify")
+        .arg("--man=no")
         .arg(format!("--root={}", r.display()))
         .arg("kubelet-drift.service")
         .output()

@@ -37,6 +37,17 @@ pub struct Settings {
     pub ring_buffer_bytes: RingSize,
     /// The host's root: "/" on the host, "/host" in the DaemonSet.
     pub host_root: PathBuf,
+    pub metrics: MetricsSettings,
+}
+
+/// Prometheus metrics and /healthz (see `crate::metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address to serve /metrics and /healthz on ("127.0.0.1:9761"), or none.
+    pub listen: Option<String>,
+    /// A node_exporter textfile-collector file (`*.prom`) to keep up to date, or none.
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -159,6 +170,8 @@ pub struct Overrides {
     pub host_root: Option<PathBuf>,
     /// Added to the file's `watch_extra`.
     pub watch_extra: Vec<PathBuf>,
+    pub metrics_listen: Option<String>,
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// The shortest rescan interval: a full re-evaluation reads every input and /proc.
@@ -197,6 +210,16 @@ struct Overlay {
     watch_extra: Option<Vec<PathBuf>>,
     ring_buffer_bytes: Option<RingSize>,
     host_root: Option<PathBuf>,
+    metrics: Option<MetricsOverlay>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MetricsOverlay {
+    #[serde(default, deserialize_with = "de_nullable")]
+    listen: Option<Option<String>>,
+    #[serde(default, deserialize_with = "de_nullable")]
+    textfile: Option<Option<PathBuf>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -279,6 +302,12 @@ fn override_with(s: &mut Settings, o: &Overrides) {
         s.host_root = h.clone();
     }
     s.watch_extra.extend(o.watch_extra.iter().cloned());
+    if let Some(l) = &o.metrics_listen {
+        s.metrics.listen = Some(l.clone());
+    }
+    if let Some(t) = &o.metrics_textfile {
+        s.metrics.textfile = Some(t.clone());
+    }
 }
 
 /// Checks that need the whole: names, the rescan interval's floor.
@@ -301,6 +330,21 @@ fn check(s: &Settings, origin: &Path) -> Result<(), SettingsError> {
     }
     if s.kubelet_unit.trim().is_empty() {
         return Err(invalid("kubelet_unit must name a unit".into()));
+    }
+    if let Some(l) = &s.metrics.listen
+        && l.parse::<std::net::SocketAddr>().is_err()
+    {
+        return Err(invalid(format!(
+            "metrics.listen must be an address and port like \"127.0.0.1:9761\", not {l:?}"
+        )));
+    }
+    if let Some(t) = &s.metrics.textfile
+        && t.extension().is_none_or(|e| e != "prom")
+    {
+        return Err(invalid(format!(
+            "metrics.textfile must end in .prom (node_exporter reads only those): {}",
+            t.display()
+        )));
     }
     Ok(())
 }
@@ -399,6 +443,14 @@ fn apply(s: &mut Settings, o: Overlay) {
         ring_buffer_bytes,
         host_root
     );
+    if let Some(m) = o.metrics {
+        if let Some(v) = m.listen {
+            s.metrics.listen = v;
+        }
+        if let Some(v) = m.textfile {
+            s.metrics.textfile = v;
+        }
+    }
     if let Some(out) = o.outputs {
         if let Some(v) = out.journald {
             s.outputs.journald = v;
@@ -562,10 +614,37 @@ mod tests {
     }
 
     #[test]
+    fn metrics_settings_are_checked() {
+        let o = Overrides {
+            metrics_listen: Some("not an address".into()),
+            ..Default::default()
+        };
+        let mut s = Settings::default();
+        override_with(&mut s, &o);
+        let e = check(&s, Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("metrics.listen"), "{e}");
+        let mut s = Settings::default();
+        s.metrics.textfile = Some("/var/lib/kubelet-drift/metrics.txt".into());
+        let e = check(&s, Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains(".prom"), "{e}");
+        let o = parse_overlay("metrics:\n  listen: \"127.0.0.1:9761\"\n").unwrap();
+        let mut s = Settings::default();
+        apply(&mut s, o);
+        assert_eq!(s.metrics.listen.as_deref(), Some("127.0.0.1:9761"));
+        assert!(check(&s, Path::new("x")).is_ok());
+    }
+
+    #[test]
     fn embedded_defaults_are_complete_and_as_documented() {
         let s = Settings::default();
-        assert_eq!(s.kubelet_names, vec!["kubelet"]);
+        // The executables the distributions run the kubelet as, in, or under.
+        assert_eq!(
+            s.kubelet_names,
+            crate::kubelet::discovery::default_names(),
+            "deploy/config.yaml's kubelet_names and the distributions' process names"
+        );
         assert_eq!(s.kubelet_unit, "kubelet.service");
+        assert_eq!(s.metrics, MetricsSettings::default());
         assert_eq!(s.rescan_interval, Duration::from_secs(300));
         assert_eq!(s.coalesce, Duration::ZERO);
         assert_eq!(s.outputs.journald, Toggle::Auto);

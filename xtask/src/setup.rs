@@ -3,9 +3,11 @@
 //! - `llvm-22-dev` (bpf-linker links against LLVM 22, the LLVM of that nightly);
 //! - `bpf-linker`, built against it (`--no-default-features --features llvm-22`: the default
 //!   features look for LLVM 23 and fail);
-//! - for the tests and benchmarks: inotify-tools, bpftrace, vim-tiny (editor evasion tests);
 //! - for the tests: Go and the kubelet's libraries from Debian, to build the differential
-//!   reference `tests/kubelet-ref` (GOPATH mode, no network: see `fidelity.rs`).
+//!   reference `tests/kubelet-ref` (GOPATH mode, no network: see `fidelity.rs`); vim-tiny
+//!   (editor evasion tests), skopeo (image test), gcc and linux-libc-dev (io_uring client),
+//!   and from PyPI kubernetes-validate (manifest schemas);
+//! - for the benchmarks also inotify-tools and bpftrace.
 
 use std::{
     env,
@@ -82,6 +84,11 @@ pub fn ensure(needs: Needs) -> Result<()> {
     ensure_bpf_linker()?;
     if matches!(needs, Needs::Test | Needs::All) {
         ensure_debs(crate::fidelity::GO_PACKAGES)?;
+        // vim (editor evasion tests), skopeo (the image archive test), gcc and the kernel's
+        // uapi headers (the io_uring client the blind-spot tests build).
+        ensure_apt(&[("vi", "vim-tiny"), ("skopeo", "skopeo"), ("gcc", "gcc")])?;
+        ensure_debs(&["linux-libc-dev"])?;
+        ensure_pip("kubernetes-validate", "kubernetes-validate")?;
     }
     if needs == Needs::All {
         ensure_apt(&[
@@ -181,6 +188,25 @@ fn ensure_apt(wanted: &[(&str, &str)]) -> Result<()> {
         return Ok(());
     }
     apt_install(&missing)
+}
+
+/// A command from PyPI (the manifests test's Kubernetes schema validator, which carries the
+/// schemas, so it works offline), installed with the machine's pip.
+fn ensure_pip(cmd: &str, pkg: &str) -> Result<()> {
+    if output_ok(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_some() {
+        return Ok(());
+    }
+    run(
+        Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            pkg,
+        ]),
+        &format!("installing {pkg} (pip)"),
+    )
 }
 
 /// Debian packages that bring no command of their own (Go libraries): asked of dpkg.

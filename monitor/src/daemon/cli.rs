@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// Watch this path too (repeatable).
     #[arg(long, value_name = "PATH")]
     pub watch: Vec<PathBuf>,
+    /// Serve /metrics (Prometheus) and /healthz on ADDR ("127.0.0.1:9761").
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Keep a node_exporter textfile-collector file (*.prom) up to date.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -71,6 +77,8 @@ impl RunArgs {
             ring_buffer_bytes: self.ring_bytes,
             host_root: self.host_root.clone(),
             watch_extra: self.watch.clone(),
+            metrics_listen: self.metrics_listen.clone(),
+            metrics_textfile: self.metrics_textfile.clone(),
         }
     }
 }

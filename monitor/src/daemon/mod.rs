@@ -17,6 +17,7 @@ pub mod core;
 pub mod evaluate;
 pub mod inventory;
 pub mod naming;
+pub mod observe;
 pub mod proc;
 pub mod schedule;
 pub mod source;
@@ -108,11 +109,21 @@ impl Sink for Outputs {
 }
 
 async fn run(settings: Settings) -> Result<()> {
+    let preflight = crate::probes::preflight::Preflight::check();
+    if let Some(e) = preflight.error() {
+        anyhow::bail!(e);
+    }
+    let mut observer = observe::Observer::start(&settings).await?;
     let mut probes = Probes::load(&ProbeOptions {
         ring_bytes: settings.ring_buffer_bytes.get(),
     })?;
     let mut outputs = Outputs::from_settings(&settings)?;
-    for w in probes.warnings.clone() {
+    for w in probes
+        .warnings
+        .clone()
+        .into_iter()
+        .chain(preflight.paranoid.clone())
+    {
         outputs.notice(&Notice {
             level: NoticeLevel::Warning,
             message: w,
@@ -132,7 +143,14 @@ async fn run(settings: Settings) -> Result<()> {
     for t in core.blind.adopt_existing(&core.watch) {
         core.sched.push(t, Instant::now());
     }
-    core.flush(&mut outputs);
+    let metrics = observer.as_ref().map(|o| o.metrics.clone());
+    core.flush(&mut observe::Observed {
+        outputs: &mut outputs,
+        metrics: metrics.as_ref(),
+    });
+    if let Some(m) = &metrics {
+        m.set_ready();
+    }
     // Start-up (BTF, program loading) leaves tens of MiB of freed heap that glibc keeps; give
     // it back once, so the resident size is what the daemon really uses.
     // SAFETY: malloc_trim has no preconditions.
@@ -141,7 +159,14 @@ async fn run(settings: Settings) -> Result<()> {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("watching; baseline reported"),
     ]);
-    main_loop(&mut core, stream, &mut probes, &mut outputs).await
+    main_loop(
+        &mut core,
+        stream,
+        &mut probes,
+        &mut outputs,
+        observer.as_mut(),
+    )
+    .await
 }
 
 async fn main_loop(
@@ -149,6 +174,7 @@ async fn main_loop(
     mut stream: Stream,
     probes: &mut Probes,
     outputs: &mut Outputs,
+    mut observer: Option<&mut observe::Observer>,
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -164,6 +190,9 @@ async fn main_loop(
         if let Some(p) = next_ping {
             wake = wake.min(p);
         }
+        if let Some(o) = &observer {
+            wake = wake.min(o.next_beat(Instant::now()));
+        }
         tokio::select! {
             r = stream.next_batch(&mut batch) => {
                 r.context("reading the ring buffer")?;
@@ -175,9 +204,20 @@ async fn main_loop(
         }
         core.tick(Instant::now());
         if core.sched.due(Instant::now()) {
+            let started = Instant::now();
             core.evaluate(&mut stream, probes, Instant::now)?;
+            if let Some(o) = &observer {
+                o.metrics.evaluated(started.elapsed());
+            }
         }
-        core.flush(outputs);
+        let metrics = observer.as_ref().map(|o| o.metrics.clone());
+        core.flush(&mut observe::Observed {
+            outputs,
+            metrics: metrics.as_ref(),
+        });
+        if let Some(o) = observer.as_deref_mut() {
+            o.turn(probes, core.sched.lost_total());
+        }
         if let (Some(p), Some(every)) = (next_ping, watchdog)
             && Instant::now() >= p
         {

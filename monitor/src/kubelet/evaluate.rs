@@ -400,7 +400,8 @@ fn config_dir(
         // The merge changed in 1.32: the kubelet's own version decides.
         let o = if (v.major, v.minor) >= (1, 32) { b } else { a };
         (a, b) = (o.clone(), o);
-        acc.notes.push(format!("drop-ins merged as kubelet {v} does"));
+        acc.notes
+            .push(format!("drop-ins merged as kubelet {v} does"));
     }
     let flag = parsed.make_iptables_util_chains.as_ref().map(|(_, v)| *v);
     let final_of = |v: bool| flag.unwrap_or(v);
