@@ -79,7 +79,7 @@ impl Core {
                 // processes' events on other files only trigger.
                 let lost = self.lost_marker();
                 let all: Vec<&Trigger> = self.fresh(&triggers).chain(&lost).collect();
-                let read = naming::Read::of(&tr.finding, self.proc.as_ref());
+                let read = self.read_of(&tr.finding);
                 let mut named = naming::name_change(&all, &read);
                 // No record on what was read: a shared mapping or an io_uring request that
                 // changed an input is named for its process (see `crate::blindspots`).
@@ -144,7 +144,7 @@ impl Core {
         if self.sched.losses_pending() || all.iter().any(|t| t.op.is_internal()) {
             return None;
         }
-        let read = naming::Read::of(after, self.proc.as_ref());
+        let read = self.read_of(after);
         if naming::trigger_on_inputs(all.iter().copied(), &read).is_some() {
             return None;
         }
@@ -154,6 +154,11 @@ impl Core {
             schedule::MAX_HOLD
         };
         self.sched.may_hold(now, limit).then_some(limit)
+    }
+
+    fn read_of(&self, f: &Finding) -> naming::Read {
+        let watched: Vec<_> = self.watch.files.iter().cloned().collect();
+        naming::Read::of(f, self.proc.as_ref(), &watched)
     }
 
     /// The triggers of this evaluation and those that came since, except those taken before

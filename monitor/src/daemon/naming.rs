@@ -27,9 +27,18 @@ pub struct Read {
 }
 
 impl Read {
-    /// What `f` read, with the aliases and inodes `proc` finds for it now.
-    pub fn of(f: &Finding, proc: &dyn ProcView) -> Read {
+    /// What `f` read, with the aliases and inodes `proc` finds for it now, and the watched
+    /// names (symlinks) that lead to one of its files.
+    pub fn of(f: &Finding, proc: &dyn ProcView, watched: &[PathBuf]) -> Read {
         let mut r = Read::plain(f);
+        for w in watched {
+            if let Some(target) = proc.target(w)
+                && f.inputs.contains(&target)
+                && !r.files.contains(w)
+            {
+                r.files.push(w.clone());
+            }
+        }
         for i in &f.inputs {
             if let Some(a) = proc.real_path(i) {
                 r.files.push(a);

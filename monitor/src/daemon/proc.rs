@@ -23,6 +23,8 @@ pub trait ProcView {
     /// `path` through its directory's real path, when that differs (`/proc/<pid>/root/...`
     /// of a kubelet in the host's root, a symlinked directory).
     fn real_path(&self, path: &Path) -> Option<PathBuf>;
+    /// What a symlink at `path` leads to (the file itself for anything else).
+    fn target(&self, path: &Path) -> Option<PathBuf>;
 }
 
 /// The host's procfs.
@@ -72,6 +74,10 @@ impl ProcView for LiveProc {
         let m = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
         let k = crate::probes::inode_key(&m);
         Some((k.dev, k.ino))
+    }
+
+    fn target(&self, path: &Path) -> Option<PathBuf> {
+        std::fs::canonicalize(path).ok()
     }
 
     fn real_path(&self, path: &Path) -> Option<PathBuf> {

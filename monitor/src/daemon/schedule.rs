@@ -346,6 +346,13 @@ impl Scheduler {
         &self.triggers
     }
 
+    /// The opens of writes in flight or held open: records on a watched file whose writer
+    /// may be making the change an evaluation sees (a pwrite through an fd held open shows
+    /// only at the next look at the file).
+    pub fn open_write_triggers(&self) -> impl Iterator<Item = &Trigger> {
+        self.open_writes.values().map(|o| &o.trigger)
+    }
+
     /// Writes in flight, counted (a write that started during a read shows here).
     pub fn open_count(&self) -> usize {
         self.open_writes.len()

@@ -66,6 +66,9 @@ impl ProcView for FakeProc {
     fn real_path(&self, path: &Path) -> Option<PathBuf> {
         LiveProc.real_path(path)
     }
+    fn target(&self, path: &Path) -> Option<PathBuf> {
+        LiveProc.target(path)
+    }
 }
 
 /// Kernel maps that take anything.
