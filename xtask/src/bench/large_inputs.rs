@@ -1,7 +1,7 @@
 //! Large inputs and the cost of one evaluation.
 //!
 //! - `kubelet-drift check --root` on a fake node whose unit has 200 000 continuation lines
-//!   (~800 KB), whose unit directory holds 20 000 empty drop-ins, and whose unit names one
+//!   (~600 KB), whose unit directory holds 20 000 empty drop-ins, and whose unit names one
 //!   environment file 50 000 times: the unit parser, the drop-in collection and the
 //!   environment resolution must stay linear (they were quadratic: 25 s, 23 s). A plain kubeadm
 //!   node is the reference.
@@ -122,7 +122,7 @@ fn evaluation_times(bin: &Path, root: &Path, config: &Path, work: &Path) -> Resu
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let _ = child.wait();
     result?;
-    let log = fs::read_to_string(&stderr)?;
+    let log = strip_ansi(&fs::read_to_string(&stderr)?);
     let took: Vec<f64> = log
         .lines()
         .filter(|l| l.contains("evaluated") && !l.contains("trigger=rescan"))
@@ -139,6 +139,24 @@ fn evaluation_times(bin: &Path, root: &Path, config: &Path, work: &Path) -> Resu
         );
     }
     Ok(took)
+}
+
+/// `s` without terminal colour sequences (`ESC [ ... m`), which the log may carry.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The rows of the large-input and evaluation-cost figures, as a table section.
@@ -165,7 +183,7 @@ pub fn table(bin: &Path, base: &Path) -> Result<String> {
 
     let mut unit = String::from("[Service]\nExecStart=/usr/bin/kubelet \\\n");
     for _ in 0..200_000 {
-        unit.push_str("x \\\n");
+        unit.push_str("\t\\\n");
     }
     unit.push_str("  --make-iptables-util-chains=false\n");
     let long = node(base, "kd-long-unit", unit)?;
