@@ -3,7 +3,8 @@
 //! - [`flags`]: the kubelet's flag table and pflag's parsing rules.
 //! - [`config`]: the `--config` file and `--config-dir` drop-ins, decoded as the kubelet does.
 //! - [`evaluate`]: flags + files -> the effective value with its provenance.
-//! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
+//! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`);
+//!   [`fscache`]: what it read, kept while the inode is unchanged.
 //! - [`systemd`]: the after-restart argv, as systemd assembles it (`unit` and `envfile` are its
 //!   names from before the split).
 //! - [`discovery`]: running kubelets, through procfs.
@@ -13,6 +14,7 @@ pub mod config;
 pub mod discovery;
 pub mod evaluate;
 pub mod flags;
+pub mod fscache;
 pub mod node;
 pub mod rootfs;
 pub mod systemd;

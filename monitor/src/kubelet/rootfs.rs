@@ -11,8 +11,13 @@
 //!
 //! The final open uses `O_NOFOLLOW`, so a symlink swapped in after resolution fails (ELOOP)
 //! instead of escaping the root. A race on an intermediate directory is not defended against.
+//!
+//! Directory listings are kept ([`super::fscache`]): a directory whose inode is unchanged is
+//! not listed again. [`RootFs::snapshot`] gives a view for one evaluation in which each path is
+//! also `lstat`ed only once (an evaluation resolves the same directories many times). Files
+//! are always read: see `fscache` for why their texts are not kept.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, Metadata};
@@ -20,6 +25,10 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::fscache::{self, StatKey};
 
 /// Files larger than this are refused as absurdly large for a kubelet config or unit file.
 pub const MAX_TEXT_BYTES: u64 = 4 * 1024 * 1024;
@@ -28,9 +37,39 @@ pub const MAX_TEXT_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_SYMLINKS: usize = 40;
 
 /// A root to read files in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RootFs {
     root: PathBuf,
+    /// In a [`RootFs::snapshot`]: what each host path's `lstat`/`readlink` gave.
+    memo: Option<Arc<Mutex<Memo>>>,
+}
+
+/// One snapshot's `lstat` and `readlink` results, by host path (errors as errno values).
+#[derive(Default)]
+struct Memo {
+    lstat: HashMap<PathBuf, Result<Metadata, i32>>,
+    readlink: HashMap<PathBuf, Result<PathBuf, i32>>,
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+impl PartialEq for RootFs {
+    fn eq(&self, other: &RootFs) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for RootFs {}
+
+impl fmt::Debug for RootFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RootFs")
+            .field("root", &self.root)
+            .field("snapshot", &self.memo.is_some())
+            .finish()
+    }
 }
 
 /// A text file read inside a root.
@@ -251,7 +290,65 @@ impl RootFs {
 
     /// A root at `root` on the host: a node image directory or `/proc/<pid>/root`.
     pub fn new(root: impl Into<PathBuf>) -> RootFs {
-        RootFs { root: root.into() }
+        RootFs {
+            root: root.into(),
+            memo: None,
+        }
+    }
+
+    /// The same root for one evaluation: each host path is `lstat`ed (and each link read) at
+    /// most once in the snapshot, so it must not outlive the evaluation. Files are still read
+    /// each time, and a kept directory listing is used only while the directory's inode is
+    /// unchanged (see [`super::fscache`]).
+    pub fn snapshot(&self) -> RootFs {
+        RootFs {
+            root: self.root.clone(),
+            memo: Some(Arc::default()),
+        }
+    }
+
+    /// `lstat(2)` of a host path, once per snapshot.
+    fn lstat(&self, host: &Path) -> io::Result<Metadata> {
+        let Some(memo) = &self.memo else {
+            return fs::symlink_metadata(host);
+        };
+        if let Some(r) = memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lstat
+            .get(host)
+        {
+            return r.clone().map_err(io::Error::from_raw_os_error);
+        }
+        let r = fs::symlink_metadata(host);
+        let kept = r.as_ref().map(Metadata::clone).map_err(errno);
+        memo.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lstat
+            .insert(host.to_path_buf(), kept);
+        r
+    }
+
+    /// `readlink(2)` of a host path, once per snapshot.
+    fn readlink(&self, host: &Path) -> io::Result<PathBuf> {
+        let Some(memo) = &self.memo else {
+            return fs::read_link(host);
+        };
+        if let Some(r) = memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .readlink
+            .get(host)
+        {
+            return r.clone().map_err(io::Error::from_raw_os_error);
+        }
+        let r = fs::read_link(host);
+        let kept = r.as_ref().map(PathBuf::clone).map_err(errno);
+        memo.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .readlink
+            .insert(host.to_path_buf(), kept);
+        r
     }
 
     pub fn root(&self) -> &Path {
@@ -295,13 +392,15 @@ impl RootFs {
                 p.push(&name);
                 p
             };
-            match fs::symlink_metadata(&candidate) {
+            match self.lstat(&candidate) {
                 Ok(m) if m.file_type().is_symlink() => {
                     links += 1;
                     if links > MAX_SYMLINKS {
                         return Err(FsError::new(&shown, FsErrorKind::SymlinkLoop));
                     }
-                    let target = fs::read_link(&candidate).map_err(|e| FsError::io(&shown, &e))?;
+                    let target = self
+                        .readlink(&candidate)
+                        .map_err(|e| FsError::io(&shown, &e))?;
                     // The rest of the path goes after the link's target.
                     let mut rest: VecDeque<OsString> = VecDeque::new();
                     push_components(&mut rest, &mut stack, &target);
@@ -345,7 +444,7 @@ impl RootFs {
         }
         let shown = &r.shown;
         // lstat first: a FIFO must never be opened (even non-blocking opens are avoided).
-        let m = fs::symlink_metadata(&r.host).map_err(|e| FsError::io(shown, &e))?;
+        let m = self.lstat(&r.host).map_err(|e| FsError::io(shown, &e))?;
         if m.file_type().is_symlink() {
             // Swapped in after resolution.
             return Err(FsError::new(shown, FsErrorKind::SymlinkLoop));
@@ -417,27 +516,29 @@ impl RootFs {
                 },
             ));
         }
-        let m = fs::symlink_metadata(&r.host).map_err(|e| FsError::io(&r.shown, &e))?;
+        let m = self.lstat(&r.host).map_err(|e| FsError::io(&r.shown, &e))?;
         if !m.is_dir() {
             return Err(FsError::new(&r.shown, FsErrorKind::NotADirectoryToList));
         }
-        let rd = fs::read_dir(&r.host).map_err(|e| FsError::io(&r.shown, &e))?;
-        let mut out = Vec::new();
-        for ent in rd {
-            let ent = ent.map_err(|e| FsError::io(&r.shown, &e))?;
-            let kind = ent
-                .file_type()
-                .map(FileKind::of)
-                .unwrap_or(FileKind::Unknown);
-            let name = ent.file_name();
-            out.push(DirEntry {
-                path_in_root: r.shown.join(&name),
-                name,
-                kind,
-            });
-        }
-        out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        Ok(out)
+        let key = StatKey::of(&m);
+        let listing = match fscache::listing(&r.host, key) {
+            Some(l) => l,
+            None => {
+                let read_start = SystemTime::now();
+                let l = Arc::new(list_sorted(&r.host).map_err(|e| FsError::io(&r.shown, &e))?);
+                // Keyed by the lstat above: a change since then makes the next lookup miss.
+                fscache::put_listing(&r.host, key, l.clone(), read_start);
+                l
+            }
+        };
+        Ok(listing
+            .iter()
+            .map(|(name, kind)| DirEntry {
+                path_in_root: r.shown.join(name),
+                name: name.clone(),
+                kind: *kind,
+            })
+            .collect())
     }
 
     /// What Go's `filepath.WalkDir(dir, ...)` visits that is not a directory, in its order:
@@ -448,7 +549,7 @@ impl RootFs {
     pub fn walk_files(&self, dir: &Path, cwd: &Path) -> Result<Vec<PathBuf>, FsError> {
         let shown = absolute_in_root(dir, cwd);
         let host = self.resolve_nofollow(&shown)?;
-        let m = fs::symlink_metadata(&host).map_err(|e| FsError::io(&shown, &e))?;
+        let m = self.lstat(&host).map_err(|e| FsError::io(&shown, &e))?;
         let mut out = Vec::new();
         if m.is_dir() {
             self.walk_into(&shown, &mut out, 0)?;
@@ -488,12 +589,28 @@ impl RootFs {
     pub fn is_symlink(&self, path: &Path, cwd: &Path) -> bool {
         let shown = absolute_in_root(path, cwd);
         match self.resolve_nofollow(&shown) {
-            Ok(p) => fs::symlink_metadata(p)
+            Ok(p) => self
+                .lstat(&p)
                 .map(|m| m.file_type().is_symlink())
                 .unwrap_or(false),
             Err(_) => false,
         }
     }
+}
+
+/// The entries of the directory at `host`, sorted by name bytes, kinds not following symlinks.
+fn list_sorted(host: &Path) -> io::Result<Vec<(OsString, FileKind)>> {
+    let mut out = Vec::new();
+    for ent in fs::read_dir(host)? {
+        let ent = ent?;
+        let kind = ent
+            .file_type()
+            .map(FileKind::of)
+            .unwrap_or(FileKind::Unknown);
+        out.push((ent.file_name(), kind));
+    }
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
 }
 
 struct Resolved {
@@ -856,5 +973,82 @@ mod tests {
             .read_dir_sorted(Path::new("/var/lib/kubelet/config.yaml"), Path::new("/"))
             .unwrap_err();
         assert_eq!(e.kind, FsErrorKind::NotADirectoryToList);
+    }
+
+    /// Reads stay exact with kept listings: a change after a read is seen however small, at
+    /// once and at the same size; a snapshot sees its own moment only.
+    #[test]
+    fn kept_reads_stay_exact() {
+        let (_d, fs) = setup();
+        let r = fs.root().to_path_buf();
+        let cfg = "/var/lib/kubelet/config.yaml";
+        fs::write(r.join("var/lib/kubelet/config.yaml"), "value: true \n").unwrap();
+        fs::create_dir_all(r.join("etc/d")).unwrap();
+        fs::write(r.join("etc/d/a.conf"), "").unwrap();
+        // Old enough to be kept.
+        std::thread::sleep(fscache::SETTLE * 2);
+        let names = |fs: &RootFs| -> Vec<String> {
+            fs.read_dir_sorted(Path::new("/etc/d"), Path::new("/"))
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name.into_string().unwrap())
+                .collect()
+        };
+        for round in 0..20 {
+            let (old, new) = if round % 2 == 0 {
+                ("value: true \n", "value: false\n")
+            } else {
+                ("value: false\n", "value: true \n")
+            };
+            assert_eq!(read(&fs, cfg).unwrap(), old, "round {round}");
+            assert_eq!(read(&fs, cfg).unwrap(), old, "round {round}, kept");
+            // Same size, at once: the read after it sees it.
+            fs::write(r.join("var/lib/kubelet/config.yaml"), new).unwrap();
+            assert_eq!(read(&fs, cfg).unwrap(), new, "round {round}, changed");
+            std::thread::sleep(fscache::SETTLE * 2);
+        }
+        // Replaced by rename, same size and same mtime: a new inode.
+        let t = fs::metadata(r.join("var/lib/kubelet/config.yaml"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        fs::write(r.join("var/lib/kubelet/new.yaml"), "value: fals3\n").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(r.join("var/lib/kubelet/new.yaml"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        fs::rename(
+            r.join("var/lib/kubelet/new.yaml"),
+            r.join("var/lib/kubelet/config.yaml"),
+        )
+        .unwrap();
+        assert_eq!(read(&fs, cfg).unwrap(), "value: fals3\n");
+        // Listings: an entry added, removed, replaced by a symlink.
+        assert_eq!(names(&fs), ["a.conf"]);
+        assert_eq!(names(&fs), ["a.conf"]);
+        fs::write(r.join("etc/d/b.conf"), "").unwrap();
+        assert_eq!(names(&fs), ["a.conf", "b.conf"]);
+        std::thread::sleep(fscache::SETTLE * 2);
+        assert_eq!(names(&fs), ["a.conf", "b.conf"]);
+        fs::remove_file(r.join("etc/d/a.conf")).unwrap();
+        assert_eq!(names(&fs), ["b.conf"]);
+        fs::remove_file(r.join("etc/d/b.conf")).unwrap();
+        symlink("/dev/null", r.join("etc/d/b.conf")).unwrap();
+        let e = fs
+            .read_dir_sorted(Path::new("/etc/d"), Path::new("/"))
+            .unwrap();
+        assert_eq!(e[0].kind, FileKind::Symlink);
+        // A snapshot answers from its own moment; a new one sees the change.
+        let snap = fs.snapshot();
+        assert!(snap.is_symlink(Path::new("/etc/d/b.conf"), Path::new("/")));
+        fs::remove_file(r.join("etc/d/b.conf")).unwrap();
+        assert!(snap.is_symlink(Path::new("/etc/d/b.conf"), Path::new("/")));
+        assert!(
+            !fs.snapshot()
+                .is_symlink(Path::new("/etc/d/b.conf"), Path::new("/"))
+        );
+        assert!(!fs.is_symlink(Path::new("/etc/d/b.conf"), Path::new("/")));
     }
 }
