@@ -1,0 +1,77 @@
+//! A root seen for one evaluation: each host path `lstat`ed and each link read at most once.
+
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::RootFs;
+
+/// One snapshot's `lstat` and `readlink` results, by host path (errors as errno values).
+#[derive(Default)]
+pub(super) struct Memo {
+    lstat: HashMap<PathBuf, Result<Metadata, i32>>,
+    readlink: HashMap<PathBuf, Result<PathBuf, i32>>,
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+impl RootFs {
+    /// The same root for one evaluation: each host path is `lstat`ed (and each link read) at
+    /// most once in the snapshot, so it must not outlive the evaluation. Files are still read
+    /// each time, and a kept directory listing is used only while the directory's inode is
+    /// unchanged (see [`crate::kubelet::fscache`]).
+    pub fn snapshot(&self) -> RootFs {
+        RootFs {
+            root: self.root.clone(),
+            memo: Some(Arc::default()),
+        }
+    }
+
+    /// `lstat(2)` of a host path, once per snapshot.
+    pub(super) fn lstat(&self, host: &Path) -> io::Result<Metadata> {
+        let Some(memo) = &self.memo else {
+            return fs::symlink_metadata(host);
+        };
+        if let Some(r) = memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lstat
+            .get(host)
+        {
+            return r.clone().map_err(io::Error::from_raw_os_error);
+        }
+        let r = fs::symlink_metadata(host);
+        let kept = r.as_ref().map(Metadata::clone).map_err(errno);
+        memo.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lstat
+            .insert(host.to_path_buf(), kept);
+        r
+    }
+
+    /// `readlink(2)` of a host path, once per snapshot.
+    pub(super) fn readlink(&self, host: &Path) -> io::Result<PathBuf> {
+        let Some(memo) = &self.memo else {
+            return fs::read_link(host);
+        };
+        if let Some(r) = memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .readlink
+            .get(host)
+        {
+            return r.clone().map_err(io::Error::from_raw_os_error);
+        }
+        let r = fs::read_link(host);
+        let kept = r.as_ref().map(PathBuf::clone).map_err(errno);
+        memo.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .readlink
+            .insert(host.to_path_buf(), kept);
+        r
+    }
+}
