@@ -172,7 +172,13 @@ impl RootFs {
     }
 
     fn resolve_inner(&self, path: &Path, cwd: &Path) -> Result<Resolved, FsError> {
-        let shown = absolute_in_root(path, cwd);
+        self.resolve_memo(absolute_in_root(path, cwd), |shown| {
+            self.resolve_shown(shown)
+        })
+    }
+
+    /// Resolves `shown`, a path absolute inside the root.
+    fn resolve_shown(&self, shown: PathBuf) -> Result<Resolved, FsError> {
         let mut queue: VecDeque<OsString> = VecDeque::new();
         let mut stack: Vec<OsString> = Vec::new();
         push_components(&mut queue, &mut stack, &shown);
@@ -414,6 +420,7 @@ fn list_sorted(host: &Path) -> io::Result<Vec<(OsString, FileKind)>> {
     Ok(out)
 }
 
+#[derive(Clone)]
 struct Resolved {
     shown: PathBuf,
     host: PathBuf,

@@ -3,16 +3,24 @@
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::RootFs;
+use super::{FsError, Resolved, RootFs};
 
-/// One snapshot's `lstat` and `readlink` results, by host path (errors as errno values).
+/// One snapshot's `lstat` and `readlink` results by host path (errors as errno values), and
+/// its resolutions by path inside the root. Keyed by the paths' bytes: hashing a `Path`
+/// component by component cost more than the system calls saved.
 #[derive(Default)]
 pub(super) struct Memo {
-    lstat: HashMap<PathBuf, Result<Metadata, i32>>,
-    readlink: HashMap<PathBuf, Result<PathBuf, i32>>,
+    lstat: HashMap<Vec<u8>, Result<Metadata, i32>>,
+    readlink: HashMap<Vec<u8>, Result<PathBuf, i32>>,
+    resolved: HashMap<Vec<u8>, Result<Resolved, FsError>>,
+}
+
+fn key(p: &Path) -> &[u8] {
+    p.as_os_str().as_bytes()
 }
 
 fn errno(e: &io::Error) -> i32 {
@@ -40,7 +48,7 @@ impl RootFs {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .lstat
-            .get(host)
+            .get(key(host))
         {
             return r.clone().map_err(io::Error::from_raw_os_error);
         }
@@ -49,7 +57,7 @@ impl RootFs {
         memo.lock()
             .unwrap_or_else(|p| p.into_inner())
             .lstat
-            .insert(host.to_path_buf(), kept);
+            .insert(key(host).to_vec(), kept);
         r
     }
 
@@ -62,7 +70,7 @@ impl RootFs {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .readlink
-            .get(host)
+            .get(key(host))
         {
             return r.clone().map_err(io::Error::from_raw_os_error);
         }
@@ -71,7 +79,33 @@ impl RootFs {
         memo.lock()
             .unwrap_or_else(|p| p.into_inner())
             .readlink
-            .insert(host.to_path_buf(), kept);
+            .insert(key(host).to_vec(), kept);
+        r
+    }
+
+    /// `resolve` of `shown` (absolute inside the root), once per snapshot.
+    pub(super) fn resolve_memo(
+        &self,
+        shown: PathBuf,
+        resolve: impl FnOnce(PathBuf) -> Result<Resolved, FsError>,
+    ) -> Result<Resolved, FsError> {
+        let Some(memo) = &self.memo else {
+            return resolve(shown);
+        };
+        if let Some(r) = memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .resolved
+            .get(key(&shown))
+        {
+            return r.clone();
+        }
+        let k = key(&shown).to_vec();
+        let r = resolve(shown);
+        memo.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .resolved
+            .insert(k, r.clone());
         r
     }
 }
