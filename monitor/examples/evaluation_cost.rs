@@ -38,6 +38,17 @@ fn write(root: &Path, p: &str, text: &str) {
     std::fs::write(host, text).unwrap();
 }
 
+/// This thread's CPU time: on a loaded machine, wall time also counts the waits for a core.
+fn cpu_now() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, which lives on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 / 1e3
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -61,22 +72,26 @@ fn main() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let fs = RootFs::new(root);
     let mut us = Vec::with_capacity(n);
+    let mut cpu = Vec::with_capacity(n);
     for i in 0..n {
         let value = i % 2 == 1;
         write(root, "/var/lib/kubelet/config.yaml", &config(value));
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_now());
         let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+        cpu.push(cpu_now() - c);
         us.push(t.elapsed().as_secs_f64() * 1e6);
         let want = if value { Status::Pass } else { Status::Fail };
         assert_eq!(f.status, want, "iteration {i}: {}", f.reason);
     }
-    us.sort_by(f64::total_cmp);
-    let q = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize];
-    println!(
-        "evaluate_after_restart after a config edit: n={n} p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, min {:.0} µs",
-        q(0.5),
-        q(0.9),
-        q(0.99),
-        us[0]
-    );
+    for (what, v) in [("wall", &mut us), ("cpu", &mut cpu)] {
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "evaluate_after_restart after a config edit, {what} time: n={n} p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, min {:.0} µs",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            v[0]
+        );
+    }
 }

@@ -224,6 +224,7 @@ pub fn evaluate_after_restart_of(
     running: &[KubeletProcess],
     benchmark: Benchmark,
 ) -> Finding {
+    let fs = &fs.snapshot(); // one lstat per path for the unit and the config (rootfs)
     let not_found = match unit::assemble(fs, unit_name) {
         Ok(u) => return evaluate_unit(fs, u, benchmark),
         Err(e) if e.kind == UnitErrorKind::NotFound => e,

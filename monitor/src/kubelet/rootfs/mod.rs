@@ -271,7 +271,8 @@ impl RootFs {
         if let Some(k) = kind_of_meta(&m) {
             return Err(FsError::new(shown, k));
         }
-        let mut bytes = Vec::new();
+        // Sized from fstat: one read for the text and one for the end, not a doubling series.
+        let mut bytes = Vec::with_capacity(m.len().min(MAX_TEXT_BYTES) as usize + 1);
         file.take(MAX_TEXT_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| FsError::io(shown, &e))?;

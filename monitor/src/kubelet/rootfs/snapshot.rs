@@ -32,7 +32,12 @@ impl RootFs {
     /// most once in the snapshot, so it must not outlive the evaluation. Files are still read
     /// each time, and a kept directory listing is used only while the directory's inode is
     /// unchanged (see [`crate::kubelet::fscache`]).
+    /// A snapshot of a snapshot is the same snapshot: an evaluation that takes one can hand it
+    /// to code that takes its own.
     pub fn snapshot(&self) -> RootFs {
+        if self.memo.is_some() {
+            return self.clone();
+        }
         RootFs {
             root: self.root.clone(),
             memo: Some(Arc::default()),
