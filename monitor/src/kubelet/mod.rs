@@ -4,7 +4,8 @@
 //! - [`config`]: the `--config` file and `--config-dir` drop-ins, decoded as the kubelet does.
 //! - [`yaml`]: the kubelet's reading of a YAML or JSON buffer (go-yaml v2, sigs.k8s.io/yaml), as an allowlist.
 //! - [`evaluate`]: flags + files -> the effective value with its provenance.
-//! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`).
+//! - [`rootfs`]: reading files safely inside a root (a node image, `/proc/<pid>/root`);
+//!   [`fscache`]: what it read, kept while the inode is unchanged.
 //! - [`systemd`]: the after-restart argv, as systemd assembles it (`unit` and `envfile` are its
 //!   names from before the split).
 //! - [`discovery`]: running kubelets, through procfs.
@@ -18,6 +19,7 @@ pub mod distro;
 pub mod evaluate;
 pub mod flags;
 pub mod flagvalues;
+pub mod fscache;
 pub mod node;
 pub mod rootfs;
 pub mod schema;

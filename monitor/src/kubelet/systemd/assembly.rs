@@ -273,6 +273,10 @@ fn expand_exec_start(
 
 /// Assembles the argv systemd would start `unit_name` with, from the files in `fs`.
 pub fn assemble(fs: &RootFs, unit_name: &str) -> Result<AssembledUnit, UnitError> {
+    // One view for the whole assembly: the unit directories' paths are resolved again and
+    // again (every unit and drop-in candidate), each lstat is made once.
+    let snapshot = fs.snapshot();
+    let fs = &snapshot;
     let mut cx = Ctx {
         fs,
         inputs: Vec::new(),

@@ -10,9 +10,10 @@
 //!   `service.d/` of every unit directory. A name seen first (more specific, then higher
 //!   priority directory) masks the same name later; a drop-in linked to `/dev/null` (or empty)
 //!   masks without content. The survivors apply sorted by file name, after the unit file.
-//! - Syntax: comment lines (`#`, `;`, also inside a continuation), a trailing unescaped `\`
-//!   continues the line (replaced by a space), keys and values trimmed, an invalid section
-//!   header fails the load. Only `[Service]` keys `ExecStart`, `Environment`,
+//! - Syntax: lines end at LF, CR, CR LF or LF CR (`read_line()`), each shorter than
+//!   [`LONG_LINE_MAX`]; comment lines (`#`, `;`, also inside a continuation), a trailing
+//!   unescaped `\` continues the line (replaced by a space; the whole under `LONG_LINE_MAX`
+//!   too), keys and values trimmed, an invalid section header fails the load. Only `[Service]` keys `ExecStart`, `Environment`,
 //!   `EnvironmentFile`, `UnsetEnvironment`, `Type`, `WorkingDirectory`, `RootDirectory` are read.
 //! - `ExecStart=`: empty resets; a lone `;` separates commands; prefixes `-@:+!`/`!!`; words
 //!   split with systemd's quoting and C escapes (an invalid escape is kept verbatim); more than one
@@ -23,6 +24,7 @@
 //! - At exec: `$VAR` as a whole word splits on blanks (with quote removal; unset or invalid:
 //!   no word at all), `${VAR}` anywhere stays one word (unset: empty), `$$` is `$`; a `:` prefix
 //!   turns expansion off.
+//! - At exec, a command line over [`EXEC_ARGS_MAX`] bytes fails (E2BIG): an error.
 //! - Specifiers: `%%`, `%n %N %p %P %i %I %j %J %f`, and the fixed directories
 //!   `%t %S %C %L %E %T %V`. Specifiers that depend on the running host (`%H %m %b %u %h` ...)
 //!   are refused as [`UnitErrorKind::Unsupported`]: an error finding, never a guess.

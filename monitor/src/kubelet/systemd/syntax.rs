@@ -85,6 +85,39 @@ fn ends_escaped(piece: &str) -> bool {
     escaped
 }
 
+/// The physical lines of `text` as systemd's `read_line()` (basic/fileio.c) cuts them: `\n`,
+/// `\r`, `\r\n` and `\n\r` each end one line (a lone `\r` too, which an editor may show
+/// inside a line: what follows it is a line of its own for systemd).
+fn systemd_lines(text: &str) -> impl Iterator<Item = &str> {
+    let b = text.as_bytes();
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        if pos >= b.len() {
+            return None;
+        }
+        let start = pos;
+        while pos < b.len() && b[pos] != b'\n' && b[pos] != b'\r' {
+            pos += 1;
+        }
+        let line = &text[start..pos];
+        // One end of line holds each of `\n` and `\r` at most once.
+        let mut seen = 0u8;
+        while let Some(&c) = b.get(pos) {
+            let m = match c {
+                b'\n' => 1,
+                b'\r' => 2,
+                _ => break,
+            };
+            if seen & m != 0 {
+                break;
+            }
+            seen |= m;
+            pos += 1;
+        }
+        Some(line)
+    })
+}
+
 /// [`parse_unit_text`], keeping only the assignments of the sections `keep` accepts (the others
 /// are still parsed: their errors still fail the load).
 pub(super) fn parse_unit_sections(
@@ -99,9 +132,8 @@ pub(super) fn parse_unit_sections(
     let mut continuation: Option<(usize, String)> = None;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.split('\0').next().unwrap_or("");
-    for (i, raw) in text.split('\n').enumerate() {
+    for (i, l) in systemd_lines(text).enumerate() {
         let lineno = i + 1;
-        let l = raw.strip_suffix('\r').unwrap_or(raw);
         if l.len() >= LONG_LINE_MAX {
             return Err((
                 lineno,

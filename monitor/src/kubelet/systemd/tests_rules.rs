@@ -233,8 +233,33 @@ fn syntax_rules() {
     let a = parse_unit_text("[Service]\r\nExecStart=/k\r\nEnvironment=A=1 \\").unwrap();
     assert_eq!(a[0].value, "/k");
     assert_eq!(a[1].value, "A=1");
+    // A lone CR ends a line, as systemd's read_line() has it (CR LF and LF CR are one end of
+    // line, LF CR LF two): what follows a comment's CR is a setting, not part of the comment.
+    let a = parse_unit_text("[Service]\n#\rExecStart=/k --a\n\rType=simple\n\r\nX=1").unwrap();
+    assert_eq!(
+        a.iter()
+            .map(|a| (a.key.as_str(), a.line))
+            .collect::<Vec<_>>(),
+        [("ExecStart", 3), ("Type", 4), ("X", 6)]
+    );
     // no '=' or empty key: ignored
     assert_eq!(parse_unit_text("[Service]\nfoo\n=bar\n").unwrap(), vec![]);
+}
+
+#[test]
+fn carriage_return_ends_a_line_in_a_dropin() {
+    // An editor shows one comment line; systemd reads a reset and a new ExecStart=.
+    let (_d, fs) = node(&[
+        ("/lib/systemd/system/kubelet.service", BASE),
+        (
+            "/etc/systemd/system/kubelet.service.d/10-x.conf",
+            "[Service]\n# note\rExecStart=\rExecStart=/usr/bin/kubelet --make-iptables-util-chains=false\n",
+        ),
+    ]);
+    assert_eq!(
+        argv(&fs),
+        words(&["/usr/bin/kubelet", "--make-iptables-util-chains=false"])
+    );
 }
 
 #[test]
