@@ -131,14 +131,29 @@ fn daemonset_has_the_right_shape() {
     for k in ["cpu", "memory"] {
         assert!(c["resources"]["requests"][k].is_string());
     }
-    // Every mount is read-only except journald's socket directory.
+    // Every mount is read-only except journald's socket directory and the findings' state.
     let volumes = pod["volumes"].as_array().unwrap();
     for m in c["volumeMounts"].as_array().unwrap() {
         let name = m["name"].as_str().unwrap();
         assert!(volumes.iter().any(|v| v["name"] == name), "{name}");
         let ro = m["readOnly"] == true;
-        assert_eq!(ro, m["mountPath"] != "/run/systemd/journal", "{name}");
+        let written = ["/run/systemd/journal", "/var/lib/kubelet-drift"];
+        assert_eq!(
+            ro,
+            !written.contains(&m["mountPath"].as_str().unwrap()),
+            "{name}"
+        );
     }
+    // The probes and the metrics port agree with the settings the ConfigMap gives.
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["startupProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["ports"][0]["containerPort"], 9761);
+    // system-node-critical is refused outside kube-system (GKE): a class of its own.
+    let pc = pod["priorityClassName"].as_str().unwrap();
+    assert_ne!(pc, "system-node-critical");
+    assert_eq!(kind("PriorityClass")["metadata"]["name"], pc);
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(sc["appArmorProfile"]["type"], "Unconfined");
     let host = volumes.iter().find(|v| v["name"] == "host-root").unwrap();
     assert_eq!(host["hostPath"]["path"], "/");
     // The ConfigMap is a valid settings file that points host_root at the mount.
@@ -147,6 +162,7 @@ fn daemonset_has_the_right_shape() {
     std::fs::write(file.path(), cfg).unwrap();
     let s = settings::load(Some(file.path())).unwrap();
     assert_eq!(s.host_root, Path::new("/host"));
+    assert_eq!(s.metrics.listen.as_deref(), Some("0.0.0.0:9761"));
     let mounted = c["volumeMounts"]
         .as_array()
         .unwrap()

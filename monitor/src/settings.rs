@@ -57,6 +57,9 @@ pub struct OutputSettings {
     /// A path to append OCSF JSON lines to, or "-" for stdout.
     pub json_out: Option<String>,
     pub text: Toggle,
+    /// Where the OCSF findings' lifecycle state is kept across restarts (default:
+    /// /var/lib/kubelet-drift/state.json when that directory exists).
+    pub state_file: Option<PathBuf>,
 }
 
 /// `true`, `false` or `auto`.
@@ -229,6 +232,8 @@ struct OutputsOverlay {
     #[serde(default, deserialize_with = "de_nullable")]
     json_out: Option<Option<String>>,
     text: Option<Toggle>,
+    #[serde(default, deserialize_with = "de_nullable")]
+    state_file: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -460,6 +465,9 @@ fn apply(s: &mut Settings, o: Overlay) {
         }
         if let Some(v) = out.text {
             s.outputs.text = v;
+        }
+        if let Some(v) = out.state_file {
+            s.outputs.state_file = v;
         }
     }
 }

@@ -179,6 +179,8 @@ async fn main_loop(
     use tokio::signal::unix::{SignalKind, signal};
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    // SIGHUP (`systemctl reload`, logrotate's postrotate): reopen json_out.
+    let mut sighup = signal(SignalKind::hangup())?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut next_ping = watchdog.map(|d| Instant::now() + d);
     let mut batch: Vec<Record> = Vec::new();
@@ -201,6 +203,7 @@ async fn main_loop(
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sighup.recv() => outputs.reopen(),
         }
         core.tick(Instant::now());
         if core.sched.due(Instant::now()) {

@@ -177,7 +177,15 @@ impl Outputs {
             o.add("journald", Box::new(journald::JournaldSink::new()));
         }
         if let Some(target) = &s.outputs.json_out {
-            o.add("json", Box::new(ocsf::OcsfSink::open(target)?));
+            let state = s
+                .outputs
+                .state_file
+                .clone()
+                .or_else(lifecycle::default_state_path);
+            o.add(
+                "json",
+                Box::new(ocsf::OcsfSink::open_with_state(target, state)?),
+            );
         }
         if s.outputs.text.resolve(|| {
             use std::io::IsTerminal;
