@@ -15,8 +15,7 @@ use monitor_common::{
 };
 
 use crate::{
-    COMP, COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_ENTRIES, WATCHED_INODES,
-    WATCHED_NAMES,
+    COMP, COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_ENTRIES, WATCHED_INODES, WATCHED_NAMES,
 };
 
 /// Reads one field of the `OFFSETS` global. `read_volatile` keeps the compiler from folding

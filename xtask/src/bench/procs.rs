@@ -82,7 +82,9 @@ impl Daemon {
         if base.is_none() {
             let tail = d.stderr_tail();
             d.stop();
-            bail!("the daemon reported no after-restart baseline within 120 s; its stderr:\n{tail}");
+            bail!(
+                "the daemon reported no after-restart baseline within 120 s; its stderr:\n{tail}"
+            );
         }
         Ok(d)
     }
