@@ -138,6 +138,12 @@ pub struct PathScratch {
 #[map]
 static PATHS: PerCpuArray<PathScratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// `util::component`'s results pass through here so that the verifier sees plain numbers
+/// (see there).
+#[cfg(target_arch = "bpf")]
+#[map]
+static COMP: PerCpuArray<[u64; 4]> = PerCpuArray::with_max_entries(1, 0);
+
 /// Processes (tgid) whose exit is reported, with why (`tracked::*` bits): kubelets whose exec
 /// was reported, and writers of watched files.
 #[cfg(target_arch = "bpf")]

@@ -23,8 +23,8 @@ use crate::{
     PATH_STASH, WATCHED_INODES,
     util::{
         AT_FDCWD, C_CONF, C_DOTS, C_HEXDASH, C_TOO_LONG, C_UNREADABLE, arg, component, count,
-        dir_inode, entry_watched, match_fd, name_lookup, read_user_path, scratch, set_linked,
-        walk_all,
+        dir_inode, entry_watched, match_fd, name_lookup, opaque, read_user_path, scratch,
+        set_linked, walk_all,
     },
 };
 
@@ -135,6 +135,8 @@ fn path_op(
     } else {
         decide(arg(ctx, p1), d1, &mut ev.path, &mut ev.path_len)
     };
+    // Each decision has many ways out; see `opaque`.
+    let (m1, t1) = (opaque(m1 as u64) as u32, opaque(t1 as u64) != 0);
     if op == monitor_common::op::LINK && m1 != 0 {
         // A hard link of a watched name: userspace sets the walk from st_nlink once it has
         // the record; this covers the opens in between.
@@ -145,6 +147,7 @@ fn path_op(
     } else {
         (0, false)
     };
+    let (m2, t2) = (opaque(m2 as u64) as u32, opaque(t2 as u64) != 0);
     if m1 | m2 == 0 {
         count(counter::FILE_FILTERED);
         return;

@@ -15,7 +15,7 @@ use monitor_common::{
 };
 
 use crate::{
-    COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_ENTRIES, WATCHED_INODES, WATCHED_NAMES,
+    COMP, COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_ENTRIES, WATCHED_INODES, WATCHED_NAMES,
 };
 
 /// Reads one field of the `OFFSETS` global. `read_volatile` keeps the compiler from folding
@@ -292,6 +292,8 @@ pub const C_CONF: u32 = 4;
 pub const C_HEXDASH: u32 = 8;
 /// `.` or `..`.
 pub const C_DOTS: u32 = 16;
+/// Internal to [`component`].
+const C_NOT_HEXDASH: u32 = 32;
 
 /// One path component, found by scanning back from a given end.
 pub struct Comp {
@@ -350,9 +352,30 @@ pub fn component(buf: *const u8, end: usize) -> Comp {
     }
     if !stopped {
         c.flags |= C_TOO_LONG;
+    }
+    if !hexdash {
+        c.flags |= C_NOT_HEXDASH;
+    }
+    // The loop has 129 ways out, each with its own constants: without this, the verifier
+    // would walk the rest of the program once per way out (hundreds of thousands of
+    // instructions per program, seconds of load time). Through a map value the results are
+    // just numbers to it, and the ways out merge.
+    if let Some(p) = COMP.get_ptr_mut(0) {
+        unsafe {
+            core::ptr::write_volatile(p, [c.hash, c.len as u64, c.slash as u64, c.flags as u64]);
+            let v = core::ptr::read_volatile(p);
+            c.hash = v[0];
+            c.len = v[1] as u32;
+            c.slash = v[2] as i64;
+            c.flags = v[3] as u32;
+        }
+    }
+    if c.flags & C_TOO_LONG != 0 {
         return c;
     }
-    let t = |i: usize| tail[NAME_LEN - i];
+    let hexdash = c.flags & C_NOT_HEXDASH == 0;
+    c.flags &= !C_NOT_HEXDASH;
+    let t = |i: usize| tail[(NAME_LEN - (i & 7)) & (NAME_LEN - 1)];
     if c.len >= 5 && t(5) == b'.' && t(4) == b'c' && t(3) == b'o' && t(2) == b'n' && t(1) == b'f' {
         c.flags |= C_CONF;
     }
@@ -399,6 +422,20 @@ pub fn read_path_and_match(src: u64, dst: &mut [u8; PATH_LEN], len_out: &mut u32
         || (c.flags & C_TOO_LONG == 0
             && name_lookup(c.hash) & monitor_common::name_bits::ENTRY != 0);
     (hit, false)
+}
+
+/// `v`, as a number the verifier knows nothing about: code after a function with many ways
+/// out (each returning its own constant) is then verified once, not once per way out.
+#[inline(always)]
+pub fn opaque(v: u64) -> u64 {
+    match crate::COMP.get_ptr_mut(0) {
+        Some(p) => unsafe {
+            let slot = (p as *mut u64).add(3);
+            core::ptr::write_volatile(slot, v);
+            core::ptr::read_volatile(slot)
+        },
+        None => v,
+    }
 }
 
 /// `state::*` value.
