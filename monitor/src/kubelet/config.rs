@@ -151,6 +151,7 @@ fn type_meta(
             format!("it lacks apiVersion: {API_VERSION} and kind: {KIND}"),
         )),
         (Some(v), Some(e)) if v == want && e.value == yaml::Value::Str(want.to_string()) => Ok(()),
+        (Some(v), _) if v == want && !dropin => Ok(()),
         (v, e) => Err(derr(
             e.map(|e| e.line),
             format!(
@@ -475,6 +476,11 @@ mod tests {
         assert!(!is_dropin_name(Path::new("/x/10-a.conf.bak")));
         assert!(!is_dropin_name(Path::new("/x/conf")));
         assert!(is_dropin_name(Path::new("/x/.conf")));
+        // The kind detection reads apiVersion/kind case-insensitively: enough for the main
+        // file; a drop-in (Unstructured) also needs the exact keys.
+        let upper = "APIVersion: kubelet.config.k8s.io/v1beta1\nKind: KubeletConfiguration\n";
+        assert!(decode(upper, false).is_ok());
+        assert!(decode(upper, true).is_err());
     }
 
     proptest! {

@@ -121,7 +121,7 @@ impl Acc {
 }
 
 /// An evaluation that stops at a step: the kubelet would not start, or we cannot tell.
-type Stop = Evaluation;
+type Stop = Box<Evaluation>;
 
 pub fn evaluate(input: &EvalInput) -> Evaluation {
     evaluate_versioned(input, None)
@@ -133,7 +133,7 @@ pub fn evaluate_versioned(input: &EvalInput, version: Option<&KubeletVersion>) -
     let mut inputs = Inputs::default();
     let mut ev = match steps(input, version, &mut inputs) {
         Ok(acc) => acc.decided(),
-        Err(stop) => stop,
+        Err(stop) => *stop,
     };
     ev.inputs = inputs.files;
     ev.input_dirs = inputs.dirs;
@@ -189,7 +189,7 @@ fn parse_flags(input: &EvalInput) -> Result<flags::ParsedFlags, Stop> {
         )
     })?;
     if let Some(at) = &parsed.exits_early {
-        return Err(error(
+        return Err(Box::new(error(
             Source::Flag {
                 index: at.index,
                 text: at.text.clone(),
@@ -202,7 +202,7 @@ fn parse_flags(input: &EvalInput) -> Result<flags::ParsedFlags, Stop> {
                 "remove {} from the kubelet's command line, {RESTART}",
                 at.text
             ),
-        ));
+        )));
     }
     Ok(parsed)
 }
@@ -378,9 +378,9 @@ fn config_dir(
     let dropins = read_dropins(input, dir, &dir_shown, inputs)?;
     let settings: Vec<FileSettings> = dropins.iter().map(|(_, s)| s.clone()).collect();
     let merged = |era| {
-        config::merge_dropins(acc.value, &settings, era).map_err(|(i, e)| {
+        config::merge_dropins(acc.value, &settings, era).map_err(|(i, e)| -> Stop {
             let p = &dropins[i].0;
-            error(
+            Box::new(error(
                 Source::DropIn {
                     path: p.clone(),
                     line: e.line,
@@ -391,7 +391,7 @@ fn config_dir(
                     p.display(),
                     line_of(e.line)
                 ),
-            )
+            ))
         })
     };
     let mut a = merged(MergeEra::Internal)?;
@@ -415,7 +415,7 @@ fn config_dir(
             a.0,
             b.0
         );
-        return Err(error(
+        return Err(Box::new(error(
             Source::DropIn {
                 path: dir_shown.clone(),
                 line: None,
@@ -425,7 +425,7 @@ fn config_dir(
                 "set {FIELD}: true explicitly in a drop-in in {} (lowercase, not null), or pass --make-iptables-util-chains=true, {RESTART}",
                 dir_shown.display()
             ),
-        ));
+        )));
     }
     // Same verdict in every era: report the 1.32+ provenance (or 1.28-1.31 if it is a drop-in).
     let (v, origin) = match (&a.1, &b.1) {

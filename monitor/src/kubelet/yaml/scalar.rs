@@ -196,7 +196,8 @@ pub fn plain_start(c: char, next: Option<char>, flow: bool) -> bool {
     let blank_or_end = |n: Option<char>| matches!(n, None | Some(' ' | '\t'));
     match c {
         '-' | '?' | ':' => {
-            !blank_or_end(next) && !(flow && matches!(next, Some(',' | '[' | ']' | '{' | '}')))
+            let flow_indicator = matches!(next, Some(',' | '[' | ']' | '{' | '}'));
+            !blank_or_end(next) && (!flow || !flow_indicator)
         }
         ',' | '[' | ']' | '{' | '}' | '#' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%'
         | '@' | '`' | ' ' | '\t' => false,
