@@ -494,14 +494,14 @@ fn refused_by_version(
     } else {
         return Ok(());
     };
-    Err(error(
+    Err(Box::new(error(
         Source::DropIn {
             path: dir_shown.to_path_buf(),
             line: None,
         },
         format!("the kubelet would not start: kubelet {v} {why}"),
         format!("remove --config-dir (or upgrade the kubelet to 1.30+), {RESTART}"),
-    ))
+    )))
 }
 
 /// Step 4: the flags again, on top of the files.

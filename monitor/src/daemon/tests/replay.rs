@@ -21,7 +21,10 @@ fn masked_node() -> Replay {
     let mut r = r;
     r.core.refresh_watch(&mut NoKernel).unwrap();
     let (dev, ino) = inode_of(Path::new("/dev/null"));
-    assert!(!r.core.watch.has_inode(dev, ino), "a masked unit's target is not watched");
+    assert!(
+        !r.core.watch.has_inode(dev, ino),
+        "a masked unit's target is not watched"
+    );
     r.core.watch.inodes.insert(
         monitor_common::InodeKey { dev, _pad: 0, ino },
         monitor_common::watch::FILE,
