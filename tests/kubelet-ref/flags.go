@@ -201,6 +201,9 @@ func newFlagSet(second bool) *parsedFlags {
 				"ip":                     ipVar,
 				"mapStringString":        pairs("=", "string=string", false),
 				"mapStringStringNoSplit": pairs("=", "string=string", true),
+				// cliflag.ConfigurationMap (--node-labels): a key without "=" is a key with an
+				// empty value; its Set never fails.
+				"configurationMap": func(string) error { return nil },
 				"mapStringBool":          mapStringBool,
 				"langleMap":              pairs("<", "string<string", false),
 				"colonMultimap":          pairs(":", "string:string", false),

@@ -129,7 +129,7 @@ var flagTable = []flagDef{
 	{"minimum-container-ttl-duration", "duration", false},
 	{"minimum-image-ttl-duration", "duration", false},
 	{"node-ip", "string", false},
-	{"node-labels", "mapStringString", false},
+	{"node-labels", "configurationMap", false},
 	{"node-status-max-images", "int32", false},
 	{"node-status-update-frequency", "duration", false},
 	{"one-output", "bool", false},

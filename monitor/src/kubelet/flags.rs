@@ -253,7 +253,7 @@ pub static KUBELET_FLAGS: &[(&str, FlagKind)] = &[
         FlagKind::Value(ValueType::Duration),
     ),
     ("node-ip", FlagKind::Value(ValueType::Str)),
-    ("node-labels", FlagKind::Value(ValueType::MapStringString)),
+    ("node-labels", FlagKind::Value(ValueType::ConfigurationMap)),
     ("node-status-max-images", FlagKind::Value(ValueType::Int32)),
     (
         "node-status-update-frequency",

@@ -25,10 +25,12 @@ pub enum ValueType {
     Duration,
     /// `StringSliceVar`: the first record of `encoding/csv`.
     StringSlice,
-    /// `cliflag.MapStringString`: `k=v` pairs separated by commas. Also `--node-labels`:
-    /// the kubelets read here bind a `ConfigurationMap` there, which takes a key without
-    /// `=` as an empty label; a pair is required here, cautiously (a refusal, never a pass).
+    /// `cliflag.MapStringString`: `k=v` pairs separated by commas.
     MapStringString,
+    /// `cliflag.ConfigurationMap` (`--node-labels`, cmd/kubelet/app/options/options.go): a
+    /// comma list in which a key without `=` is a key with an empty value; its `Set` never
+    /// fails (OpenShift's units pass `node-role.kubernetes.io/worker` bare).
+    ConfigurationMap,
     /// `cliflag.NewMapStringStringNoSplit`: one `k=v` per use.
     MapStringStringNoSplit,
     /// `--feature-gates`: `cliflag.MapStringBool`, gate names as Kubernetes spells them.
@@ -71,6 +73,7 @@ impl ValueType {
             ValueType::Duration => go_parse_duration(v).is_some(),
             ValueType::StringSlice => csv_first_record_ok(v),
             ValueType::MapStringString => pairs(v, '=', |_, _| true),
+            ValueType::ConfigurationMap => true,
             ValueType::MapStringStringNoSplit => v.contains('='),
             ValueType::FeatureGates => pairs(v, '=', |k, b| {
                 feature_gate_name(k) && crate::kubelet::flags::parse_go_bool(b).is_some()
@@ -117,6 +120,7 @@ impl ValueType {
             ValueType::Duration => "duration (Go time.ParseDuration, e.g. 10s, 1m30s)",
             ValueType::StringSlice => "comma-separated list (CSV)",
             ValueType::MapStringString | ValueType::MapStringStringNoSplit => "key=value list",
+            ValueType::ConfigurationMap => "key[=value] list",
             ValueType::FeatureGates => "feature-gate list (Name=bool,...)",
             ValueType::LangleMap => "key<value list",
             ValueType::ColonMultimap => "key:value list",

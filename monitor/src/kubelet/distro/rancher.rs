@@ -179,6 +179,20 @@ fn resolve(value: String, style: TScalarStyle, line: usize) -> Scalar {
 
 /// The top-level mapping of a k3s config file, in order, with each value's line.
 fn parse_config_yaml(text: &str, path: &Path) -> Result<Vec<(String, usize, YVal)>, RancherError> {
+    // k3s reads its config with go-yaml v2 (YAML 1.1); yaml-rust2 is YAML 1.2 and differs on
+    // exactly the constructs that can hide a value (NEL/LS/PS line breaks, tags, explicit
+    // keys, ...). Only text inside the kubelet reader's allowlist, whose go-yaml meaning is
+    // proven (`kubelet::yaml`), is read here; anything else is an error, never a guess.
+    if let Err(e) = crate::kubelet::yaml::parse::first_document(text) {
+        return Err(rerr(
+            path,
+            e.line,
+            format!(
+                "kubelet-drift cannot tell how k3s reads this YAML: {}",
+                e.reason
+            ),
+        ));
+    }
     let mut p = Parser::new_from_str(text);
     let next = |p: &mut Parser<std::str::Chars<'_>>| {
         p.next_token().map_err(|e| {
@@ -718,6 +732,28 @@ mod tests {
             config_file: true,
             entry: String::new(),
         }
+    }
+
+    #[test]
+    fn yaml_outside_the_proven_set_is_an_error_not_a_guess() {
+        // go-yaml v2 ends the comment at LS: k3s sees the kubelet-arg, yaml-rust2 does not.
+        let hidden = "write-kubeconfig-mode: \"0644\" # note\u{2028}kubelet-arg: [make-iptables-util-chains=false]\n";
+        let e = parse_config_yaml(hidden, Path::new("/etc/rancher/k3s/config.yaml")).unwrap_err();
+        assert!(e.to_string().contains("cannot tell how k3s reads"), "{e}");
+        for tricky in [
+            "? kubelet-arg\n: [make-iptables-util-chains=false]\n",
+            "kubelet-arg: !!binary bWFrZQ==\n",
+            "%YAML 1.1\n---\nkubelet-arg: [x]\n",
+        ] {
+            assert!(
+                parse_config_yaml(tricky, Path::new("/c.yaml")).is_err(),
+                "{tricky:?}"
+            );
+        }
+        let plain = "kubelet-arg:\n  - make-iptables-util-chains=false\n";
+        let got = parse_config_yaml(plain, Path::new("/c.yaml")).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "kubelet-arg");
     }
 
     #[test]
