@@ -213,10 +213,9 @@ async fn main_loop(
                 o.metrics.evaluated(started.elapsed());
             }
         }
-        let metrics = observer.as_ref().map(|o| o.metrics.clone());
         core.flush(&mut observe::Observed {
             outputs,
-            metrics: metrics.as_ref(),
+            metrics: observer.as_deref().map(|o| &o.metrics),
         });
         if let Some(o) = observer.as_deref_mut() {
             o.turn(probes, core.sched.lost_total());

@@ -24,6 +24,9 @@ pub struct Observer {
     pub metrics: Metrics,
     textfile: Option<PathBuf>,
     last_textfile: Option<Instant>,
+    /// The kernel counters are per-CPU maps (a read per CPU each): read at most once a
+    /// second, not on every batch of records a storm brings.
+    last_counters: Option<Instant>,
     lost_seen: u64,
 }
 
@@ -46,6 +49,7 @@ impl Observer {
             metrics,
             textfile: m.textfile.clone(),
             last_textfile: None,
+            last_counters: None,
             lost_seen: 0,
         }))
     }
@@ -59,7 +63,11 @@ impl Observer {
     /// second).
     pub fn turn(&mut self, probes: &Probes, lost_total: u64) {
         self.metrics.heartbeat();
-        if let Ok(c) = probes.counters() {
+        let due = |t: Option<Instant>| t.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if due(self.last_counters)
+            && let Ok(c) = probes.counters()
+        {
+            self.last_counters = Some(Instant::now());
             self.metrics.kernel_counters([
                 c.exec_seen + c.file_seen + c.exit_seen,
                 c.exec_filtered + c.file_filtered,
@@ -72,9 +80,7 @@ impl Observer {
             self.lost_seen = lost_total;
         }
         if let Some(path) = &self.textfile
-            && self
-                .last_textfile
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+            && due(self.last_textfile)
         {
             if let Err(e) = metrics::textfile::write(&self.metrics, path) {
                 tracing::warn!("{e:#}");
