@@ -32,70 +32,17 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// Starts a daemon on `node`, runs `act` (which returns the pid of the process that made the
-/// change), and asserts a drift_detected of the after-restart state within [`DEADLINE`],
-/// triggered by an event (not a rescan) and attributed to that process. Returns the report.
+/// Runs [`caught_by_event`] and asserts whom the report names: the process that made the
+/// change, or — only where the kernel's record carries no file — no process at all; never
+/// another one.
 fn caught(tag: &str, node: &Node, act: impl FnOnce(&Node) -> u32) -> Value {
-    assert!(tag.len() <= 11);
-    let d = Daemon::start(
-        node,
-        Opts {
-            kubelet_name: format!("kdb-{tag}"),
-            node_name: format!("node-bs-{tag}"),
-            args: vec!["--rescan-interval".into(), "1h".into()],
-            ..Default::default()
-        },
-    );
-    let t0 = now_ms();
-    let writer = act(node);
-    let acted = now_ms();
-    let v = d
-        .try_wait_for(DEADLINE, |v| {
-            change(v) == "drift_detected" && kind(v) == "after_restart"
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{tag}: no drift_detected within {DEADLINE:?} of the change; lines:\n{}\nstderr:\n{}",
-                d.summary(),
-                d.stderr_text()
-            )
-        });
-    if std::env::var_os("KD_SHOW_STDERR").is_some() {
-        eprintln!("{tag} stderr:\n{}", d.stderr_text());
-    }
-    let at = v["time"].as_u64().unwrap();
-    eprintln!(
-        "blind spot {tag}: drift_detected {} ms after the change began ({} ms after it ended), trigger {} by {}",
-        at.saturating_sub(t0),
-        at.saturating_sub(acted),
-        trigger_op(&v),
-        actor_name(&v)
-    );
-    assert_eq!(status(&v), "Fail");
-    assert_eq!(v["unmapped"]["effective"], "false", "{v}");
-    assert!(
-        !matches!(trigger_op(&v), "rescan" | "baseline"),
-        "{tag}: found by a rescan, not by the event: {v}"
-    );
-    // Named for the writer, or for no one when no record ties the change to the input (an
-    // io_uring path operation whose file the kernel cannot name): never for another process.
+    let (v, writer) = caught_by_event("blind spot", tag, node, DEADLINE, act);
     let honest_unnamed =
         unnamed_ok(tag) && trigger_op(&v) == "unattributed" && actor_pid(&v).is_none();
     assert!(
         honest_unnamed || actor_pid(&v) == Some(writer as u64),
         "{tag}: not attributed to the writer: {v}"
     );
-    for l in d.lines() {
-        let p = ocsf_problems(&l);
-        assert!(p.is_empty(), "{p:?} in {l}");
-    }
     v
 }
 

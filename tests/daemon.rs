@@ -492,3 +492,70 @@ fn back_to_back_edits_are_each_named_for_their_writer() {
     }
     assert_all_valid(&d);
 }
+
+/// GET `path` from the daemon's metrics endpoint: (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("the metrics endpoint listens");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn metrics_and_health_are_served_and_follow_the_verdict() {
+    require_root();
+    let node = Node::new();
+    // A port of its own per test process (the tests of this file run in parallel).
+    let addr = format!("127.0.0.1:{}", 20000 + std::process::id() % 20000);
+    let mut o = Opts::tagged("metrics");
+    o.args
+        .extend(["--metrics-listen".to_string(), addr.clone()]);
+    let d = Daemon::start(&node, o);
+    // Ready once the baseline is out (the line and the readiness are set a moment apart).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (status_line, body) = loop {
+        let r = http_get(&addr, "/healthz");
+        if r.0.contains(" 200") || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status_line.contains(" 200"), "{status_line} {body}");
+    assert_eq!(body, "ok\n");
+    let (_, m) = http_get(&addr, "/metrics");
+    assert!(
+        m.contains(r#"kubelet_drift_finding_status{control="4.2.7",subject="after_restart",status="pass"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("kubelet_drift_reports_total{change=\"baseline\"}"),
+        "{m}"
+    );
+    assert!(m.ends_with("# EOF\n"), "{m}");
+    // A drift moves the gauge and counts an evaluation.
+    sed(TO_FALSE, &node.config());
+    d.wait_for("drift_detected", WAIT, |v| change(v) == "drift_detected");
+    let (_, m) = http_get(&addr, "/metrics");
+    assert!(
+        m.contains(r#"kubelet_drift_finding_status{control="4.2.7",subject="after_restart",status="fail"} 1"#),
+        "{m}"
+    );
+    let evals = m
+        .lines()
+        .find_map(|l| l.strip_prefix("kubelet_drift_evaluations_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(evals >= 1, "{m}");
+}

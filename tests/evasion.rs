@@ -18,66 +18,15 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(2);
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// Starts a daemon on `node` (after `setup`), runs `act`, and asserts that a drift_detected
-/// of the after-restart state arrives within [`DEADLINE`], triggered by a file event. Returns
-/// the report.
-/// `act` returns the pid of the process that makes the change: the report must name it (and
-/// not some other process on the machine whose event happened to cause a re-evaluation).
+/// Runs [`caught_by_event`] and asserts that the report names the process that made the
+/// change (not some other process on the machine whose event caused a re-evaluation).
 fn evade(tag: &str, node: &Node, act: impl FnOnce(&Node) -> u32) -> Value {
-    assert!(tag.len() <= 11);
-    let d = Daemon::start(
-        node,
-        Opts {
-            kubelet_name: format!("kdt-{tag}"),
-            node_name: format!("node-ev-{tag}"),
-            args: vec!["--rescan-interval".into(), "1h".into()],
-            ..Default::default()
-        },
-    );
-    let t0 = now_ms();
-    let writer = act(node);
-    let acted = now_ms();
-    let v = d
-        .try_wait_for(DEADLINE, |v| {
-            change(v) == "drift_detected" && kind(v) == "after_restart"
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{tag}: no drift_detected within {DEADLINE:?} of the change; lines:\n{}\nstderr:\n{}",
-                d.summary(),
-                d.stderr_text()
-            )
-        });
-    let at = v["time"].as_u64().unwrap();
-    eprintln!(
-        "evasion {tag}: drift_detected {} ms after the change began ({} ms after it ended), trigger {} by {}",
-        at.saturating_sub(t0),
-        at.saturating_sub(acted),
-        trigger_op(&v),
-        actor_name(&v)
-    );
-    assert_eq!(status(&v), "Fail");
-    assert_eq!(v["unmapped"]["effective"], "false", "{v}");
-    assert!(
-        !matches!(trigger_op(&v), "rescan" | "baseline"),
-        "{tag}: found by a rescan, not by the event: {v}"
-    );
+    let (v, writer) = caught_by_event("evasion", tag, node, DEADLINE, act);
     assert_eq!(
         actor_pid(&v),
         Some(writer as u64),
         "{tag}: not attributed to the writer: {v}"
     );
-    for l in d.lines() {
-        let p = ocsf_problems(&l);
-        assert!(p.is_empty(), "{p:?} in {l}");
-    }
     v
 }
 

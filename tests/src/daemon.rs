@@ -575,3 +575,69 @@ pub fn bytes(p: &Path) -> &[u8] {
 
 /// The one OCSF line validator, shared with the unit tests.
 pub use kubelet_drift::output::testutil::{ocsf_problems, ocsf_problems_with_exe};
+
+/// The evasion and blind-spot scenario: a daemon on `node` with the periodic rescan an hour
+/// away, `act` (which returns the pid of the process that made the change), then a
+/// drift_detected of the after-restart state within `deadline`, triggered by an event (not a
+/// rescan or the baseline), every line valid OCSF. Returns the report and that pid; each
+/// suite asserts whom the report names.
+pub fn caught_by_event(
+    what: &str,
+    tag: &str,
+    node: &Node,
+    deadline: Duration,
+    act: impl FnOnce(&Node) -> u32,
+) -> (Value, u32) {
+    assert!(tag.len() <= 11);
+    let d = Daemon::start(
+        node,
+        Opts {
+            kubelet_name: format!("kd{}-{tag}", &what[..1]),
+            node_name: format!("node-{}-{tag}", &what[..2]),
+            args: vec!["--rescan-interval".into(), "1h".into()],
+            ..Default::default()
+        },
+    );
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let t0 = now_ms();
+    let writer = act(node);
+    let acted = now_ms();
+    let v = d
+        .try_wait_for(deadline, |v| {
+            change(v) == "drift_detected" && kind(v) == "after_restart"
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{tag}: no drift_detected within {deadline:?} of the change; lines:\n{}\nstderr:\n{}",
+                d.summary(),
+                d.stderr_text()
+            )
+        });
+    if std::env::var_os("KD_SHOW_STDERR").is_some() {
+        eprintln!("{tag} stderr:\n{}", d.stderr_text());
+    }
+    let at = v["time"].as_u64().unwrap();
+    eprintln!(
+        "{what} {tag}: drift_detected {} ms after the change began ({} ms after it ended), trigger {} by {}",
+        at.saturating_sub(t0),
+        at.saturating_sub(acted),
+        trigger_op(&v),
+        actor_name(&v)
+    );
+    assert_eq!(status(&v), "Fail");
+    assert_eq!(v["unmapped"]["effective"], "false", "{v}");
+    assert!(
+        !matches!(trigger_op(&v), "rescan" | "baseline"),
+        "{tag}: found by a rescan, not by the event: {v}"
+    );
+    for l in d.lines() {
+        let p = ocsf_problems(&l);
+        assert!(p.is_empty(), "{p:?} in {l}");
+    }
+    (v, writer)
+}
