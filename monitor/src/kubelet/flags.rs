@@ -504,14 +504,18 @@ fn kind_in(name: &str, second: bool) -> Option<FlagKind> {
     flag_kind(name)
 }
 
-fn parse_pass(argv: &[String], second: bool) -> Result<ParsedFlags, FlagError> {
-    let mut out = ParsedFlags::default();
-    let mut i = 1;
-    let err = |index: usize, text: &str, reason: String| FlagError {
+fn flag_error(index: usize, text: &str, reason: String) -> FlagError {
+    FlagError {
         index,
         text: text.to_string(),
         reason,
-    };
+    }
+}
+
+fn parse_pass(argv: &[String], second: bool) -> Result<ParsedFlags, FlagError> {
+    let mut out = ParsedFlags::default();
+    let mut i = 1;
+    let err = flag_error;
     while i < argv.len() {
         let arg = &argv[i];
         // The second parse only reports pflag's errors: the kubelet checks positional
@@ -546,98 +550,125 @@ fn parse_pass(argv: &[String], second: bool) -> Result<ParsedFlags, FlagError> {
             ));
         }
         if let Some(body) = arg.strip_prefix("--") {
-            if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
-                return Err(err(i, arg, format!("bad flag syntax: {arg}")));
-            }
-            let (raw_name, inline) = match body.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (body, None),
-            };
-            let name = raw_name.replace('_', "-");
-            let Some(kind) = kind_in(&name, second) else {
-                if name == "help" {
-                    return Err(err(
-                        i,
-                        arg,
-                        "--help is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
-                    ));
-                }
-                return Err(err(
-                    i,
-                    arg,
-                    format!("unknown flag: --{name} (no kubelet version 1.24 to 1.35 has it)"),
-                ));
-            };
-            let start = i;
-            let (value, text) = match (inline, kind) {
-                (Some(v), _) => (v.to_string(), arg.clone()),
-                (None, FlagKind::Bool | FlagKind::Version) => ("true".to_string(), arg.clone()),
-                (None, FlagKind::Value(_)) => match argv.get(i + 1) {
-                    Some(v) => {
-                        i += 1;
-                        (v.clone(), format!("{arg} {v}"))
-                    }
-                    None => {
-                        return Err(err(i, arg, format!("flag needs an argument: --{name}")));
-                    }
-                },
-            };
-            apply(&mut out, &name, kind, start, text, value)?;
-            i += 1;
-            continue;
-        }
-        // Single dash: a cluster of shorthands.
-        let mut shorthands = &arg[1..];
-        let start = i;
-        while !shorthands.is_empty() {
-            if shorthands.starts_with("test.") {
-                // pflag silently ignores go test's -test.* flags.
-                break;
-            }
-            let c = shorthands.chars().next().unwrap_or('?');
-            let Some(name) = KUBELET_SHORTHANDS
-                .iter()
-                .find(|(s, _)| *s == c)
-                .map(|(_, n)| *n)
-            else {
-                return Err(err(
-                    i,
-                    arg,
-                    format!(
-                        "unknown shorthand flag: '{c}' in {arg} (a single dash starts a cluster of one-letter flags; the kubelet has only -h and -v)"
-                    ),
-                ));
-            };
-            let Some(kind) = kind_in(name, second) else {
-                return Err(err(
-                    i,
-                    arg,
-                    "-h is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
-                ));
-            };
-            let rest = &shorthands[c.len_utf8()..];
-            let (value, next_rest, text) = if let Some(v) = rest.strip_prefix('=') {
-                (v.to_string(), "", arg.clone())
-            } else if !matches!(kind, FlagKind::Value(_)) {
-                ("true".to_string(), rest, arg.clone())
-            } else if !rest.is_empty() {
-                (rest.to_string(), "", arg.clone())
-            } else if let Some(v) = argv.get(i + 1) {
-                i += 1;
-                (v.clone(), "", format!("{arg} {v}"))
-            } else {
-                return Err(err(
-                    i,
-                    arg,
-                    format!("flag needs an argument: '{c}' in {arg}"),
-                ));
-            };
-            apply(&mut out, name, kind, start, text, value)?;
-            shorthands = next_rest;
+            i = parse_long(argv, i, body, second, &mut out)?;
+        } else {
+            i = parse_shorthands(argv, i, second, &mut out)?;
         }
         i += 1;
     }
     Ok(out)
+}
+
+/// `argv[i]`, a `--name[=value]` flag (`body` without its dashes); returns the index of the
+/// last argument it took (its value can be the next one).
+fn parse_long(
+    argv: &[String],
+    mut i: usize,
+    body: &str,
+    second: bool,
+    out: &mut ParsedFlags,
+) -> Result<usize, FlagError> {
+    let err = flag_error;
+    let arg = &argv[i];
+    if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
+        return Err(err(i, arg, format!("bad flag syntax: {arg}")));
+    }
+    let (raw_name, inline) = match body.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (body, None),
+    };
+    let name = raw_name.replace('_', "-");
+    let Some(kind) = kind_in(&name, second) else {
+        if name == "help" {
+            return Err(err(
+                i,
+                arg,
+                "--help is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
+            ));
+        }
+        return Err(err(
+            i,
+            arg,
+            format!("unknown flag: --{name} (no kubelet version 1.24 to 1.35 has it)"),
+        ));
+    };
+    let start = i;
+    let (value, text) = match (inline, kind) {
+        (Some(v), _) => (v.to_string(), arg.clone()),
+        (None, FlagKind::Bool | FlagKind::Version) => ("true".to_string(), arg.clone()),
+        (None, FlagKind::Value(_)) => match argv.get(i + 1) {
+            Some(v) => {
+                i += 1;
+                (v.clone(), format!("{arg} {v}"))
+            }
+            None => {
+                return Err(err(i, arg, format!("flag needs an argument: --{name}")));
+            }
+        },
+    };
+    apply(out, &name, kind, start, text, value)?;
+    Ok(i)
+}
+
+/// `argv[i]`, a single dash: a cluster of shorthands; returns the index of the last argument
+/// it took (the last shorthand's value can be the next one).
+fn parse_shorthands(
+    argv: &[String],
+    mut i: usize,
+    second: bool,
+    out: &mut ParsedFlags,
+) -> Result<usize, FlagError> {
+    let err = flag_error;
+    let arg = &argv[i];
+    let mut shorthands = &arg[1..];
+    let start = i;
+    while !shorthands.is_empty() {
+        if shorthands.starts_with("test.") {
+            // pflag silently ignores go test's -test.* flags.
+            break;
+        }
+        let c = shorthands.chars().next().unwrap_or('?');
+        let Some(name) = KUBELET_SHORTHANDS
+            .iter()
+            .find(|(s, _)| *s == c)
+            .map(|(_, n)| *n)
+        else {
+            return Err(err(
+                i,
+                arg,
+                format!(
+                    "unknown shorthand flag: '{c}' in {arg} (a single dash starts a cluster of one-letter flags; the kubelet has only -h and -v)"
+                ),
+            ));
+        };
+        let Some(kind) = kind_in(name, second) else {
+            return Err(err(
+                i,
+                arg,
+                "-h is not a flag of the kubelet's second parse: pflag answers ErrHelp and the kubelet does not run".into(),
+            ));
+        };
+        let rest = &shorthands[c.len_utf8()..];
+        let (value, next_rest, text) = if let Some(v) = rest.strip_prefix('=') {
+            (v.to_string(), "", arg.clone())
+        } else if !matches!(kind, FlagKind::Value(_)) {
+            ("true".to_string(), rest, arg.clone())
+        } else if !rest.is_empty() {
+            (rest.to_string(), "", arg.clone())
+        } else if let Some(v) = argv.get(i + 1) {
+            i += 1;
+            (v.clone(), "", format!("{arg} {v}"))
+        } else {
+            return Err(err(
+                i,
+                arg,
+                format!("flag needs an argument: '{c}' in {arg}"),
+            ));
+        };
+        apply(out, name, kind, start, text, value)?;
+        shorthands = next_rest;
+    }
+    Ok(i)
 }
 
 fn apply(
