@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, path::Path};
 
-use serde_yaml::Value;
+use serde_json::Value;
 
 use super::{
     evaluate::{EvalInput, Evaluation, evaluate},
@@ -22,8 +22,9 @@ fn corpus(rel: &str) -> String {
     corpus_text(rel)
 }
 
+/// A corpus manifest read as plain data (the YAML reader the product uses for its own settings).
 fn yaml(rel: &str) -> Value {
-    serde_yaml::from_str(&corpus(rel)).unwrap()
+    serde_saphyr::from_str(&corpus(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 /// Evaluates `args` (without argv[0]) in a root holding `files`.
@@ -41,7 +42,7 @@ fn eval(files: &[(&str, &str)], args: &[String]) -> Evaluation {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_sequence()
+    v.as_array()
         .map(|s| {
             s.iter()
                 .filter_map(|x| x.as_str().map(String::from))
@@ -157,9 +158,21 @@ fn eks_nodeadm_nodeconfigs() {
         ev.reason
     );
 
+    // nodeadm writes the drop-in as JSON, apiVersion and kind merged into the fragment.
     let nc = yaml("amazon-eks-ami/nodeadm-nodeconfig-kubelet-config.yaml");
-    let fragment = serde_yaml::to_string(&nc["spec"]["kubelet"]["config"]).unwrap();
-    let dropin = format!("{HEAD}{fragment}");
+    let dropin_with = |extra: Option<bool>| {
+        let mut fragment = nc["spec"]["kubelet"]["config"].clone();
+        let obj = fragment
+            .as_object_mut()
+            .expect("spec.kubelet.config is a mapping");
+        obj.insert("apiVersion".into(), "kubelet.config.k8s.io/v1beta1".into());
+        obj.insert("kind".into(), "KubeletConfiguration".into());
+        if let Some(v) = extra {
+            obj.insert("makeIPTablesUtilChains".into(), v.into());
+        }
+        serde_json::to_string_pretty(&fragment).unwrap()
+    };
+    let dropin = dropin_with(None);
     let main = corpus("amazon-eks-ami/nodeadm-expected-kubelet-config.json");
     let files = [
         ("/etc/kubernetes/kubelet/config.json", main.as_str()),
@@ -175,7 +188,7 @@ fn eks_nodeadm_nodeconfigs() {
     let ev = eval(&files, &args);
     assert_eq!(ev.status, Status::Pass, "{}", ev.reason);
     // The same NodeConfig with the key set false under spec.kubelet.config: the drop-in decides.
-    let dropin_false = format!("{dropin}makeIPTablesUtilChains: false\n");
+    let dropin_false = dropin_with(Some(false));
     let files = [
         files[0],
         (
@@ -227,13 +240,10 @@ fn kubespray_config_template_line() {
 #[test]
 fn kube_bench_numbering_matches() {
     let id_of = |rel: &str| -> String {
-        let groups = yaml(rel)["groups"]
-            .as_sequence()
-            .cloned()
-            .unwrap_or_default();
+        let groups = yaml(rel)["groups"].as_array().cloned().unwrap_or_default();
         groups
             .iter()
-            .flat_map(|g| g["checks"].as_sequence().cloned().unwrap_or_default())
+            .flat_map(|g| g["checks"].as_array().cloned().unwrap_or_default())
             .find(|c| {
                 c["text"]
                     .as_str()
