@@ -16,6 +16,7 @@ use std::{
 use kubelet_drift::{
     decode::{Event, FileInfo, FileOp, MatchedBy, Record},
     probes::{ProbeOptions, Probes, inode_key},
+    settings::RingSize,
 };
 use kubelet_drift_tests::{
     ConfigDir, KillOnDrop, Monitor, file_events, is_file_of, python3, require_root, run, sh,
@@ -774,7 +775,7 @@ async fn ring_overflow_of_renames_is_accounted() {
     let watched = d.path().join(&name);
     let other = d.path().join("other.yaml");
     fs::write(&watched, "x").unwrap();
-    let mut m = Monitor::start(4096, &["kd-no-such-comm"], &[&watched]).unwrap();
+    let mut m = Monitor::start(ring(4096), &["kd-no-such-comm"], &[&watched]).unwrap();
     const N: u64 = 2000;
     overflow(
         || {
@@ -804,7 +805,7 @@ async fn ring_overflow_of_opens_is_accounted() {
     let watched = d.path().join(&name);
     fs::write(&watched, "x").unwrap();
     let key = key_of(&watched);
-    let mut m = Monitor::start(4096, &["kd-no-such-comm"], &[&watched]).unwrap();
+    let mut m = Monitor::start(ring(4096), &["kd-no-such-comm"], &[&watched]).unwrap();
     let write_once = || {
         drop(
             fs::OpenOptions::new()
@@ -829,39 +830,36 @@ async fn ring_overflow_of_opens_is_accounted() {
 // 6. bad settings fail clearly
 // ---------------------------------------------------------------------------------------
 
-/// aya (like libbpf) rounds a ring-buffer size up to a power-of-two number of pages before
-/// the kernel sees it, so a size that is not a power of two loads (12288 becomes 16384).
-#[test]
-fn ring_size_not_a_power_of_two_is_rounded_up_and_loads() {
-    require_root();
-    Probes::load(&ProbeOptions { ring_bytes: 12288 })
-        .unwrap_or_else(|e| panic!("a 12288-byte ring (rounded to 16384) should load: {e:#}"));
+fn ring(n: u64) -> RingSize {
+    RingSize::new(n).unwrap()
 }
 
-/// Sizes that cannot be made valid (0; above 2 GiB, where aya's rounding overflows u32)
-/// must give an error that names the ring-buffer size, not a panic or a bare "failed to
-/// create map".
+/// The ring-buffer size is one checked type ([`RingSize`]) from the settings file and the
+/// `run` and `events` command lines to the probes: its smallest and largest sizes load.
+#[test]
+fn ring_sizes_at_the_bounds_load() {
+    require_root();
+    for n in [RingSize::MIN, RingSize::MAX] {
+        Probes::load(&ProbeOptions { ring: ring(n) })
+            .unwrap_or_else(|e| panic!("a {n}-byte ring should load: {e:#}"));
+    }
+}
+
+/// Sizes that cannot be made valid are refused where they are read, with a message that
+/// names the ring-buffer size, by `run` and `events` alike (aya would round 12288 up and a
+/// size above 2 GiB would overflow its rounding).
 #[test]
 fn ring_size_that_cannot_work_is_a_clear_error() {
-    require_root();
     let mut problems = Vec::new();
-    for bad in [0u32, u32::MAX] {
-        match std::panic::catch_unwind(|| Probes::load(&ProbeOptions { ring_bytes: bad })) {
-            Err(p) => problems.push(format!(
-                "ring_bytes = {bad}: Probes::load panicked: {}",
-                p.downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default()
-            )),
-            Ok(Ok(_)) => problems.push(format!("ring_bytes = {bad}: loaded")),
-            Ok(Err(e)) => {
-                let msg = format!("{e:#}");
-                if !(msg.contains("ring") && msg.contains(&bad.to_string())) {
-                    problems.push(format!(
-                        "ring_bytes = {bad}: the error does not name the ring-buffer size: {msg}"
-                    ));
-                }
+    for bad in ["0", "12288", "1024", "2GiB", "4294967295", "lots"] {
+        for cmd in ["run", "events"] {
+            let out = std::process::Command::new(kubelet_drift_tests::daemon::daemon_exe())
+                .args([cmd, "--ring-bytes", bad])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() || !(err.contains("ring") || err.contains("size")) {
+                problems.push(format!("{cmd} --ring-bytes {bad}: {:?} {err}", out.status));
             }
         }
     }

@@ -14,6 +14,7 @@ use tokio::io::unix::AsyncFd;
 use crate::{
     decode::{self, Event, Record},
     probes::{ProbeOptions, Probes},
+    settings::RingSize,
     watch::{self, WatchSet},
 };
 
@@ -164,9 +165,10 @@ pub struct EventsArgs {
     /// Executable names whose exec and exit are reported (repeatable; default: kubelet).
     #[arg(long = "kubelet-name", value_name = "NAME")]
     pub kubelet_names: Vec<String>,
-    /// Ring-buffer size in bytes (power of two, at least 4096).
-    #[arg(long, default_value_t = 256 * 1024)]
-    pub ring_bytes: u32,
+    /// Ring-buffer size in bytes (a power of two, >= 4096; "256KiB", "1MiB" also work), checked
+    /// as `run` checks it.
+    #[arg(long, value_name = "BYTES", default_value = "256KiB")]
+    pub ring_bytes: RingSize,
     /// Print the kernel counters to stderr on exit.
     #[arg(long)]
     pub counters: bool,
@@ -258,7 +260,7 @@ pub fn watch_set_for(paths: &[PathBuf], defaults: bool) -> WatchSet {
 
 async fn run(args: EventsArgs) -> anyhow::Result<()> {
     let mut probes = Probes::load(&ProbeOptions {
-        ring_bytes: args.ring_bytes,
+        ring: args.ring_bytes,
     })?;
     for w in &probes.warnings {
         eprintln!("kubelet-drift events: warning: {w}");

@@ -22,6 +22,7 @@ use kubelet_drift::{
     decode::{Event, FileInfo, Record},
     events::Stream,
     probes::{Counters, ProbeOptions, Probes},
+    settings::RingSize,
     watch::WatchSet,
 };
 
@@ -189,11 +190,11 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Loads the programs with a `ring_bytes` ring buffer, reports execs of `comms`, and
+    /// Loads the programs with a `ring` ring buffer, reports execs of `comms`, and
     /// watches `paths` (through [`WatchSet`], as the daemon does). Needs a tokio runtime
     /// with I/O enabled (`#[tokio::test]`).
-    pub fn start(ring_bytes: u32, comms: &[&str], paths: &[&Path]) -> Result<Monitor> {
-        let mut probes = Probes::load(&ProbeOptions { ring_bytes }).context("Probes::load")?;
+    pub fn start(ring: RingSize, comms: &[&str], paths: &[&Path]) -> Result<Monitor> {
+        let mut probes = Probes::load(&ProbeOptions { ring }).context("Probes::load")?;
         probes.set_comms(comms)?;
         let mut watch = WatchSet::new();
         for p in paths {
@@ -210,7 +211,7 @@ impl Monitor {
 
     /// Like [`Monitor::start`] with the default ring size; panics on error.
     pub fn new(comms: &[&str], paths: &[&Path]) -> Monitor {
-        Monitor::start(ProbeOptions::default().ring_bytes, comms, paths)
+        Monitor::start(RingSize::default(), comms, paths)
             .unwrap_or_else(|e| panic!("loading the probes: {e:#}"))
     }
 

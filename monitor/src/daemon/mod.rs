@@ -115,7 +115,7 @@ async fn run(settings: Settings) -> Result<()> {
     }
     let mut observer = observe::Observer::start(&settings).await?;
     let mut probes = Probes::load(&ProbeOptions {
-        ring_bytes: settings.ring_buffer_bytes.get(),
+        ring: settings.ring_buffer_bytes,
     })?;
     let mut outputs = Outputs::from_settings(&settings)?;
     for w in probes

@@ -33,6 +33,8 @@ use aya::{
 };
 use monitor_common::{CommKey, EntryKey, InodeKey, Offsets, counter, mode, name_hash, state};
 
+use crate::settings::RingSize;
+
 /// The kernel programs, built by `monitor/build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kubelet-drift-ebpf"));
 
@@ -58,18 +60,11 @@ const SYSCALLS: &[(&str, &str, bool)] = &[
     ("kd_ftruncate", "ftruncate", true),
 ];
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ProbeOptions {
-    /// Ring-buffer size in bytes (a power of two, at least one page).
-    pub ring_bytes: u32,
-}
-
-impl Default for ProbeOptions {
-    fn default() -> Self {
-        ProbeOptions {
-            ring_bytes: 256 * 1024,
-        }
-    }
+    /// The ring buffer's size, checked where it was read (settings file, `run` or `events`
+    /// command line): a power of two from 4 KiB to 1 GiB.
+    pub ring: RingSize,
 }
 
 /// Sums of the per-CPU counters (see `monitor_common::counter`).
@@ -102,16 +97,6 @@ pub struct Probes {
 impl Probes {
     /// Loads and attaches everything. Errors say what is missing (capability, tracefs, BTF).
     pub fn load(opts: &ProbeOptions) -> Result<Probes> {
-        // aya rounds the size up to a power-of-two number of pages; refuse what cannot work
-        // before the kernel does it with a less clear message.
-        const MAX_RING: u32 = 1 << 30;
-        if opts.ring_bytes == 0 || opts.ring_bytes > MAX_RING {
-            bail!(
-                "ring buffer size {} bytes is out of range: it must be between 1 and {MAX_RING} \
-                 bytes (it is rounded up to a power-of-two number of pages)",
-                opts.ring_bytes
-            );
-        }
         if OBJECT.is_empty() {
             bail!(
                 "this kubelet-drift binary was built without its eBPF programs (bpf-linker was \
@@ -169,7 +154,7 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &off, true)
             .override_global("BLIND_OFFSETS", &blind, true)
-            .map_max_entries("EVENTS", opts.ring_bytes)
+            .map_max_entries("EVENTS", opts.ring.get())
             .load(OBJECT)
             .map_err(explain_load_error)?;
 
