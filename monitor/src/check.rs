@@ -326,17 +326,8 @@ pub struct Meta {
 
 impl Meta {
     pub fn new(args: &CheckArgs) -> Meta {
-        let node = args
-            .node_name
-            .clone()
-            .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
-            .or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .ok()
-                    .map(|h| h.trim().to_string())
-                    .filter(|h| !h.is_empty())
-            })
-            .unwrap_or_else(|| "unknown".into());
+        let node =
+            crate::settings::node_name(&[args.node_name.clone(), std::env::var("NODE_NAME").ok()]);
         Meta {
             node,
             time: SystemTime::now(),

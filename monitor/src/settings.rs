@@ -370,12 +370,26 @@ fn load_with(
         apply(&mut s, o);
         check(&s, &p)?;
     }
-    s.node_name = env("NODE_NAME")
-        .filter(|n| !n.trim().is_empty())
-        .or(s.node_name.filter(|n| !n.trim().is_empty()))
-        .or_else(host)
-        .or(Some("unknown".into()));
+    let named = [env("NODE_NAME"), s.node_name.take()];
+    s.node_name = Some(node_name_with(&named, host));
     Ok(s)
+}
+
+/// The node's name as reports give it, resolved in this one place for `run` and `check`: the
+/// first non-blank of `named` (highest precedence first: the command line, NODE_NAME, the
+/// settings file), else the hostname, else "unknown".
+pub fn node_name(named: &[Option<String>]) -> String {
+    node_name_with(named, &hostname)
+}
+
+fn node_name_with(named: &[Option<String>], host: &dyn Fn() -> Option<String>) -> String {
+    named
+        .iter()
+        .flatten()
+        .find(|n| !n.trim().is_empty())
+        .cloned()
+        .or_else(host)
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The settings file through the same reader as the kubelet's files: regular files only
@@ -729,6 +743,19 @@ mod tests {
             let s = load_text(text, None).unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert!(ok(&s), "{text:?}: {s:?}");
         }
+    }
+
+    /// One resolver for `run` and `check`: the first non-blank name, then the hostname, then
+    /// "unknown".
+    #[test]
+    fn node_name_is_the_first_non_blank_then_the_hostname() {
+        let host = || Some("host-a".to_string());
+        let none = || None;
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(node_name_with(&[s("cli"), s("env")], &host), "cli");
+        assert_eq!(node_name_with(&[s(" "), None, s("file")], &host), "file");
+        assert_eq!(node_name_with(&[s(""), None], &host), "host-a");
+        assert_eq!(node_name_with(&[], &none), "unknown");
     }
 
     #[test]
