@@ -5,5 +5,5 @@ use kubelet_drift::decode;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = decode::decode(data);
+    let _ = decode::record(data);
 });

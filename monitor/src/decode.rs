@@ -11,7 +11,7 @@ use monitor_common::{
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
+pub enum RecordError {
     #[error("record of {got} bytes is shorter than the {need}-byte {what}")]
     Short {
         got: usize,
@@ -111,7 +111,7 @@ pub enum FileOp {
 }
 
 impl FileOp {
-    fn from_wire(v: u32) -> Result<FileOp, DecodeError> {
+    fn from_wire(v: u32) -> Result<FileOp, RecordError> {
         Ok(match v {
             op::OPEN => FileOp::Open,
             op::CLOSE => FileOp::Close,
@@ -132,7 +132,7 @@ impl FileOp {
             blind::op::MMAP_EXIT => FileOp::MmapExit,
             blind::op::IO_URING => FileOp::IoUring,
             blind::op::IO_URING_SUBMIT => FileOp::IoUringSubmit,
-            other => return Err(DecodeError::UnknownOp(other)),
+            other => return Err(RecordError::UnknownOp(other)),
         })
     }
 
@@ -270,9 +270,9 @@ impl Record {
 
 /// Reads a `T` from the front of `buf`, if it is long enough. `T` must be plain old data:
 /// only the #[repr(C)] integer/array structs of monitor-common are used here.
-fn read_pod<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, DecodeError> {
+fn read_pod<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, RecordError> {
     if buf.len() < size_of::<T>() {
-        return Err(DecodeError::Short {
+        return Err(RecordError::Short {
             got: buf.len(),
             need: size_of::<T>(),
             what,
@@ -334,15 +334,15 @@ fn path(b: Vec<u8>) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(&b))
 }
 
-pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
+pub fn record(buf: &[u8]) -> Result<Record, RecordError> {
     let h: Header = read_pod(buf, "header")?;
     let expected = match h.kind {
         kind::EXEC | kind::EXIT => size_of::<ProcEvent>(),
         kind::FILE => size_of::<FileEvent>(),
-        other => return Err(DecodeError::UnknownKind(other)),
+        other => return Err(RecordError::UnknownKind(other)),
     };
     if h.size as usize != expected {
-        return Err(DecodeError::SizeMismatch {
+        return Err(RecordError::SizeMismatch {
             kind: h.kind,
             size: h.size,
             expected,
@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn decodes_rename() {
-        let r = decode(&bytes_of(&file_event(op::RENAME, b"/etc/x.conf"))).unwrap();
+        let r = record(&bytes_of(&file_event(op::RENAME, b"/etc/x.conf"))).unwrap();
         assert_eq!(r.lost_before, 2);
         let Event::File(f) = r.event else { panic!() };
         assert_eq!(f.op, FileOp::Rename);
@@ -496,24 +496,24 @@ mod tests {
     fn rejects_short_unknown_and_mismatched() {
         let good = bytes_of(&file_event(op::OPEN, b"a"));
         assert!(matches!(
-            decode(&good[..10]),
-            Err(DecodeError::Short { .. })
+            record(&good[..10]),
+            Err(RecordError::Short { .. })
         ));
         assert!(matches!(
-            decode(&good[..100]),
-            Err(DecodeError::Short { .. })
+            record(&good[..100]),
+            Err(RecordError::Short { .. })
         ));
         let mut bad = file_event(op::OPEN, b"a");
         bad.header.kind = 99;
-        assert_eq!(decode(&bytes_of(&bad)), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(record(&bytes_of(&bad)), Err(RecordError::UnknownKind(99)));
         let mut bad = file_event(op::OPEN, b"a");
         bad.header.size = 12;
         assert!(matches!(
-            decode(&bytes_of(&bad)),
-            Err(DecodeError::SizeMismatch { .. })
+            record(&bytes_of(&bad)),
+            Err(RecordError::SizeMismatch { .. })
         ));
         let bad = file_event(77, b"a");
-        assert_eq!(decode(&bytes_of(&bad)), Err(DecodeError::UnknownOp(77)));
+        assert_eq!(record(&bytes_of(&bad)), Err(RecordError::UnknownOp(77)));
     }
 
     /// The blind-spot operations decode to their variants, with a path only where the
@@ -534,7 +534,7 @@ mod tests {
         for (wire, want, has_path) in cases {
             let mut e = file_event(wire, b"/var/lib");
             e.flags = FLAG_MATCH_NAME | blind::FLAG_MATCH_ANCESTOR;
-            let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+            let Event::File(f) = record(&bytes_of(&e)).unwrap().event else {
                 panic!()
             };
             assert_eq!(f.op, want);
@@ -544,13 +544,13 @@ mod tests {
         }
         let mut e = file_event(op::RENAME, b"kl/");
         e.flags = FLAG_MATCH_NAME | blind::FLAG_MATCH_ANCESTOR;
-        let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+        let Event::File(f) = record(&bytes_of(&e)).unwrap().event else {
             panic!()
         };
         assert_eq!(f.matched_by, MatchedBy::Name);
         assert_eq!(
-            decode(&bytes_of(&file_event(41, b"x"))),
-            Err(DecodeError::UnknownOp(41))
+            record(&bytes_of(&file_event(41, b"x"))),
+            Err(RecordError::UnknownOp(41))
         );
     }
 
@@ -558,7 +558,7 @@ mod tests {
     fn path_len_is_clamped() {
         let mut e = file_event(op::UNLINK, b"abc");
         e.path_len = 100_000;
-        let Event::File(f) = decode(&bytes_of(&e)).unwrap().event else {
+        let Event::File(f) = record(&bytes_of(&e)).unwrap().event else {
             panic!()
         };
         assert_eq!(f.path, PathBuf::from("abc"));
@@ -577,11 +577,11 @@ mod tests {
                     seed as u8
                 })
                 .collect();
-            let _ = decode(&buf);
+            let _ = record(&buf);
             let mut e = bytes_of(&file_event(op::OPEN, b"x"));
             let i = n % e.len();
             e[i] = seed as u8;
-            let _ = decode(&e);
+            let _ = record(&e);
         }
     }
 }

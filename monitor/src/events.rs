@@ -25,7 +25,7 @@ pub struct Stream {
     fd: AsyncFd<RingBuf<MapData>>,
     /// Records that failed to decode (never expected; counted, not fatal).
     pub decode_errors: u64,
-    pub last_decode_error: Option<decode::DecodeError>,
+    pub last_decode_error: Option<decode::RecordError>,
 }
 
 impl Stream {
@@ -73,10 +73,10 @@ fn take_all(
     ring: &mut RingBuf<MapData>,
     out: &mut Vec<Record>,
     errors: &mut u64,
-    last: &mut Option<decode::DecodeError>,
+    last: &mut Option<decode::RecordError>,
 ) {
     while let Some(item) = ring.next() {
-        match decode::decode(&item) {
+        match decode::record(&item) {
             Ok(r) => out.push(r),
             Err(e) => {
                 *errors += 1;
