@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let Ok(doc) = yaml::read(text) else {
         for strict in [false, true] {
-            assert!(config::decode(text, strict).is_err());
+            assert!(config::parse(text, strict).is_err());
         }
         return;
     };
@@ -42,8 +42,8 @@ fuzz_target!(|data: &[u8]| {
             _ => {}
         }
     }
-    let lenient = config::decode(text, false);
-    if let Ok(strict) = config::decode(text, true) {
+    let lenient = config::parse(text, false);
+    if let Ok(strict) = config::parse(text, true) {
         assert_eq!(Ok(&strict), lenient.as_ref());
         assert!(strict.strict_errors.is_empty());
     }
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(detected("apiVersion", config::API_VERSION) && detected("kind", config::KIND));
     }
-    if config::decode(text, true).is_ok() {
+    if config::parse(text, true).is_ok() {
         let exact = |k: &str, v: &str| {
             doc.root
                 .iter()

@@ -63,17 +63,18 @@ pub struct FileSettings {
 
 /// A file the kubelet refuses (it would not start), with the line when known; or, with
 /// `refused`, a file whose reading by the kubelet kubelet-drift does not reproduce.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError {
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{reason}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct ConfigError {
     pub line: Option<usize>,
     pub reason: String,
     /// kubelet-drift's allowlist refused a construct (the kubelet may read it).
     pub refused: bool,
 }
 
-impl From<ReadError> for DecodeError {
+impl From<ReadError> for ConfigError {
     fn from(e: ReadError) -> Self {
-        DecodeError {
+        ConfigError {
             line: e.line,
             reason: e.reason,
             refused: e.refused,
@@ -81,8 +82,8 @@ impl From<ReadError> for DecodeError {
     }
 }
 
-fn derr(line: Option<usize>, reason: impl Into<String>) -> DecodeError {
-    DecodeError {
+fn derr(line: Option<usize>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
         line,
         reason: reason.into(),
         refused: false,
@@ -124,7 +125,7 @@ fn type_meta(
     name: &str,
     want: &str,
     dropin: bool,
-) -> Result<(), DecodeError> {
+) -> Result<(), ConfigError> {
     let mut folded: Option<&str> = None;
     let mut exact: Option<&yaml::Entry> = None;
     for e in root.iter().filter(|e| go_fold_eq(&e.key, name)) {
@@ -163,9 +164,9 @@ fn type_meta(
     }
 }
 
-/// Decodes one file (main config or drop-in): checks apiVersion/kind and collects the
+/// Parses one file (main config or drop-in): checks apiVersion/kind and collects the
 /// entries naming the field. `strict_duplicates`: a duplicate key is fatal (drop-ins).
-pub fn decode(text: &str, strict_duplicates: bool) -> Result<FileSettings, DecodeError> {
+pub fn parse(text: &str, strict_duplicates: bool) -> Result<FileSettings, ConfigError> {
     let doc = yaml::read(text)?;
     if strict_duplicates && let Some(e) = doc.strict_errors.first() {
         return Err(derr(
@@ -219,7 +220,7 @@ pub struct MainOutcome {
 }
 
 /// The main file as `DecodeKubeletConfiguration` decodes it (strict, then lenient).
-pub fn main_outcome(s: &FileSettings) -> Result<MainOutcome, DecodeError> {
+pub fn main_outcome(s: &FileSettings) -> Result<MainOutcome, ConfigError> {
     let mut notes = Vec::new();
     let exact: Vec<&Entry> = s.entries.iter().filter(|e| e.key == FIELD).collect();
     for e in s.entries.iter().filter(|e| e.key != FIELD) {
@@ -298,7 +299,7 @@ pub fn merge_dropins(
     base: bool,
     dropins: &[FileSettings],
     era: MergeEra,
-) -> Result<(bool, Origin), (usize, DecodeError)> {
+) -> Result<(bool, Origin), (usize, ConfigError)> {
     let base_key = match era {
         MergeEra::Internal => "MakeIPTablesUtilChains",
         MergeEra::Versioned => FIELD,
@@ -369,8 +370,8 @@ mod tests {
 
     const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 
-    fn main(body: &str) -> Result<Option<bool>, DecodeError> {
-        let s = decode(&format!("{HEAD}{body}"), false)?;
+    fn main(body: &str) -> Result<Option<bool>, ConfigError> {
+        let s = parse(&format!("{HEAD}{body}"), false)?;
         Ok(main_outcome(&s)?.set.map(|(b, _)| b))
     }
 
@@ -415,11 +416,11 @@ mod tests {
                 _ => panic!("{body}: got {got:?}"),
             }
         }
-        let s = decode(&format!("{HEAD}MakeIPTablesUtilChains: false\n"), false).unwrap();
+        let s = parse(&format!("{HEAD}MakeIPTablesUtilChains: false\n"), false).unwrap();
         assert!(main_outcome(&s).unwrap().notes[0].contains("case-sensitive"));
         let json = r#"{"apiVersion":"kubelet.config.k8s.io/v1beta1","kind":"KubeletConfiguration","makeIPTablesUtilChains":false}"#;
         assert!(
-            !main_outcome(&decode(json, false).unwrap())
+            !main_outcome(&parse(json, false).unwrap())
                 .unwrap()
                 .set
                 .unwrap()
@@ -433,12 +434,12 @@ mod tests {
             "apiVersion: v1\nkind: Pod\n",
             "a: [\n",
         ] {
-            assert!(decode(bad, false).is_err(), "{bad:?}");
+            assert!(parse(bad, false).is_err(), "{bad:?}");
         }
     }
 
     fn dropin(body: &str) -> FileSettings {
-        decode(&format!("{HEAD}{body}"), true).unwrap()
+        parse(&format!("{HEAD}{body}"), true).unwrap()
     }
 
     #[test]
@@ -466,7 +467,7 @@ mod tests {
         let q = dropin("makeIPTablesUtilChains: \"false\"\n");
         assert!(merge_dropins(true, &[q], Versioned).is_err());
         // Duplicates are fatal in drop-ins.
-        assert!(decode(&format!("{HEAD}a: 1\na: 2\n"), true).is_err());
+        assert!(parse(&format!("{HEAD}a: 1\na: 2\n"), true).is_err());
         assert!(go_fold_eq("MAKEIPTABLESUTILCHAINS", FIELD));
         assert!(go_fold_eq(
             "ma\u{212A}eIPTable\u{017F}UtilChain\u{017F}",
@@ -479,19 +480,19 @@ mod tests {
         // The kind detection reads apiVersion/kind case-insensitively: enough for the main
         // file; a drop-in (Unstructured) also needs the exact keys.
         let upper = "APIVersion: kubelet.config.k8s.io/v1beta1\nKind: KubeletConfiguration\n";
-        assert!(decode(upper, false).is_ok());
-        assert!(decode(upper, true).is_err());
+        assert!(parse(upper, false).is_ok());
+        assert!(parse(upper, true).is_err());
     }
 
     proptest! {
         #[test]
         fn decoder_never_panics(s in ".{0,200}") {
-            let _ = decode(&s, false).map(|d| main_outcome(&d));
-            let _ = decode(&s, true);
+            let _ = parse(&s, false).map(|d| main_outcome(&d));
+            let _ = parse(&s, true);
         }
         #[test]
         fn decoder_never_panics_yamlish(s in "(makeIPTablesUtilChains|apiVersion|kind|a|&x|\\*x|[:\\-\\[\\]{},'\"!~ \n]|off|no|1){0,60}") {
-            let _ = decode(&format!("{HEAD}{s}"), false).map(|d| main_outcome(&d));
+            let _ = parse(&format!("{HEAD}{s}"), false).map(|d| main_outcome(&d));
         }
     }
 }

@@ -208,7 +208,7 @@ fn parse_flags(input: &EvalInput) -> Result<flags::ParsedFlags, Stop> {
 }
 
 /// The reason for a file the kubelet refuses, or whose reading we do not reproduce.
-fn decode_reason(what: &str, shown: &Path, e: &config::DecodeError) -> String {
+fn decode_reason(what: &str, shown: &Path, e: &config::ConfigError) -> String {
     if e.refused {
         format!(
             "kubelet-drift cannot tell how the kubelet reads {what}{}{}: {} (outside the YAML it reads exactly: see the README)",
@@ -250,7 +250,7 @@ fn config_file(
         )
     })?;
     let shown = text.path_in_root.clone();
-    let main = config::decode(&text.text, false)
+    let main = config::parse(&text.text, false)
         .and_then(|s| config::main_outcome(&s))
         .map_err(|e| {
             error(
@@ -348,7 +348,7 @@ fn read_dropins(
                 remove.clone(),
             )
         })?;
-        let s = config::decode(&text.text, true).map_err(|e| {
+        let s = config::parse(&text.text, true).map_err(|e| {
             error(
                 Source::DropIn {
                     path: f.clone(),
