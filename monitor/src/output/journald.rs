@@ -312,7 +312,7 @@ impl Sink for JournaldSink {
 }
 
 /// Parses an entry as journald does (tests; the integration harness uses the real journald).
-pub fn decode(mut b: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn parse_entry(mut b: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
     while !b.is_empty() {
         let nl = b.iter().position(|&c| c == b'\n').ok_or("no newline")?;
@@ -458,7 +458,7 @@ mod tests {
         for c in ALL_CHANGES {
             let r = testutil::report(c);
             let f = fields(&r);
-            let d = decode(&encode(&f)).unwrap();
+            let d = parse_entry(&encode(&f)).unwrap();
             assert_eq!(d.len(), f.len());
             for (k, _) in &d {
                 assert!(
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn hostile_values_cannot_forge_fields() {
         let r = testutil::hostile_report(Change::DriftDetected);
-        let d = decode(&encode(&fields(&r))).unwrap();
+        let d = parse_entry(&encode(&fields(&r))).unwrap();
         assert_eq!(get(&d, "PRIORITY"), vec![b"3".as_slice()]);
         assert_eq!(get(&d, "KUBELET_DRIFT_STATUS"), vec![b"fail".as_slice()]);
         assert_eq!(get(&d, "KUBELET_DRIFT_NODE"), vec![HOSTILE.as_bytes()]);
@@ -549,14 +549,14 @@ mod tests {
 
         let r = testutil::hostile_report(Change::DriftDetected);
         sink.report(&r).unwrap();
-        let d = decode(&recv_entry(&rx)).unwrap();
+        let d = parse_entry(&recv_entry(&rx)).unwrap();
         assert_eq!(get(&d, "KUBELET_DRIFT_NODE"), vec![HOSTILE.as_bytes()]);
 
         let mut big = testutil::report(Change::ErrorAppeared);
         big.finding.reason = "r".repeat(1 << 20);
         sink.report(&big).unwrap();
         let raw = recv_entry(&rx);
-        let d = decode(&raw).unwrap();
+        let d = parse_entry(&raw).unwrap();
         let names: Vec<_> = d.iter().map(|(k, v)| (k.clone(), v.len())).collect();
         assert_eq!(
             get(&d, "KUBELET_DRIFT_REASON").first().map(|v| v.len()),
