@@ -3,11 +3,11 @@
 
 use std::{fs, path::PathBuf};
 
-use crate::{decode::ActorInfo, report::Actor};
+use crate::{decode::KernelActor, report::Actor};
 
 /// Builds the report's actor from a kernel event's actor. Reads /proc/<tgid> once; every
 /// read is best effort (a short-lived `sed` is often gone by now).
-pub fn actor(a: &ActorInfo) -> Actor {
+pub fn actor(a: &KernelActor) -> Actor {
     let proc = format!("/proc/{}", a.tgid);
     // /proc gives the whole path across mounts while the process lives; the kernel's walk,
     // taken at the event, still names a writer that is gone.

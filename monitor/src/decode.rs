@@ -49,8 +49,10 @@ pub enum Event {
     File(FileInfo),
 }
 
+/// The task named by a kernel record, as the record gives it (see `report::Actor` for the
+/// actor a report names, completed from /proc).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ActorInfo {
+pub struct KernelActor {
     pub pid: u32,
     pub tgid: u32,
     pub ppid: u32,
@@ -69,7 +71,7 @@ pub struct ActorInfo {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ProcInfo {
     #[serde(flatten)]
-    pub actor: ActorInfo,
+    pub actor: KernelActor,
     /// Exit: wait(2)-style status; exec: 0.
     pub exit_code: i32,
     /// Exec: the executed filename as the kernel saw it.
@@ -191,7 +193,7 @@ pub enum MatchedBy {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct FileInfo {
     #[serde(flatten)]
-    pub actor: ActorInfo,
+    pub actor: KernelActor,
     pub op: FileOp,
     pub matched_by: MatchedBy,
     /// The syscall's result: an fd for opens, 0 or -errno otherwise.
@@ -260,7 +262,7 @@ impl Record {
     pub fn escaped(&self) -> bool {
         let bad = |b: &[u8]| std::str::from_utf8(b).is_err();
         let p = |p: &std::path::Path| bad(p.as_os_str().as_bytes());
-        let actor = |a: &ActorInfo| bad(&a.comm) || a.exe.as_deref().is_some_and(p);
+        let actor = |a: &KernelActor| bad(&a.comm) || a.exe.as_deref().is_some_and(p);
         match &self.event {
             Event::Exec(e) | Event::Exit(e) => actor(&e.actor) || p(&e.path),
             Event::File(f) => actor(&f.actor) || p(&f.path) || f.path2.as_deref().is_some_and(p),
@@ -290,8 +292,8 @@ fn cstr(bytes: &[u8], len: u32) -> Vec<u8> {
     b[..end].to_vec()
 }
 
-fn actor(a: &Actor) -> ActorInfo {
-    ActorInfo {
+fn actor(a: &Actor) -> KernelActor {
+    KernelActor {
         pid: a.pid,
         tgid: a.tgid,
         ppid: a.ppid,

@@ -91,14 +91,14 @@ mod tests {
     use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
 
     use super::*;
-    use crate::decode::{ActorInfo, FileInfo, FileOp, MatchedBy};
+    use crate::decode::{FileInfo, FileOp, KernelActor, MatchedBy};
 
     fn file(path: &[u8], comm: &[u8]) -> Record {
         Record {
             lost_before: 0,
             ktime_ns: 1,
             event: Event::File(FileInfo {
-                actor: ActorInfo {
+                actor: KernelActor {
                     pid: 1,
                     tgid: 1,
                     ppid: 0,

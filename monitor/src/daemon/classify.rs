@@ -167,7 +167,7 @@ fn file_trigger(
 }
 
 /// The actor of an exit: the process is gone from /proc, so only the kernel's view.
-fn exit_actor(a: &crate::decode::ActorInfo) -> Actor {
+fn exit_actor(a: &crate::decode::KernelActor) -> Actor {
     Actor {
         pid: a.tgid,
         ppid: a.ppid,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::schedule::FdStamp;
-use crate::{attribution, decode::ActorInfo, report::Actor, watch};
+use crate::{attribution, decode::KernelActor, report::Actor, watch};
 
 pub trait ProcView {
     /// A path a process gave, resolved against its cwd or `dirfd` (see [`watch::resolve`]).
@@ -12,7 +12,7 @@ pub trait ProcView {
     /// A cut path that may continue into a watched one (see [`watch::truncated_matches`]).
     fn truncated_matches(&self, set: &watch::WatchSet, tgid: u32, dirfd: i32, head: &Path) -> bool;
     /// The report's actor for a kernel event's actor.
-    fn actor(&self, a: &ActorInfo) -> Actor;
+    fn actor(&self, a: &KernelActor) -> Actor;
     /// Another fd of process `tgid` (not `closed`) open on the same file, if any.
     fn other_fd_on(&self, tgid: u32, closed: i32, dev: u32, ino: u64) -> Option<i32>;
     /// The stamp of the file a process's fd refers to; `None` when the fd or process is gone.
@@ -39,7 +39,7 @@ impl ProcView for LiveProc {
         watch::truncated_matches(set, tgid, dirfd, head)
     }
 
-    fn actor(&self, a: &ActorInfo) -> Actor {
+    fn actor(&self, a: &KernelActor) -> Actor {
         attribution::actor(a)
     }
 

@@ -18,7 +18,7 @@ use super::{
     source::Recorded,
 };
 use crate::{
-    decode::{ActorInfo, Event, FileInfo, FileOp, MatchedBy, ProcInfo, Record},
+    decode::{Event, FileInfo, FileOp, KernelActor, MatchedBy, ProcInfo, Record},
     drift::Transition,
     report::{Actor, Change, Trigger},
     settings::Settings,
@@ -45,7 +45,7 @@ impl ProcView for FakeProc {
     fn truncated_matches(&self, _: &WatchSet, _: u32, _: i32, _: &Path) -> bool {
         true
     }
-    fn actor(&self, a: &ActorInfo) -> Actor {
+    fn actor(&self, a: &KernelActor) -> Actor {
         Actor {
             pid: a.tgid,
             ppid: a.ppid,
@@ -173,8 +173,8 @@ impl Replay {
     }
 }
 
-pub fn actor(pid: u32, comm: &str) -> ActorInfo {
-    ActorInfo {
+pub fn actor(pid: u32, comm: &str) -> KernelActor {
+    KernelActor {
         pid,
         tgid: pid,
         ppid: 1,
