@@ -3,7 +3,7 @@
 //! them changes what the kubelet reads as surely as writing the file. The kernel programs
 //! cannot resolve paths, so they match the last component of a rename/unlink/rmdir against
 //! these directories' names (`ANCESTOR_NAMES`); userspace then resolves the path and keeps it
-//! when it is one of these directories ([`crate::watch::WatchSet::matches`]).
+//! when it is one of these directories ([`crate::watched::WatchSet::matches`]).
 
 use std::{
     collections::BTreeSet,
@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::watch::WatchSet;
+use crate::watched::WatchSet;
 
 /// Adds the ancestors of `path` (absolute, normalized), and of its resolved form, to `names`
 /// (basenames) and `paths`. A watched directory counts as its own ancestor (a rename of it).

@@ -26,7 +26,7 @@ use crate::{
     attribution,
     decode::{FileInfo, FileOp},
     report::{Trigger, TriggerOp},
-    watch::{self, WatchSet},
+    watched::{self, WatchSet},
 };
 
 /// How often the content of a file mapped shared is looked at.
@@ -93,7 +93,7 @@ fn mount(f: &FileInfo, set: &WatchSet) -> Option<Trigger> {
     let resolved = if f.path_truncated {
         None
     } else {
-        watch::resolve(tgid, f.dirfd, &f.path)
+        watched::resolve(tgid, f.dirfd, &f.path)
     };
     if let Some(p) = &resolved {
         // After the mount the target resolves through any symlink to the mountpoint.
@@ -120,7 +120,7 @@ fn same_mount_ns_as_init(tgid: u32) -> Option<bool> {
 }
 
 fn name_is_watched(set: &WatchSet, path: &Path) -> bool {
-    watch::name_matches(set, path)
+    watched::name_matches(set, path)
         || path
             .file_name()
             .is_some_and(|n| set.ancestor_names.contains(n.as_bytes()))

@@ -15,7 +15,7 @@ use crate::{
     decode::{self, Event, Record},
     probes::{ProbeOptions, Probes},
     settings::RingSize,
-    watch::{self, WatchSet},
+    watched::{self, WatchSet},
 };
 
 /// Drains the ring buffer through `AsyncFd`: waits for readiness, then takes every record
@@ -241,7 +241,7 @@ pub fn main(args: EventsArgs) -> ExitCode {
 pub fn watch_set_for(paths: &[PathBuf], defaults: bool) -> WatchSet {
     let mut set = WatchSet::new();
     if defaults {
-        for p in watch::DEFAULT_PATHS {
+        for p in watched::DEFAULT_PATHS {
             set.add(std::path::Path::new(p));
         }
     }
@@ -296,10 +296,10 @@ async fn run(args: EventsArgs) -> anyhow::Result<()> {
             }
             let (r1, r2) = match &rec.event {
                 Event::File(f) => (
-                    watch::resolve(f.actor.tgid, f.dirfd, &f.path),
+                    watched::resolve(f.actor.tgid, f.dirfd, &f.path),
                     f.path2
                         .as_ref()
-                        .and_then(|p| watch::resolve(f.actor.tgid, f.dirfd2, p)),
+                        .and_then(|p| watched::resolve(f.actor.tgid, f.dirfd2, p)),
                 ),
                 _ => (None, None),
             };

@@ -7,7 +7,7 @@
 //! - [`kubelet`]: the kubelet's own rules (flags, config file, drop-ins, systemd unit).
 //! - [`finding`] and [`report`]: the verdict model and what the daemon emits.
 //! - [`drift`]: the state machine that turns evaluations into changes.
-//! - [`watch`]: which names and inodes the kernel reports, and the exact match behind it.
+//! - [`watched`]: which names and inodes the kernel reports, and the exact match behind it.
 //! - [`output`]: journald, OCSF JSON lines, text.
 //! - [`attribution`]: who did it (actor, user, container).
 //! - [`metrics`]: Prometheus metrics and /healthz.
@@ -29,4 +29,4 @@ pub mod output;
 pub mod probes;
 pub mod report;
 pub mod settings;
-pub mod watch;
+pub mod watched;

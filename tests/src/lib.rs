@@ -23,7 +23,7 @@ use kubelet_drift::{
     events::Stream,
     probes::{Counters, ProbeOptions, Probes},
     settings::RingSize,
-    watch::WatchSet,
+    watched::WatchSet,
 };
 
 /// The shared test corpus: `shared/corpus` beside the checkout (the repository holds none

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     decode::{Event, FileInfo, FileOp, MatchedBy, Record},
     report::{Actor, Trigger, TriggerOp},
-    watch::{self, WatchSet},
+    watched::{self, WatchSet},
 };
 
 /// What a record means for the daemon.
@@ -132,7 +132,7 @@ fn relevance(
             Some(p) => cx.watch.matches(p).then_some(true),
             // Unresolvable (the process is gone): decide by name, err on the side of
             // re-evaluating.
-            None => watch::name_matches(cx.watch, given).then_some(false),
+            None => watched::name_matches(cx.watch, given).then_some(false),
         }
     };
     let first = check(resolved, &f.path, f.dirfd, f.path_truncated);

@@ -24,7 +24,7 @@ use crate::{
     kubelet::{discovery::KubeletProcess, rootfs::RootFs},
     report::{Change, DriftReport, Notice, NoticeLevel, Trigger, TriggerOp},
     settings::Settings,
-    watch::{self, WatchSet},
+    watched::{self, WatchSet},
 };
 
 /// What the core needs of the kernel programs.
@@ -191,7 +191,7 @@ impl Core {
     pub fn refresh_watch(&mut self, kernel: &mut dyn Kernel) -> Result<bool> {
         let root = &self.settings.host_root;
         let mut set = WatchSet::new();
-        for p in watch::DEFAULT_PATHS {
+        for p in watched::DEFAULT_PATHS {
             set.add(&in_root(root, Path::new(p)));
         }
         for p in &self.settings.watch_extra {

@@ -37,7 +37,7 @@ use crate::{
     probes::{ProbeOptions, Probes},
     report::{DriftReport, Notice, NoticeLevel},
     settings::{self, Settings},
-    watch::WatchSet,
+    watched::WatchSet,
 };
 
 pub fn main(args: RunArgs) -> ExitCode {

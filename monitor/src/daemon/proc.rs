@@ -4,13 +4,19 @@
 use std::path::{Path, PathBuf};
 
 use super::schedule::FdStamp;
-use crate::{attribution, decode::KernelActor, report::Actor, watch};
+use crate::{attribution, decode::KernelActor, report::Actor, watched};
 
 pub trait ProcView {
-    /// A path a process gave, resolved against its cwd or `dirfd` (see [`watch::resolve`]).
+    /// A path a process gave, resolved against its cwd or `dirfd` (see [`watched::resolve`]).
     fn resolve(&self, tgid: u32, dirfd: i32, path: &Path) -> Option<PathBuf>;
-    /// A cut path that may continue into a watched one (see [`watch::truncated_matches`]).
-    fn truncated_matches(&self, set: &watch::WatchSet, tgid: u32, dirfd: i32, head: &Path) -> bool;
+    /// A cut path that may continue into a watched one (see [`watched::truncated_matches`]).
+    fn truncated_matches(
+        &self,
+        set: &watched::WatchSet,
+        tgid: u32,
+        dirfd: i32,
+        head: &Path,
+    ) -> bool;
     /// The report's actor for a kernel event's actor.
     fn actor(&self, a: &KernelActor) -> Actor;
     /// Another fd of process `tgid` (not `closed`) open on the same file, if any.
@@ -32,11 +38,17 @@ pub struct LiveProc;
 
 impl ProcView for LiveProc {
     fn resolve(&self, tgid: u32, dirfd: i32, path: &Path) -> Option<PathBuf> {
-        watch::resolve(tgid, dirfd, path)
+        watched::resolve(tgid, dirfd, path)
     }
 
-    fn truncated_matches(&self, set: &watch::WatchSet, tgid: u32, dirfd: i32, head: &Path) -> bool {
-        watch::truncated_matches(set, tgid, dirfd, head)
+    fn truncated_matches(
+        &self,
+        set: &watched::WatchSet,
+        tgid: u32,
+        dirfd: i32,
+        head: &Path,
+    ) -> bool {
+        watched::truncated_matches(set, tgid, dirfd, head)
     }
 
     fn actor(&self, a: &KernelActor) -> Actor {

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     finding::{Benchmark, Source, Status},
-    watch,
+    watched,
 };
 
 const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
@@ -275,7 +275,7 @@ fn kube_bench_locations_are_watched() {
     let mut paths = strings(&kubelet["confs"]);
     paths.extend(strings(&kubelet["svc"]));
     let watched = |p: &str| {
-        watch::DEFAULT_PATHS
+        watched::DEFAULT_PATHS
             .iter()
             .any(|w| p == *w || Path::new(p).starts_with(w))
     };

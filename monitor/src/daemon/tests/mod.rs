@@ -22,7 +22,7 @@ use crate::{
     drift::Transition,
     report::{Actor, Change, Trigger},
     settings::Settings,
-    watch::{self, WatchSet},
+    watched::{self, WatchSet},
 };
 
 /// /proc as the test says: cwds and dup'ed fds by pid; no process is alive.
@@ -38,9 +38,11 @@ impl ProcView for FakeProc {
             return None;
         }
         if path.is_absolute() {
-            return Some(watch::normalize(path));
+            return Some(watched::normalize(path));
         }
-        self.cwd.get(&tgid).map(|c| watch::normalize(&c.join(path)))
+        self.cwd
+            .get(&tgid)
+            .map(|c| watched::normalize(&c.join(path)))
     }
     fn truncated_matches(&self, _: &WatchSet, _: u32, _: i32, _: &Path) -> bool {
         true
