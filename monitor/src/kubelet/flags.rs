@@ -10,8 +10,6 @@
 //! `--version`) take a value only through `=`; `-x` is a shorthand (cluster); `--` ends flags;
 //! `-test.*` shorthands are ignored; an unknown name or shorthand is an error.
 
-use std::fmt;
-
 pub use super::flagvalues::ValueType;
 
 /// How a flag takes its value.
@@ -402,24 +400,13 @@ impl ParsedFlags {
 }
 
 /// A command line the kubelet refuses: the offending argument and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the kubelet refuses to start: argv[{index}] {text:?}: {reason}")]
 pub struct FlagError {
     pub index: usize,
     pub text: String,
     pub reason: String,
 }
-
-impl fmt::Display for FlagError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the kubelet refuses to start: argv[{}] {:?}: {}",
-            self.index, self.text, self.reason
-        )
-    }
-}
-
-impl std::error::Error for FlagError {}
 
 /// Parses the kubelet's argv (argv[0] is the program) as pflag does.
 ///

@@ -1,6 +1,5 @@
 //! Why a file could not be read, in plain words.
 
-use std::fmt;
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
@@ -8,45 +7,59 @@ use std::path::{Path, PathBuf};
 
 use super::MAX_TEXT_BYTES;
 
-/// Why a file could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a file could not be read (each message follows the path in [`FsError`]'s).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FsErrorKind {
+    #[error("does not exist")]
     NotFound,
     /// A symlink points at something that does not exist.
-    DanglingSymlink {
-        target: PathBuf,
-    },
+    #[error(
+        "does not exist: a symlink on its path points at {}, which does not exist",
+        target.display()
+    )]
+    DanglingSymlink { target: PathBuf },
     /// A path component (not the last) is not a directory (ENOTDIR).
+    #[error("cannot be reached: a component of its path is not a directory")]
     NotADirectory,
     /// More than [`MAX_SYMLINKS`] symlinks, i.e. a loop (ELOOP).
+    #[error("cannot be reached: too many levels of symbolic links (a symlink loop)")]
     SymlinkLoop,
     /// EACCES/EPERM.
+    #[error("cannot be read: permission denied")]
     PermissionDenied,
+    #[error("is a FIFO, not a regular file")]
     Fifo,
+    #[error("is a character device, not a regular file")]
     CharDevice,
+    #[error("is a block device, not a regular file")]
     BlockDevice,
+    #[error("is a socket, not a regular file")]
     Socket,
+    #[error("is a directory, not a regular file")]
     Directory,
     /// Not a regular file, of no kind above.
+    #[error("is not a regular file")]
     NotRegular,
     /// Expected a directory.
+    #[error("is not a directory")]
     NotADirectoryToList,
-    TooLarge {
-        size: u64,
-    },
-    NotUtf8 {
-        offset: usize,
-    },
+    #[error(
+        "is absurdly large for a configuration file ({size} bytes, the limit is {MAX_TEXT_BYTES})"
+    )]
+    TooLarge { size: u64 },
+    #[error("is not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 { offset: usize },
     /// Contains NUL bytes.
-    Binary {
-        offset: usize,
-    },
+    #[error("is a binary file, not text (NUL byte at offset {offset})")]
+    Binary { offset: usize },
     /// Any other I/O error, with the system's message.
+    #[error("cannot be read: {0}")]
     Io(String),
 }
 
 /// A file could not be read: the path (inside the root, as given) and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} {kind}", path.display())]
 pub struct FsError {
     pub path: PathBuf,
     pub kind: FsErrorKind,
@@ -82,52 +95,6 @@ pub(super) fn kind_of_io(e: &io::Error) -> FsErrorKind {
         _ => FsErrorKind::Io(e.to_string()),
     }
 }
-
-impl fmt::Display for FsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = self.path.display();
-        match &self.kind {
-            FsErrorKind::NotFound => write!(f, "{p} does not exist"),
-            FsErrorKind::DanglingSymlink { target } => write!(
-                f,
-                "{p} does not exist: a symlink on its path points at {}, which does not exist",
-                target.display()
-            ),
-            FsErrorKind::NotADirectory => {
-                write!(
-                    f,
-                    "{p} cannot be reached: a component of its path is not a directory"
-                )
-            }
-            FsErrorKind::SymlinkLoop => write!(
-                f,
-                "{p} cannot be reached: too many levels of symbolic links (a symlink loop)"
-            ),
-            FsErrorKind::PermissionDenied => write!(f, "{p} cannot be read: permission denied"),
-            FsErrorKind::Fifo => write!(f, "{p} is a FIFO, not a regular file"),
-            FsErrorKind::CharDevice => write!(f, "{p} is a character device, not a regular file"),
-            FsErrorKind::BlockDevice => write!(f, "{p} is a block device, not a regular file"),
-            FsErrorKind::Socket => write!(f, "{p} is a socket, not a regular file"),
-            FsErrorKind::Directory => write!(f, "{p} is a directory, not a regular file"),
-            FsErrorKind::NotRegular => write!(f, "{p} is not a regular file"),
-            FsErrorKind::NotADirectoryToList => write!(f, "{p} is not a directory"),
-            FsErrorKind::TooLarge { size } => write!(
-                f,
-                "{p} is absurdly large for a configuration file ({size} bytes, the limit is {MAX_TEXT_BYTES})"
-            ),
-            FsErrorKind::NotUtf8 { offset } => {
-                write!(f, "{p} is not UTF-8 text (invalid byte at offset {offset})")
-            }
-            FsErrorKind::Binary { offset } => write!(
-                f,
-                "{p} is a binary file, not text (NUL byte at offset {offset})"
-            ),
-            FsErrorKind::Io(msg) => write!(f, "{p} cannot be read: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for FsError {}
 
 pub(super) fn kind_of_meta(m: &Metadata) -> Option<FsErrorKind> {
     let ft = m.file_type();

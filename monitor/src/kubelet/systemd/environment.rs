@@ -1,7 +1,6 @@
 //! Environment expansion at exec time, as systemd's `replace_env_argv()` (env-util.c) does it.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use super::envfile;
 use super::words::split_value;
@@ -14,17 +13,11 @@ use super::words::split_value;
 pub const EXEC_ARGS_MAX: usize = 6 * 1024 * 1024;
 
 /// The expanded command line is longer than [`EXEC_ARGS_MAX`]: `execve()` would fail (E2BIG).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the expanded command line is longer than {EXEC_ARGS_MAX} bytes, more than execve() takes (E2BIG): the kubelet would not start"
+)]
 pub struct ArgsTooLong;
-
-impl fmt::Display for ArgsTooLong {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the expanded command line is longer than {EXEC_ARGS_MAX} bytes, more than execve() takes (E2BIG): the kubelet would not start"
-        )
-    }
-}
 
 /// Bytes left for the command line.
 struct Budget(usize);

@@ -41,7 +41,6 @@
 //! (resolving the environment) and the `ExecStart=` expansion at the end of [`assembly`].
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::PathBuf;
 
 mod assembly;
@@ -137,7 +136,12 @@ pub enum UnitErrorKind {
 }
 
 /// Why no argv could be assembled; carries the inputs so that the daemon can still watch them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", match (path, line) {
+    (Some(p), Some(l)) => format!("{}:{l}: ", p.display()),
+    (Some(p), None) => format!("{}: ", p.display()),
+    _ => String::new(),
+})]
 pub struct UnitError {
     pub kind: UnitErrorKind,
     /// The file at fault, inside the root.
@@ -147,15 +151,3 @@ pub struct UnitError {
     pub inputs: Vec<PathBuf>,
     pub input_dirs: Vec<PathBuf>,
 }
-
-impl fmt::Display for UnitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.path, self.line) {
-            (Some(p), Some(l)) => write!(f, "{}:{}: {}", p.display(), l, self.message),
-            (Some(p), None) => write!(f, "{}: {}", p.display(), self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for UnitError {}
