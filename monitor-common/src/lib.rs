@@ -368,6 +368,43 @@ pub struct OpenStash {
     pub dirfd: i64,
 }
 
+// The records' layouts, checked at compile time on both sides of the ring buffer: each is the
+// sum of its fields (no implicit padding the kernel could leave unwritten) and a multiple of 8
+// bytes (the ring buffer's records and the maps' keys stay aligned). A field added or resized
+// changes the sum here too.
+const _: () = {
+    use core::mem::size_of;
+    const U32: usize = 4;
+    const U64: usize = 8;
+    assert!(size_of::<Header>() == 4 * U32 + U64);
+    assert!(size_of::<Actor>() == 6 * U32 + U64 + COMM_LEN + EXE_PARTS * EXE_PART_LEN + 2 * U32);
+    assert!(
+        size_of::<ProcEvent>() == size_of::<Header>() + size_of::<Actor>() + 4 * U32 + PATH_LEN
+    );
+    assert!(
+        size_of::<FileEvent>()
+            == size_of::<Header>()
+                + size_of::<Actor>()
+                + 2 * U32
+                + U64
+                + 2 * U32
+                + U64
+                + 2 * U32
+                + U64
+                + 2 * U32
+                + 2 * PATH_LEN
+    );
+    assert!(size_of::<InodeKey>() == 2 * U32 + U64);
+    assert!(size_of::<EntryKey>() == 2 * U32 + 2 * U64);
+    assert!(size_of::<NameKey>() == NAME_LEN);
+    assert!(size_of::<CommKey>() == COMM_LEN);
+    assert!(size_of::<OpenStash>() == 3 * U64);
+    assert!(size_of::<Header>() % 8 == 0);
+    assert!(size_of::<Actor>() % 8 == 0);
+    assert!(size_of::<ProcEvent>() % 8 == 0);
+    assert!(size_of::<FileEvent>() % 8 == 0);
+};
+
 #[cfg(feature = "user")]
 mod user {
     use super::*;
