@@ -144,40 +144,7 @@ impl DriftState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::Source;
-
-    fn finding(subject: Subject, status: Status) -> Finding {
-        Finding {
-            control: "4.2.7".into(),
-            status,
-            effective: match status {
-                Status::Pass => Some(true),
-                Status::Fail => Some(false),
-                Status::Error => None,
-            },
-            subject,
-            source: Source::Default,
-            reason: String::new(),
-            remediation: String::new(),
-            inputs: vec![],
-            input_dirs: vec![],
-        }
-    }
-    fn running(pid: u32) -> Subject {
-        Subject::Running {
-            pid,
-            start_time: 0,
-            argv: vec!["kubelet".into()],
-            evaluated_late: false,
-        }
-    }
-    fn after() -> Subject {
-        Subject::AfterRestart {
-            unit: None,
-            argv: vec![],
-            exec_start_from: None,
-        }
-    }
+    use crate::output::testutil::{after_restart as after, finding, running};
 
     #[test]
     fn status_transitions() {

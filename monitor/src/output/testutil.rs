@@ -1,5 +1,5 @@
-//! The test kit: report fixtures and the OCSF line validator, shared by the unit tests and
-//! (with the `testkit` feature) the integration tests in `tests/`.
+//! The test kit: finding and report fixtures and the OCSF line validator, shared by the unit
+//! tests and (with the `testkit` feature) the integration tests in `tests/`.
 
 use std::{path::PathBuf, time::SystemTime};
 
@@ -25,6 +25,45 @@ pub const ALL_CHANGES: [Change; 10] = [
 ];
 
 pub const HOSTILE: &str = "x\nPRIORITY=0\nKUBELET_DRIFT_STATUS=pass";
+
+/// A bare finding on `subject` with `status` (the value that fits it, the default's source, no
+/// text, no inputs).
+pub fn finding(subject: Subject, status: Status) -> Finding {
+    Finding {
+        control: "4.2.7".into(),
+        status,
+        effective: match status {
+            Status::Pass => Some(true),
+            Status::Fail => Some(false),
+            Status::Error => None,
+        },
+        subject,
+        source: Source::Default,
+        reason: String::new(),
+        remediation: String::new(),
+        inputs: vec![],
+        input_dirs: vec![],
+    }
+}
+
+/// A running kubelet `pid` (argv `kubelet`, start time 0).
+pub fn running(pid: u32) -> Subject {
+    Subject::Running {
+        pid,
+        start_time: 0,
+        argv: vec!["kubelet".into()],
+        evaluated_late: false,
+    }
+}
+
+/// The after-restart subject with no unit and no command line.
+pub fn after_restart() -> Subject {
+    Subject::AfterRestart {
+        unit: None,
+        argv: vec![],
+        exec_start_from: None,
+    }
+}
 
 /// A report shaped like the daemon's, with the status that fits the change.
 pub fn report(change: Change) -> DriftReport {
@@ -59,22 +98,13 @@ pub fn report(change: Change) -> DriftReport {
     DriftReport {
         change,
         finding: Finding {
-            control: "4.2.7".into(),
-            status,
-            effective: match status {
-                Status::Pass => Some(true),
-                Status::Fail => Some(false),
-                Status::Error => None,
-            },
-            subject,
             source: Source::ConfigFile {
                 path: "/var/lib/kubelet/config.yaml".into(),
                 line: Some(3),
             },
             reason: "/var/lib/kubelet/config.yaml line 3 sets it false".into(),
             remediation: "Set makeIPTablesUtilChains: true in /var/lib/kubelet/config.yaml and restart the kubelet".into(),
-            inputs: vec![],
-            input_dirs: vec![],
+            ..finding(subject, status)
         },
         previous: Some(Status::Pass),
         trigger: Trigger {
@@ -130,8 +160,25 @@ pub fn hostile_report(change: Change) -> DriftReport {
 }
 
 /// Checks the OCSF fields every line must have (Compliance Finding 1.3.0 as documented in
-/// docs/siem.md). Returns the problems found, empty when the line is valid.
+/// docs/siem.md), its time around now included. Returns the problems found, empty when the
+/// line is valid.
 pub fn ocsf_problems(v: &Value) -> Vec<String> {
+    let mut p = ocsf_shape_problems(v);
+    let t = v["time"].as_u64().unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    if t + 3_600_000 < now || t > now + 60_000 {
+        p.push(format!(
+            "time {t} is not ms since the epoch around now ({now})"
+        ));
+    }
+    p
+}
+
+/// [`ocsf_problems`] but for the time's value (fixtures carry a fixed time).
+pub fn ocsf_shape_problems(v: &Value) -> Vec<String> {
     let mut p = Vec::new();
     let at = |path: &str| path.split('.').fold(v, |v, k| &v[k]);
     let int = |path: &str, p: &mut Vec<String>| {
@@ -184,16 +231,6 @@ pub fn ocsf_problems(v: &Value) -> Vec<String> {
     }
     if v["type_uid"].as_u64() != Some(2003 * 100 + a) {
         p.push(format!("type_uid {} for activity {a}", v["type_uid"]));
-    }
-    let t = v["time"].as_u64().unwrap_or(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    if t + 3_600_000 < now || t > now + 60_000 {
-        p.push(format!(
-            "time {t} is not ms since the epoch around now ({now})"
-        ));
     }
     if !v["metadata"]["version"]
         .as_str()
@@ -254,10 +291,14 @@ pub fn ocsf_problems(v: &Value) -> Vec<String> {
 /// when the daemon reads `/proc/<pid>/exe`.
 pub fn ocsf_problems_with_exe(v: &Value) -> Vec<String> {
     let mut p = ocsf_problems(v);
-    if v.get("actor").is_some() && !v["actor"]["process"]["file"]["path"].is_string() {
-        p.push("actor.process.file.path missing".into());
-    }
+    p.extend(exe_problems(v));
     p
+}
+
+/// `actor.process.file.path` where there is an actor.
+pub fn exe_problems(v: &Value) -> Option<String> {
+    (v.get("actor").is_some() && !v["actor"]["process"]["file"]["path"].is_string())
+        .then(|| "actor.process.file.path missing".into())
 }
 
 fn status(v: &Value) -> &str {
