@@ -19,22 +19,10 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn sed(expr: &str, file: &Path) -> u32 {
-    run(Command::new("sed").arg("-i").arg(expr).arg(file))
-}
-
-const TO_FALSE: &str = "s/makeIPTablesUtilChains: true/makeIPTablesUtilChains: false/";
-const TO_TRUE: &str = "s/makeIPTablesUtilChains: false/makeIPTablesUtilChains: true/";
-
 #[test]
 fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
-    require_root();
-    let node = Node::new();
-    let o = Opts::tagged("base");
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let k1 = bin.spawn(&[&node.config_flag()]);
-    let k2 = bin.spawn(&[&node.config_flag(), "--v=2"]);
-    let d = Daemon::start(&node, o);
+    let s = Scenario::start(Opts::tagged("base"), &[&[], &["--v=2"]]);
+    let (d, bin, k1, k2) = (&s.daemon, &s.bin, &s.kubelets[0], &s.kubelets[1]);
     // The after-restart line comes after the running ones: the baseline is complete.
     let lines = d.lines();
     let base: Vec<&Value> = lines.iter().filter(|v| change(v) == "baseline").collect();
@@ -76,12 +64,8 @@ fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
 
 #[test]
 fn sed_edit_is_detected_with_its_actor_and_resolved() {
-    require_root();
-    let node = Node::new();
-    let o = Opts::tagged("sed");
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let k = bin.spawn(&[&node.config_flag()]);
-    let d = Daemon::start(&node, o);
+    let mut s = Scenario::one_kubelet("sed");
+    let (node, d) = (&s.node, &s.daemon);
 
     let sed1 = sed(TO_FALSE, &node.config());
     let v = d.wait_for("drift_detected by sed", WAIT, |v| {
@@ -133,7 +117,7 @@ fn sed_edit_is_detected_with_its_actor_and_resolved() {
     d.wait_for("pending_drift_cleared", WAIT, |v| {
         change(v) == "pending_drift_cleared"
     });
-    drop(k);
+    s.kubelets.clear();
     assert_all_valid(&d);
 }
 
@@ -142,10 +126,8 @@ fn sed_edit_is_detected_with_its_actor_and_resolved() {
 /// executable path.
 #[test]
 fn short_lived_writer_is_named_by_its_executable() {
-    require_root();
-    let node = Node::new();
-    let o = Opts::tagged("sedexe");
-    let d = Daemon::start(&node, o);
+    let s = Scenario::no_kubelet("sedexe");
+    let (node, d) = (&s.node, &s.daemon);
     let pid = sed(TO_FALSE, &node.config());
     let v = d.wait_for("drift_detected by sed", WAIT, |v| {
         change(v) == "drift_detected" && actor_pid(v) == Some(pid as u64)
@@ -157,12 +139,9 @@ fn short_lived_writer_is_named_by_its_executable() {
 
 #[test]
 fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
-    require_root();
-    let node = Node::new();
-    let o = Opts::tagged("restart");
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let mut k1 = bin.spawn(&[&node.config_flag()]);
-    let d = Daemon::start(&node, o);
+    let mut s = Scenario::one_kubelet("restart");
+    let (node, bin, d) = (&s.node, &s.bin, &s.daemon);
+    let k1 = &mut s.kubelets[0];
     let old = k1.pid();
     k1.kill();
     let v = d.wait_for("kubelet_stopped", WAIT, |v| {
@@ -216,12 +195,8 @@ fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
 
 #[test]
 fn unit_dropin_edit_fails_after_restart_and_is_pending_drift() {
-    require_root();
-    let node = Node::new();
-    let o = Opts::tagged("dropin");
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let k = bin.spawn(&[&node.config_flag()]);
-    let d = Daemon::start(&node, o);
+    let mut s = Scenario::one_kubelet("dropin");
+    let (node, d) = (&s.node, &s.daemon);
     let dropin = node.dropin_dir().join("20-x.conf");
     let writer = python(
         "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
@@ -249,7 +224,7 @@ fn unit_dropin_edit_fails_after_restart_and_is_pending_drift() {
     });
     assert_eq!(status(&p), "Fail", "after-restart fails");
     assert_eq!(p["unmapped"]["previous_status"], "pass", "running passes");
-    drop(k);
+    s.kubelets.clear();
     assert_all_valid(&d);
 }
 
@@ -274,25 +249,22 @@ fn one(e: &journald::Entry, name: &str) -> Vec<u8> {
 
 /// A test journald, a fake node with a running stand-in kubelet, and the daemon writing to
 /// both the journald and its JSON file.
-fn daemon_with_journald(tag: &str) -> (Journald, Node, KubeletBin, Kubelet, Daemon) {
+fn daemon_with_journald(tag: &str) -> (Journald, Scenario) {
+    require_root();
     let j = Journald::start().unwrap();
-    let node = Node::new();
     let mut o = Opts::tagged(tag);
     o.journald = true;
     o.journal_dir = Some(Some(PathBuf::from(format!(
         "/run/systemd/journal.{}",
         j.namespace()
     ))));
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let k = bin.spawn(&[&node.config_flag()]);
-    let d = Daemon::start(&node, o);
-    (j, node, bin, k, d)
+    (j, Scenario::start(o, &[&[]]))
 }
 
 #[test]
 fn journald_entries_carry_the_documented_fields() {
-    require_root();
-    let (j, node, _bin, _k, d) = daemon_with_journald("journal");
+    let (j, s) = daemon_with_journald("journal");
+    let (node, d) = (&s.node, &s.daemon);
     let sed1 = sed(TO_FALSE, &node.config());
     d.wait_for("drift_detected", WAIT, |v| change(v) == "drift_detected");
 
@@ -394,8 +366,8 @@ fn writer_named(dir: &Path, name: &[u8]) -> PathBuf {
 
 #[test]
 fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
-    require_root();
-    let (j, node, _bin, _k, d) = daemon_with_journald("hostile");
+    let (j, s) = daemon_with_journald("hostile");
+    let (node, d) = (&s.node, &s.daemon);
 
     // A writer whose comm (15 bytes) holds an escape sequence, invalid UTF-8, a newline and
     // a would-be journald field.
@@ -468,9 +440,8 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
 /// when the second write lands while the daemon is still busy with the first.
 #[test]
 fn back_to_back_edits_are_each_named_for_their_writer() {
-    require_root();
-    let node = Node::new();
-    let d = Daemon::start(&node, Opts::tagged("b2b"));
+    let s = Scenario::no_kubelet("b2b");
+    let (node, d) = (&s.node, &s.daemon);
     for _ in 0..5 {
         let s1 = sed(TO_FALSE, &node.config());
         d.wait_for("drift_detected", WAIT, |v| {
@@ -515,14 +486,13 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
 
 #[test]
 fn metrics_and_health_are_served_and_follow_the_verdict() {
-    require_root();
-    let node = Node::new();
     // A port of its own per test process (the tests of this file run in parallel).
     let addr = format!("127.0.0.1:{}", 20000 + std::process::id() % 20000);
     let mut o = Opts::tagged("metrics");
     o.args
         .extend(["--metrics-listen".to_string(), addr.clone()]);
-    let d = Daemon::start(&node, o);
+    let s = Scenario::start(o, &[]);
+    let (node, d) = (&s.node, &s.daemon);
     // Ready once the baseline is out (the line and the readiness are set a moment apart).
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let (status_line, body) = loop {

@@ -5,13 +5,7 @@
 
 use kubelet_drift_tests::daemon as harness;
 
-use std::{
-    ffi::OsStr,
-    fs,
-    os::unix::fs::symlink,
-    process::Command,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{ffi::OsStr, fs, os::unix::fs::symlink, process::Command, time::Duration};
 
 use harness::*;
 use serde_json::Value;
@@ -60,12 +54,7 @@ fn rename_over_the_config() {
 fn sed_in_place() {
     require_root();
     let node = Node::new();
-    let v = evade("sed", &node, |n| {
-        run(Command::new("sed")
-            .arg("-i")
-            .arg(format!("s/{TRUE_LINE}/{FALSE_LINE}/"))
-            .arg(n.config()))
-    });
+    let v = evade("sed", &node, |n| sed(TO_FALSE, &n.config()));
     assert_eq!(actor_name(&v), "sed");
 }
 
@@ -274,12 +263,7 @@ fn path_longer_than_the_kernel_buffer() {
     require_root();
     let node = Node::deep(300);
     assert!(node.config().as_os_str().len() > 300);
-    evade("longpath", &node, |n| {
-        run(Command::new("sed")
-            .arg("-i")
-            .arg(format!("s/{TRUE_LINE}/{FALSE_LINE}/"))
-            .arg(n.config()))
-    });
+    evade("longpath", &node, |n| sed(TO_FALSE, &n.config()));
 }
 
 #[test]

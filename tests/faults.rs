@@ -27,8 +27,6 @@ fn after_restart_status(d: &Daemon) -> String {
 
 #[test]
 fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_verdict() {
-    require_root();
-    let node = Node::new();
     let mut o = Opts::tagged("ring");
     o.args = vec![
         "--ring-bytes".into(),
@@ -36,7 +34,8 @@ fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_ver
         "--rescan-interval".into(),
         "1h".into(),
     ];
-    let d = Daemon::start(&node, o);
+    let s = Scenario::start(o, &[]);
+    let (node, d) = (&s.node, &s.daemon);
     // Thousands of renames onto the watched name, alternating true and false, ending false.
     python(
         "import sys, os\n\
@@ -99,12 +98,9 @@ fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_ver
 
 #[test]
 fn sigkill_and_restart_reports_the_baseline_again() {
-    require_root();
-    let node = Node::new();
     let o = Opts::tagged("sigkill");
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let k = bin.spawn(&[&node.config_flag()]);
-    let mut d1 = Daemon::start(&node, o.clone());
+    let mut s = Scenario::start(o.clone(), &[&[]]);
+    let (node, k, d1) = (&s.node, &s.kubelets[0], &mut s.daemon);
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(d1.pid() as libc::pid_t, libc::SIGKILL);
@@ -127,10 +123,7 @@ fn sigkill_and_restart_reports_the_baseline_again() {
     assert_eq!(status(running), "Fail");
     assert_eq!(running["unmapped"]["subject"]["evaluated_late"], true);
     // And it watches: an edit is seen.
-    let pid = run(Command::new("sed")
-        .arg("-i")
-        .arg(format!("s/{FALSE_LINE}/{TRUE_LINE}/"))
-        .arg(node.config()));
+    let pid = sed(TO_TRUE, &node.config());
     d2.wait_for("drift_resolved", WAIT, |v| {
         change(v) == "drift_resolved" && actor_pid(v) == Some(pid as u64)
     });
@@ -139,11 +132,8 @@ fn sigkill_and_restart_reports_the_baseline_again() {
 
 #[test]
 fn kubelet_killed_right_after_exec_leaves_no_phantom() {
-    require_root();
-    let node = Node::new();
-    let o = Opts::tagged("phantom");
-    let bin = KubeletBin::new(&o.kubelet_name);
-    let d = Daemon::start(&node, o);
+    let s = Scenario::no_kubelet("phantom");
+    let (node, bin, d) = (&s.node, &s.bin, &s.daemon);
     let mut pids = Vec::new();
     for _ in 0..20 {
         let mut k = bin.spawn(&[&node.config_flag(), "--make-iptables-util-chains=false"]);
@@ -186,10 +176,8 @@ fn kubelet_killed_right_after_exec_leaves_no_phantom() {
 
 #[test]
 fn config_deleted_is_an_error_and_recreated_clears_it() {
-    require_root();
-    let node = Node::new();
-    let o = Opts::tagged("delete");
-    let d = Daemon::start(&node, o);
+    let s = Scenario::no_kubelet("delete");
+    let (node, d) = (&s.node, &s.daemon);
     let rm = run(Command::new("rm").arg(node.config()));
     let v = d.wait_for("error_appeared", WAIT, |v| change(v) == "error_appeared");
     assert_eq!(kind(&v), "after_restart");
@@ -211,18 +199,14 @@ fn config_deleted_is_an_error_and_recreated_clears_it() {
 
 #[test]
 fn journald_absent_keeps_json_working_and_says_so_once() {
-    require_root();
-    let node = Node::new();
     let mut o = Opts::tagged("nojournal");
     o.journald = true;
     // An empty /run/systemd: no journald socket.
     o.journal_dir = Some(None);
-    let d = Daemon::start(&node, o);
-    for (from, to) in [(TRUE_LINE, FALSE_LINE), (FALSE_LINE, TRUE_LINE)] {
-        let pid = run(Command::new("sed")
-            .arg("-i")
-            .arg(format!("s/{from}/{to}/"))
-            .arg(node.config()));
+    let s = Scenario::start(o, &[]);
+    let (node, d) = (&s.node, &s.daemon);
+    for expr in [TO_FALSE, TO_TRUE] {
+        let pid = sed(expr, &node.config());
         d.wait_for("a report of the edit", WAIT, |v| {
             actor_pid(v) == Some(pid as u64)
         });

@@ -94,6 +94,15 @@ pub struct Node {
 
 pub const TRUE_LINE: &str = "makeIPTablesUtilChains: true";
 pub const FALSE_LINE: &str = "makeIPTablesUtilChains: false";
+/// `sed` expressions that turn the node's config false, and back.
+pub const TO_FALSE: &str = "s/makeIPTablesUtilChains: true/makeIPTablesUtilChains: false/";
+pub const TO_TRUE: &str = "s/makeIPTablesUtilChains: false/makeIPTablesUtilChains: true/";
+
+/// `sed -i EXPR FILE`, the usual editor of the tests (it renames a temporary file over
+/// FILE); returns its pid once it has finished.
+pub fn sed(expr: &str, file: &Path) -> u32 {
+    run(Command::new("sed").arg("-i").arg(expr).arg(file))
+}
 
 impl Node {
     pub fn new() -> Node {
@@ -274,6 +283,53 @@ impl Opts {
             node_name: format!("node-{tag}"),
             ..Default::default()
         }
+    }
+}
+
+/// The daemon and fault tests' one set-up: root required, a fresh node, the stand-in kubelet
+/// named as the options say, the kubelets started on the node's config (before the daemon, so
+/// the baseline holds them), then the daemon, its baseline out. Fields drop in their order:
+/// the daemon first, the node's files last.
+pub struct Scenario {
+    pub daemon: Daemon,
+    pub kubelets: Vec<Kubelet>,
+    pub bin: KubeletBin,
+    pub node: Node,
+}
+
+impl Scenario {
+    /// `kubelets`: the extra arguments of each kubelet to start (after `--config=`).
+    pub fn start(o: Opts, kubelets: &[&[&str]]) -> Scenario {
+        require_root();
+        let node = Node::new();
+        let bin = KubeletBin::new(&o.kubelet_name);
+        let flag = node.config_flag();
+        let kubelets = kubelets
+            .iter()
+            .map(|extra| {
+                let args: Vec<&str> = std::iter::once(flag.as_str())
+                    .chain(extra.iter().copied())
+                    .collect();
+                bin.spawn(&args)
+            })
+            .collect();
+        let daemon = Daemon::start(&node, o);
+        Scenario {
+            daemon,
+            kubelets,
+            bin,
+            node,
+        }
+    }
+
+    /// The usual one: a kubelet running with the node's config, options tagged `tag`.
+    pub fn one_kubelet(tag: &str) -> Scenario {
+        Scenario::start(Opts::tagged(tag), &[&[]])
+    }
+
+    /// No kubelet running, options tagged `tag`.
+    pub fn no_kubelet(tag: &str) -> Scenario {
+        Scenario::start(Opts::tagged(tag), &[])
     }
 }
 
