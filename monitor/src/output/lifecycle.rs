@@ -100,7 +100,10 @@ impl Lifecycle {
         let uid = v["finding_info"]["uid"].as_str().unwrap_or("").to_string();
         if self.carried.remove(&uid)
             && is_restart_baseline(v)
-            && self.open.get(&uid).is_some_and(|o| state_of(o) == state_of(v))
+            && self
+                .open
+                .get(&uid)
+                .is_some_and(|o| state_of(o) == state_of(v))
         {
             return (closes, false);
         }
@@ -121,7 +124,11 @@ impl Lifecycle {
 
     /// What [`Lifecycle::apply`] changes, to put back when the lines could not be written.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot(self.open.clone(), self.checked.clone(), self.carried.clone())
+        Snapshot(
+            self.open.clone(),
+            self.checked.clone(),
+            self.carried.clone(),
+        )
     }
 
     pub fn restore(&mut self, s: Snapshot) {
@@ -269,11 +276,17 @@ fn closed(mut v: Value) -> Value {
             .unwrap_or("")
             .to_lowercase()
     );
-    v["unmapped"]["trigger"] = json!({"op": "restart", "path": null, "path2": null});
+    // Found at the daemon's start, as its baseline is: no process to name.
+    v["unmapped"]["trigger"] = json!({"op": "baseline", "path": null, "path2": null});
     if let Some(o) = v.as_object_mut() {
         o.remove("actor");
         o.remove("container");
     }
+    // Nothing acted: the actor's observables and the container profile go with it.
+    if let Some(obs) = v["observables"].as_array_mut() {
+        obs.retain(|o| !o["name"].as_str().is_some_and(|n| n.starts_with("actor.")));
+    }
+    v["metadata"]["profiles"] = json!(["host"]);
     if let Some(u) = v["unmapped"].as_object_mut() {
         u.remove("actor");
     }
@@ -395,6 +408,8 @@ mod tests {
         assert_eq!(closes[0]["type_uid"], 200303);
         assert_eq!(closes[0]["status"], "Closed");
         assert_eq!(closes[0]["unmapped"]["change"], "kubelet_stopped");
+        let p = testutil::ocsf_problems(&closes[0]);
+        assert!(p.is_empty(), "{p:?} in {}", closes[0]);
         assert_eq!(
             closes[0]["finding_info"]["uid"],
             line(Change::Baseline, Some(gone()), "n1")["finding_info"]["uid"]
@@ -521,12 +536,18 @@ mod tests {
         assert_eq!(closes.len(), 1, "{closes:#?}");
         assert_eq!(closes[0]["finding_info"]["uid"], old_uid.as_str());
         assert_eq!(closes[0]["activity_id"], 3);
-        assert_eq!(v["activity_id"], 1, "the new boot's kubelet is another finding");
+        assert_eq!(
+            v["activity_id"], 1,
+            "the new boot's kubelet is another finding"
+        );
         assert_ne!(closes[0]["metadata"]["uid"], v["metadata"]["uid"]);
     }
 
     fn stable_uid_of_other_boot(v: &Value, ours: &str, other: &str) -> String {
-        let identity = v["resources"][0]["uid"].as_str().unwrap().replace(ours, other);
+        let identity = v["resources"][0]["uid"]
+            .as_str()
+            .unwrap()
+            .replace(ours, other);
         crate::output::ocsf::stable_uid(&["n1", "4.2.7", &identity])
     }
 }
