@@ -49,14 +49,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(v) => v,
         Err(_) => "warn".into(),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+    // Never waited for: a stderr nobody reads must not freeze the loop (see output::diag).
+    crate::output::diag::init(&filter);
     let settings = match effective_settings(&args) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("kubelet-drift: {e:#}");
+            crate::output::diag::say_last(&format!("kubelet-drift: {e:#}"));
             return ExitCode::from(2);
         }
     };
@@ -66,14 +64,14 @@ pub fn main(args: RunArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("kubelet-drift: starting the runtime: {e}");
+            crate::output::diag::say_last(&format!("kubelet-drift: starting the runtime: {e}"));
             return ExitCode::from(2);
         }
     };
     match rt.block_on(run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kubelet-drift: {e:#}");
+            crate::output::diag::say_last(&format!("kubelet-drift: {e:#}"));
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&format!("failed: {e:#}"))]);
             ExitCode::from(1)
         }
@@ -130,9 +128,9 @@ async fn run(settings: Settings) -> Result<()> {
         });
     }
     if outputs.is_empty() {
-        eprintln!(
+        crate::output::diag::say(
             "kubelet-drift: warning: no output is enabled (no journald socket, no --json-out, stderr \
-             is not a terminal): findings go nowhere"
+             is not a terminal): findings go nowhere",
         );
     }
     probes.set_comms(&settings.kubelet_names)?;
@@ -184,6 +182,7 @@ async fn main_loop(
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut next_ping = watchdog.map(|d| Instant::now() + d);
     let mut batch: Vec<Record> = Vec::new();
+    let mut diag_lost = crate::output::diag::DroppedLines::default();
     loop {
         let mut wake = core.sched.wake();
         if let Some(d) = core.blind.next_poll() {
@@ -219,6 +218,13 @@ async fn main_loop(
         });
         if let Some(o) = observer.as_deref_mut() {
             o.turn(probes, core.sched.lost_total());
+        }
+        // Our own diagnostics dropped at a stderr nobody reads: told on the findings' outputs.
+        if let Some(n) = diag_lost.due(crate::output::diag::dropped(), Instant::now()) {
+            outputs.notice(&crate::output::diag::DroppedLines::notice(n));
+            if let Some(o) = &observer {
+                o.metrics.sink_dropped("diagnostics", n);
+            }
         }
         if let (Some(p), Some(every)) = (next_ping, watchdog)
             && Instant::now() >= p

@@ -11,7 +11,7 @@
 //! process with that pid and start time) are closed.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs,
     io::Write,
     os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
@@ -42,6 +42,9 @@ pub struct Lifecycle {
     open: BTreeMap<String, Value>,
     /// Nodes whose findings left open by an earlier run were checked.
     checked: Vec<String>,
+    /// Open findings read from the state file that no line of this run was about yet: the
+    /// daemon's baseline about one of them is written only if something changed.
+    carried: BTreeSet<String>,
     /// Why the state file could not be read or written (told once by the caller).
     pub problem: Option<String>,
 }
@@ -57,11 +60,15 @@ impl Lifecycle {
             path,
             open: BTreeMap::new(),
             checked: Vec::new(),
+            carried: BTreeSet::new(),
             problem: None,
         };
         if let Some(p) = &l.path {
             match read_state(p) {
-                Ok(open) => l.open = open,
+                Ok(open) => {
+                    l.carried = open.keys().cloned().collect();
+                    l.open = open;
+                }
                 Err(e) => l.problem = Some(format!("state file {}: {e}", p.display())),
             }
         }
@@ -69,9 +76,11 @@ impl Lifecycle {
     }
 
     /// Sets the activity of `v` (a finding line about to be written; `gone`: its subject is
-    /// gone) and returns the Close lines to write before it: this node's findings whose
-    /// kubelet ended while the daemon was not running.
-    pub fn apply(&mut self, v: &mut Value, gone: bool) -> Vec<Value> {
+    /// gone) and returns the Close lines to write before it (this node's findings whose
+    /// kubelet ended while the daemon was not running) and whether `v` itself is to be
+    /// written: the daemon's baseline about a finding an earlier run left open, with nothing
+    /// changed since, is not (a restart of the daemon is no event of the finding).
+    pub fn apply(&mut self, v: &mut Value, gone: bool) -> (Vec<Value>, bool) {
         let node = node_of(v).to_string();
         let mut closes = Vec::new();
         if !self.checked.contains(&node) {
@@ -89,6 +98,15 @@ impl Lifecycle {
             }
         }
         let uid = v["finding_info"]["uid"].as_str().unwrap_or("").to_string();
+        if self.carried.remove(&uid)
+            && is_restart_baseline(v)
+            && self
+                .open
+                .get(&uid)
+                .is_some_and(|o| state_of(o) == state_of(v))
+        {
+            return (closes, false);
+        }
         let activity = if gone {
             self.open.remove(&uid);
             3
@@ -101,16 +119,20 @@ impl Lifecycle {
         if !gone {
             self.open.insert(uid, v.clone());
         }
-        closes
+        (closes, true)
     }
 
     /// What [`Lifecycle::apply`] changes, to put back when the lines could not be written.
-    pub fn snapshot(&self) -> (BTreeMap<String, Value>, Vec<String>) {
-        (self.open.clone(), self.checked.clone())
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(
+            self.open.clone(),
+            self.checked.clone(),
+            self.carried.clone(),
+        )
     }
 
-    pub fn restore(&mut self, s: (BTreeMap<String, Value>, Vec<String>)) {
-        (self.open, self.checked) = s;
+    pub fn restore(&mut self, s: Snapshot) {
+        Snapshot(self.open, self.checked, self.carried) = s;
     }
 
     /// Writes this node's open findings to the state file (after the lines were written),
@@ -153,6 +175,35 @@ impl Lifecycle {
         f.sync_all()?;
         fs::rename(&tmp, path)
     }
+}
+
+/// What [`Lifecycle::snapshot`] keeps.
+pub struct Snapshot(BTreeMap<String, Value>, Vec<String>, BTreeSet<String>);
+
+/// The line is the daemon's own baseline at its start (not a resync to an output that
+/// missed records, which restates on purpose).
+fn is_restart_baseline(v: &Value) -> bool {
+    v["unmapped"]["change"] == "baseline" && v["unmapped"]["trigger"]["op"] == "baseline"
+}
+
+/// What a finding says, without when and why it was written: a baseline equal to the last
+/// line an earlier run wrote says nothing new.
+fn state_of(v: &Value) -> Value {
+    let u = &v["unmapped"];
+    let mut subject = u["subject"].clone();
+    if let Some(o) = subject.as_object_mut() {
+        // Evaluated against the files as they are now, as at every daemon start.
+        o.remove("evaluated_late");
+    }
+    json!([
+        v["compliance"]["status_id"],
+        u["effective"],
+        u["reason"],
+        u["source"],
+        subject,
+        v["resources"][0]["uid"],
+        u["benchmark"],
+    ])
 }
 
 /// The open findings a state file holds. Missing is empty; corrupt is an error.
@@ -225,11 +276,17 @@ fn closed(mut v: Value) -> Value {
             .unwrap_or("")
             .to_lowercase()
     );
-    v["unmapped"]["trigger"] = json!({"op": "restart", "path": null, "path2": null});
+    // Found at the daemon's start, as its baseline is: no process to name.
+    v["unmapped"]["trigger"] = json!({"op": "baseline", "path": null, "path2": null});
     if let Some(o) = v.as_object_mut() {
         o.remove("actor");
         o.remove("container");
     }
+    // Nothing acted: the actor's observables and the container profile go with it.
+    if let Some(obs) = v["observables"].as_array_mut() {
+        obs.retain(|o| !o["name"].as_str().is_some_and(|n| n.starts_with("actor.")));
+    }
+    v["metadata"]["profiles"] = json!(["host"]);
     if let Some(u) = v["unmapped"].as_object_mut() {
         u.remove("actor");
     }
@@ -289,7 +346,9 @@ mod tests {
         let mut out = Vec::new();
         for (c, s) in seq {
             let mut v = line(*c, s.clone(), "n1");
-            for close in l.apply(&mut v, *c == Change::KubeletStopped) {
+            let (closes, write) = l.apply(&mut v, *c == Change::KubeletStopped);
+            assert!(write);
+            for close in closes {
                 out.push(100 + close["activity_id"].as_u64().unwrap());
             }
             l.save("n1");
@@ -335,7 +394,7 @@ mod tests {
         // Another node's daemon shares the file.
         let mut other = Lifecycle::new(Some(path.clone()));
         let mut v = line(Change::Baseline, after(), "n2");
-        assert!(other.apply(&mut v, false).is_empty());
+        assert!(other.apply(&mut v, false).0.is_empty());
         other.save("n2");
         assert_eq!(v["activity_id"], 1);
 
@@ -343,19 +402,21 @@ mod tests {
         // are updated, not created.
         let mut l = Lifecycle::new(Some(path.clone()));
         let mut v = line(Change::Baseline, Some(me()), "n1");
-        let closes = l.apply(&mut v, false);
+        let (closes, _) = l.apply(&mut v, false);
         assert_eq!(closes.len(), 1, "{closes:#?}");
         assert_eq!(closes[0]["activity_id"], 3);
         assert_eq!(closes[0]["type_uid"], 200303);
         assert_eq!(closes[0]["status"], "Closed");
         assert_eq!(closes[0]["unmapped"]["change"], "kubelet_stopped");
+        let p = testutil::ocsf_problems(&closes[0]);
+        assert!(p.is_empty(), "{p:?} in {}", closes[0]);
         assert_eq!(
             closes[0]["finding_info"]["uid"],
             line(Change::Baseline, Some(gone()), "n1")["finding_info"]["uid"]
         );
         assert_eq!(v["activity_id"], 2);
         let mut v = line(Change::Baseline, after(), "n1");
-        assert!(l.apply(&mut v, false).is_empty());
+        assert!(l.apply(&mut v, false).0.is_empty());
         l.save("n1");
         assert_eq!(v["activity_id"], 2);
         // n2's finding survived n1's saves.
@@ -379,7 +440,7 @@ mod tests {
             let mut l = Lifecycle::new(Some(path.clone()));
             assert!(l.problem.is_some());
             let mut v = line(Change::Baseline, after(), "n1");
-            assert!(l.apply(&mut v, false).is_empty());
+            assert!(l.apply(&mut v, false).0.is_empty());
             l.save("n1");
             assert_eq!(v["activity_id"], 1);
             // Rewritten whole.
@@ -401,5 +462,92 @@ mod tests {
                 start_time(u64::from(std::process::id())).unwrap()
             )
         );
+    }
+
+    /// The daemon's own baseline at a restart.
+    fn restart_baseline(subject: Option<Subject>, status: Status) -> Value {
+        let mut r = testutil::report(Change::Baseline);
+        if let Some(s) = subject {
+            r.finding.subject = s;
+        }
+        r.finding.status = status;
+        r.trigger = crate::report::Trigger::internal(crate::report::TriggerOp::Baseline);
+        r.node = "n1".into();
+        to_ocsf(&r)
+    }
+
+    #[test]
+    fn a_restart_baseline_is_written_only_when_something_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut l = Lifecycle::new(Some(path.clone()));
+        for s in [Some(me()), after()] {
+            let mut v = restart_baseline(s, Status::Pass);
+            assert_eq!(l.apply(&mut v, false), (vec![], true));
+            l.save("n1");
+            assert_eq!(v["activity_id"], 1);
+        }
+        // Restart: the running kubelet is as it was (not written); the after-restart
+        // state failed meanwhile (an Update).
+        let mut l = Lifecycle::new(Some(path.clone()));
+        let mut v = restart_baseline(Some(me()), Status::Pass);
+        assert_eq!(l.apply(&mut v, false), (vec![], false));
+        let mut v = restart_baseline(after(), Status::Fail);
+        assert_eq!(l.apply(&mut v, false), (vec![], true));
+        assert_eq!(v["activity_id"], 2);
+        l.save("n1");
+        // Within a run, and for a resync, every line is written.
+        let mut v = restart_baseline(Some(me()), Status::Pass);
+        assert!(l.apply(&mut v, false).1);
+        assert_eq!(v["activity_id"], 2);
+        let mut r = testutil::report(Change::Baseline);
+        r.trigger = crate::report::Trigger::internal(crate::report::TriggerOp::Resync);
+        r.node = "n1".into();
+        let mut v = to_ocsf(&r);
+        assert!(l.apply(&mut v, false).1);
+    }
+
+    /// The same pid and start time in another boot: a finding of another kubelet. The open
+    /// one is closed at the restart, the new one created.
+    #[test]
+    fn a_pid_and_start_time_of_another_boot_do_not_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut l = Lifecycle::new(Some(path.clone()));
+        let mut v = restart_baseline(Some(me()), Status::Pass);
+        l.apply(&mut v, false);
+        l.save("n1");
+        // Written by a daemon of an earlier boot: its boot id and so its identity differ.
+        let text = fs::read_to_string(&path).unwrap();
+        let ours = crate::finding::boot_id();
+        assert!(!ours.is_empty() && text.contains(&ours));
+        let other = "00000000-0000-4000-8000-000000000000";
+        let old_uid = stable_uid_of_other_boot(&v, &ours, other);
+        let text = text
+            .replace(&ours, other)
+            .replace(v["finding_info"]["uid"].as_str().unwrap(), &old_uid);
+        fs::write(&path, text).unwrap();
+
+        let mut l = Lifecycle::new(Some(path));
+        assert!(l.problem.is_none(), "{:?}", l.problem);
+        let mut v = restart_baseline(Some(me()), Status::Pass);
+        let (closes, write) = l.apply(&mut v, false);
+        assert!(write);
+        assert_eq!(closes.len(), 1, "{closes:#?}");
+        assert_eq!(closes[0]["finding_info"]["uid"], old_uid.as_str());
+        assert_eq!(closes[0]["activity_id"], 3);
+        assert_eq!(
+            v["activity_id"], 1,
+            "the new boot's kubelet is another finding"
+        );
+        assert_ne!(closes[0]["metadata"]["uid"], v["metadata"]["uid"]);
+    }
+
+    fn stable_uid_of_other_boot(v: &Value, ours: &str, other: &str) -> String {
+        let identity = v["resources"][0]["uid"]
+            .as_str()
+            .unwrap()
+            .replace(ours, other);
+        crate::output::ocsf::stable_uid(&["n1", "4.2.7", &identity])
     }
 }

@@ -13,6 +13,7 @@
 //! every subject restated as `baseline` reports whose trigger op is `resync`. A failing sink is
 //! retried with every record, and every [`RETRY`] when there is none.
 
+pub mod diag;
 pub mod journald;
 pub mod lifecycle;
 pub mod line;

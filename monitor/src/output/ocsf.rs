@@ -499,12 +499,12 @@ impl Sink for OcsfSink {
         let mut v = to_ocsf(r);
         fill_container(&mut v);
         let before = self.lifecycle.snapshot();
-        let closes = self
+        let (closes, write) = self
             .lifecycle
             .apply(&mut v, r.change == Change::KubeletStopped);
         let written = closes
             .iter()
-            .chain(std::iter::once(&v))
+            .chain(write.then_some(&v))
             .try_for_each(|l| self.write(l));
         match written {
             Ok(()) => self.lifecycle.save(&r.node),

@@ -272,10 +272,11 @@ pub fn ocsf_shape_problems(v: &Value) -> Vec<String> {
     }
     // The actor: every report caused by an event names who did it. Reports from the
     // baseline, rescans, losses and unattributed changes have no actor, except a running
-    // kubelet's (the process itself).
+    // kubelet's (the process itself) while it runs: the Close of one that ended while the
+    // daemon was down names nobody.
     let op = trigger_op(v);
     let has_actor = !matches!(op, "baseline" | "rescan" | "lost_events" | "unattributed")
-        || kind(v) == "running";
+        || (kind(v) == "running" && v["activity_id"] != 3);
     if has_actor {
         for k in ["actor.process.pid", "actor.process.parent_process.pid"] {
             int(k, &mut p);
