@@ -314,6 +314,7 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
     for v in d.lines() {
         let p = ocsf_problems(&v);
         assert!(p.is_empty(), "{p:?} in {v}");
+        assert_placed(&v);
     }
     drop(k3);
 }
@@ -404,4 +405,75 @@ fn a_stderr_nobody_reads_does_not_stop_the_findings() {
     }
     assert!(!d.exited());
     drop(reader);
+}
+
+/// `unmapped.trigger` of a line: each path absolute, or null with the path as the process
+/// gave it in `path_given` / `path2_given` (a relative path whose directory is no longer
+/// known); never a relative `path`.
+fn assert_placed(v: &Value) {
+    let t = &v["unmapped"]["trigger"];
+    for k in ["path", "path2"] {
+        match &t[k] {
+            Value::Null => {}
+            Value::String(p) => assert!(p.starts_with('/'), "{k} {p:?} is relative: {v}"),
+            other => panic!("{k} is {other}: {v}"),
+        }
+        if let Some(g) = t.get(format!("{k}_given")) {
+            assert!(t[k].is_null(), "both {k} and {k}_given: {t}");
+            assert!(!g.as_str().unwrap().starts_with('/'), "{t}");
+        }
+    }
+}
+
+#[test]
+fn trigger_paths_given_relative_are_reported_absolute_or_as_given() {
+    require_root();
+    let node = Node::new();
+    let d = Daemon::start(
+        &node,
+        Opts {
+            args: vec!["--rescan-interval".into(), "1h".into()],
+            ..Opts::tagged("relpath")
+        },
+    );
+    let dir = node.config().parent().unwrap().to_path_buf();
+    let name = node.config().file_name().unwrap().to_owned();
+    let config = node.config().to_string_lossy().into_owned();
+
+    // A write through a relative name (the shell's `>`): the file is an input by inode, so
+    // its path is the input's, whether or not the shell was still there to resolve it.
+    let src = tempfile::NamedTempFile::new().unwrap();
+    fs::write(src.path(), config_text(false)).unwrap();
+    let shell = run(Command::new("sh")
+        .current_dir(&dir)
+        .arg("-c")
+        .arg("cat \"$0\" > \"$1\"")
+        .arg(src.path())
+        .arg(&name));
+    let v = d.wait_for("drift_detected by the shell", WAIT, |v| {
+        change(v) == "drift_detected" && actor_pid(v) == Some(u64::from(shell))
+    });
+    assert_placed(&v);
+    assert_eq!(v["unmapped"]["trigger"]["path"], config.as_str(), "{v}");
+
+    // sed -i on a relative name: a rename of ./sedXXXXXX onto config.yaml. Resolved against
+    // sed's cwd while it runs; taken on its name alone if it was gone: then as given.
+    let sed = run(Command::new("sed")
+        .current_dir(&dir)
+        .arg("-i")
+        .arg(format!("s/{FALSE_LINE}/{TRUE_LINE}/"))
+        .arg(&name));
+    let v = d.wait_for("drift_resolved by sed", WAIT, |v| {
+        change(v) == "drift_resolved" && actor_pid(v) == Some(u64::from(sed))
+    });
+    assert_placed(&v);
+    let t = &v["unmapped"]["trigger"];
+    eprintln!("sed's rename reported as {t}");
+    assert!(
+        t["path2"] == config.as_str() || t["path2_given"] == name.to_str().unwrap(),
+        "{t}"
+    );
+    for v in d.lines() {
+        assert_placed(&v);
+    }
 }
