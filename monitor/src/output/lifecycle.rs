@@ -520,11 +520,11 @@ mod tests {
         // Written by a daemon of an earlier boot: its boot id and so its identity differ.
         let text = fs::read_to_string(&path).unwrap();
         let ours = crate::finding::boot_id();
-        assert!(!ours.is_empty() && text.contains(&ours));
+        assert!(!ours.is_empty() && text.contains(ours));
         let other = "00000000-0000-4000-8000-000000000000";
-        let old_uid = stable_uid_of_other_boot(&v, &ours, other);
+        let old_uid = stable_uid_of_other_boot(&v, ours, other);
         let text = text
-            .replace(&ours, other)
+            .replace(ours, other)
             .replace(v["finding_info"]["uid"].as_str().unwrap(), &old_uid);
         fs::write(&path, text).unwrap();
 
