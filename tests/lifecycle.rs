@@ -258,9 +258,21 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
     let uid_k2 = uid(&v).to_string();
     assert_ne!(uid_k2, uid_k1);
 
-    // 5. The kubelet restarts while the daemon is down: the old one's finding is Closed at
-    // the next start, the new one Created.
+    // 5. The daemon restarts again: the kubelet it saw start is "already running" to the
+    // next run, which is no change: nothing is written about it.
     let mut d = d;
+    d.stop();
+    let n = d.lines().len();
+    let mut d = run.start(&node);
+    let again: Vec<Value> = d.lines().split_off(n);
+    assert!(
+        !again.iter().any(|v| uid(v) == uid_k2),
+        "a restart wrote about a finding that did not change:\n{}",
+        d.summary()
+    );
+
+    // 6. The kubelet restarts while the daemon is down: the old one's finding is Closed at
+    // the next start, the new one Created.
     d.stop();
     drop(k2);
     let k3 = bin.spawn(&[&node.config_flag()]);
@@ -278,7 +290,7 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
     assert_eq!(activity(r3[0]), 1);
     assert_lifecycle(&lines);
 
-    // 6. A corrupt state file: said, and the daemon works on (its open findings may be
+    // 7. A corrupt state file: said, and the daemon works on (its open findings may be
     // Created again: a duplicate, never a lost finding).
     d.stop();
     let n = d.all_lines().len();

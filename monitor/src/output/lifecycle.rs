@@ -187,7 +187,9 @@ fn is_restart_baseline(v: &Value) -> bool {
 }
 
 /// What a finding says, without when and why it was written: a baseline equal to the last
-/// line an earlier run wrote says nothing new.
+/// line an earlier run wrote says nothing new. The reason's wording is left out (a kubelet
+/// seen starting by one run is "already running" to the next); what decided is in `source`
+/// (the file and line, the flag, the default).
 fn state_of(v: &Value) -> Value {
     let u = &v["unmapped"];
     let mut subject = u["subject"].clone();
@@ -198,7 +200,6 @@ fn state_of(v: &Value) -> Value {
     json!([
         v["compliance"]["status_id"],
         u["effective"],
-        u["reason"],
         u["source"],
         subject,
         v["resources"][0]["uid"],
