@@ -304,7 +304,7 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
         .unwrap_or_else(|| panic!("no notice of the corrupt state file:\n{}", d.summary()));
     let m = notice["message"].as_str().unwrap();
     assert!(
-        m.contains("state file") && m.contains("kept in memory only"),
+        m.contains("state file") && m.contains("read as empty") && m.contains("rewritten"),
         "{m}"
     );
     let sed = run_sed(&node, false);

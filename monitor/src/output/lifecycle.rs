@@ -69,7 +69,12 @@ impl Lifecycle {
                     l.carried = open.keys().cloned().collect();
                     l.open = open;
                 }
-                Err(e) => l.problem = Some(format!("state file {}: {e}", p.display())),
+                Err(e) => {
+                    l.problem = Some(format!(
+                        "state file {}: {e}: read as empty, so the findings it held may be Created again; it is rewritten with the next line",
+                        p.display()
+                    ))
+                }
             }
         }
         l
@@ -142,7 +147,10 @@ impl Lifecycle {
             return;
         };
         if let Err(e) = self.save_to(&path, node) {
-            self.problem = Some(format!("state file {}: {e}", path.display()));
+            self.problem = Some(format!(
+                "state file {}: {e}: the OCSF finding lifecycle is kept in memory only (a restart may Create open findings again)",
+                path.display()
+            ));
         }
     }
 

@@ -452,8 +452,8 @@ pub struct OcsfSink {
     lifecycle: Lifecycle,
     /// The node name of the last report, for notices (which carry none of their own).
     node: Option<String>,
-    /// A state-file problem was told on this stream.
-    told_state: bool,
+    /// The last state-file problem told on this stream (each is told once).
+    told_state: Option<String>,
 }
 
 impl OcsfSink {
@@ -481,7 +481,7 @@ impl OcsfSink {
                 out,
                 lifecycle: Lifecycle::new(state),
                 node: None,
-                told_state: false,
+                told_state: None,
             }),
         }
     }
@@ -527,15 +527,14 @@ impl Sink for OcsfSink {
             Err(_) => self.lifecycle.restore(before),
         }
         written?;
-        if let (Some(p), false) = (self.lifecycle.problem.clone(), self.told_state) {
-            self.told_state = true;
-            let n = Notice {
+        if let Some(p) = self.lifecycle.problem.clone()
+            && self.told_state.as_ref() != Some(&p)
+        {
+            self.told_state = Some(p.clone());
+            self.notice(&Notice {
                 level: NoticeLevel::Warning,
-                message: format!(
-                    "{p}; the OCSF finding lifecycle is kept in memory only (a restart may Create open findings again)"
-                ),
-            };
-            self.notice(&n)?;
+                message: p,
+            })?;
         }
         Ok(())
     }
