@@ -258,9 +258,21 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
     let uid_k2 = uid(&v).to_string();
     assert_ne!(uid_k2, uid_k1);
 
-    // 5. The kubelet restarts while the daemon is down: the old one's finding is Closed at
-    // the next start, the new one Created.
+    // 5. The daemon restarts again: the kubelet it saw start is "already running" to the
+    // next run, which is no change: nothing is written about it.
     let mut d = d;
+    d.stop();
+    let n = d.lines().len();
+    let mut d = run.start(&node);
+    let again: Vec<Value> = d.lines().split_off(n);
+    assert!(
+        !again.iter().any(|v| uid(v) == uid_k2),
+        "a restart wrote about a finding that did not change:\n{}",
+        d.summary()
+    );
+
+    // 6. The kubelet restarts while the daemon is down: the old one's finding is Closed at
+    // the next start, the new one Created.
     d.stop();
     drop(k2);
     let k3 = bin.spawn(&[&node.config_flag()]);
@@ -278,7 +290,7 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
     assert_eq!(activity(r3[0]), 1);
     assert_lifecycle(&lines);
 
-    // 6. A corrupt state file: said, and the daemon works on (its open findings may be
+    // 7. A corrupt state file: said, and the daemon works on (its open findings may be
     // Created again: a duplicate, never a lost finding).
     d.stop();
     let n = d.all_lines().len();
@@ -292,7 +304,7 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
         .unwrap_or_else(|| panic!("no notice of the corrupt state file:\n{}", d.summary()));
     let m = notice["message"].as_str().unwrap();
     assert!(
-        m.contains("state file") && m.contains("kept in memory only"),
+        m.contains("state file") && m.contains("read as empty") && m.contains("rewritten"),
         "{m}"
     );
     let sed = run_sed(&node, false);
@@ -314,6 +326,7 @@ fn findings_keep_their_lifecycle_across_daemon_and_kubelet_restarts() {
     for v in d.lines() {
         let p = ocsf_problems(&v);
         assert!(p.is_empty(), "{p:?} in {v}");
+        assert_placed(&v);
     }
     drop(k3);
 }
@@ -404,4 +417,75 @@ fn a_stderr_nobody_reads_does_not_stop_the_findings() {
     }
     assert!(!d.exited());
     drop(reader);
+}
+
+/// `unmapped.trigger` of a line: each path absolute, or null with the path as the process
+/// gave it in `path_given` / `path2_given` (a relative path whose directory is no longer
+/// known); never a relative `path`.
+fn assert_placed(v: &Value) {
+    let t = &v["unmapped"]["trigger"];
+    for k in ["path", "path2"] {
+        match &t[k] {
+            Value::Null => {}
+            Value::String(p) => assert!(p.starts_with('/'), "{k} {p:?} is relative: {v}"),
+            other => panic!("{k} is {other}: {v}"),
+        }
+        if let Some(g) = t.get(format!("{k}_given")) {
+            assert!(t[k].is_null(), "both {k} and {k}_given: {t}");
+            assert!(!g.as_str().unwrap().starts_with('/'), "{t}");
+        }
+    }
+}
+
+#[test]
+fn trigger_paths_given_relative_are_reported_absolute_or_as_given() {
+    require_root();
+    let node = Node::new();
+    let d = Daemon::start(
+        &node,
+        Opts {
+            args: vec!["--rescan-interval".into(), "1h".into()],
+            ..Opts::tagged("relpath")
+        },
+    );
+    let dir = node.config().parent().unwrap().to_path_buf();
+    let name = node.config().file_name().unwrap().to_owned();
+    let config = node.config().to_string_lossy().into_owned();
+
+    // A write through a relative name (the shell's `>`): the file is an input by inode, so
+    // its path is the input's, whether or not the shell was still there to resolve it.
+    let src = tempfile::NamedTempFile::new().unwrap();
+    fs::write(src.path(), config_text(false)).unwrap();
+    let shell = run(Command::new("sh")
+        .current_dir(&dir)
+        .arg("-c")
+        .arg("cat \"$0\" > \"$1\"")
+        .arg(src.path())
+        .arg(&name));
+    let v = d.wait_for("drift_detected by the shell", WAIT, |v| {
+        change(v) == "drift_detected" && actor_pid(v) == Some(u64::from(shell))
+    });
+    assert_placed(&v);
+    assert_eq!(v["unmapped"]["trigger"]["path"], config.as_str(), "{v}");
+
+    // sed -i on a relative name: a rename of ./sedXXXXXX onto config.yaml. Resolved against
+    // sed's cwd while it runs; taken on its name alone if it was gone: then as given.
+    let sed = run(Command::new("sed")
+        .current_dir(&dir)
+        .arg("-i")
+        .arg(format!("s/{FALSE_LINE}/{TRUE_LINE}/"))
+        .arg(&name));
+    let v = d.wait_for("drift_resolved by sed", WAIT, |v| {
+        change(v) == "drift_resolved" && actor_pid(v) == Some(u64::from(sed))
+    });
+    assert_placed(&v);
+    let t = &v["unmapped"]["trigger"];
+    eprintln!("sed's rename reported as {t}");
+    assert!(
+        t["path2"] == config.as_str() || t["path2_given"] == name.to_str().unwrap(),
+        "{t}"
+    );
+    for v in d.lines() {
+        assert_placed(&v);
+    }
 }

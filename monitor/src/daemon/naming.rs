@@ -18,12 +18,13 @@ use crate::{
 
 /// What an evaluation read, as records may name it: its input files (and the same files
 /// through their directories' real paths: a kubelet's `/proc/<pid>/root/...`, a symlinked
-/// directory), its input directories, and its input files' inodes now.
+/// directory), its input directories, and its input files' inodes now (with the input's
+/// path).
 #[derive(Clone, Debug, Default)]
 pub struct Read {
     pub files: Vec<PathBuf>,
     pub dirs: Vec<PathBuf>,
-    pub inodes: Vec<(u32, u64)>,
+    pub inodes: Vec<((u32, u64), PathBuf)>,
 }
 
 impl Read {
@@ -44,7 +45,7 @@ impl Read {
                 r.files.push(a);
             }
             if let Some(ino) = proc.file_inode(i) {
-                r.inodes.push(ino);
+                r.inodes.push((ino, i.clone()));
             }
         }
         for d in &f.input_dirs {
@@ -100,7 +101,8 @@ pub fn on_inputs(t: &Trigger, read: &Read) -> bool {
         }
     }
     // Written through another name (a hard link, /proc/self/fd): the same inode.
-    t.inode.is_some_and(|ino| read.inodes.contains(&ino))
+    t.inode
+        .is_some_and(|ino| read.inodes.iter().any(|(i, _)| *i == ino))
 }
 
 /// The last trigger that is a record on one of the inputs read, if any.
@@ -150,12 +152,33 @@ pub fn unnamed<'a>(triggers: impl Iterator<Item = &'a Trigger>) -> Trigger {
 }
 
 /// The name of a change: the last record on the inputs read, else the last record taken on
-/// an input's name alone ([`guess_on_inputs`]), else [`unnamed`].
+/// an input's name alone ([`guess_on_inputs`]), else [`unnamed`]; its paths made absolute
+/// where that is certain ([`absolute_paths`]).
 pub fn name_change(triggers: &[&Trigger], read: &Read) -> Trigger {
     trigger_on_inputs(triggers.iter().copied(), read)
         .or_else(|| guess_on_inputs(triggers.iter().copied(), read))
         .cloned()
+        .map(|t| absolute_paths(t, read))
         .unwrap_or_else(|| unnamed(triggers.iter().copied()))
+}
+
+/// A record's paths are resolved when it is classified, against its process's cwd or dirfd
+/// (`watch::resolve`); a path still relative here belongs to a process that was gone by
+/// then, and its directory is not known. When the record's file is an input by inode (an
+/// open, close or truncate), its path is that input's, whatever name the process used (an
+/// fd's close has no name at all). Otherwise it stays as given, and the outputs say so
+/// (`path_given`): a directory is never guessed, not even from an input of the same name.
+pub fn absolute_paths(mut t: Trigger, read: &Read) -> Trigger {
+    let unplaced = t.path.as_deref().is_none_or(Path::is_relative);
+    if unplaced
+        && (t.path.is_some() || t.op.is_content())
+        && let Some((_, input)) = t
+            .inode
+            .and_then(|ino| read.inodes.iter().find(|(i, _)| *i == ino))
+    {
+        t.path = Some(input.clone());
+    }
+    t
 }
 
 /// The name of a pending-drift change: the change of the after-restart state that caused it
@@ -279,7 +302,8 @@ mod tests {
         link.inode = Some((8, 1234));
         assert!(!on_inputs(&link, &Read::plain(&f)));
         let mut read = Read::plain(&f);
-        read.inodes.push((8, 1234));
+        read.inodes
+            .push(((8, 1234), "/n/var/lib/kubelet/config.yaml".into()));
         assert!(on_inputs(&link, &read));
         // The same file through its directory's real path (a kubelet's /proc/<pid>/root).
         let mut via_root = Read::plain(&finding(
@@ -313,5 +337,47 @@ mod tests {
         assert_eq!(pid(&name_pending(&[&exec, &bystander], Some(&f))), Some(1));
         assert_eq!(pid(&name_pending(&[&exec, &bystander], None)), Some(2));
         assert_eq!(name_pending(&[&bystander], None).actor, None);
+    }
+
+    /// Paths in a report are absolute, or said to be as given: a relative path of a process
+    /// gone before it was resolved becomes the input it matched by inode, and nothing else.
+    #[test]
+    fn relative_paths_become_the_input_matched_by_inode_or_stay_as_given() {
+        let f = finding(&["/n/var/lib/kubelet/config.yaml"], &[]);
+        let mut read = Read::plain(&f);
+        read.inodes
+            .push(((8, 1234), "/n/var/lib/kubelet/config.yaml".into()));
+        // An open by a relative name, its process gone: the inode says which file.
+        let mut open = trigger(FileOp::Open, "config.yaml", 1, false);
+        open.inode = Some((8, 1234));
+        let named = name_change(&[&open], &read);
+        assert_eq!(
+            named.path.as_deref(),
+            Some(Path::new("/n/var/lib/kubelet/config.yaml"))
+        );
+        // A close carries no name: the same.
+        let mut close = trigger(FileOp::Close, "", 1, false);
+        close.path = None;
+        close.inode = Some((8, 1234));
+        assert_eq!(
+            absolute_paths(close, &read).path.as_deref(),
+            Some(Path::new("/n/var/lib/kubelet/config.yaml"))
+        );
+        // Another inode (the file was replaced since): as given, not guessed.
+        open.inode = Some((8, 99));
+        assert_eq!(
+            absolute_paths(open, &read).path.as_deref(),
+            Some(Path::new("config.yaml"))
+        );
+        // sed's rename taken on its name alone: both paths as given, even though an input
+        // has that name.
+        let mut sed = trigger(FileOp::Rename, "./sedAb12", 5, true);
+        sed.path2 = Some("config.yaml".into());
+        let named = name_change(&[&sed], &read);
+        assert_eq!(named.path.as_deref(), Some(Path::new("./sedAb12")));
+        assert_eq!(named.path2.as_deref(), Some(Path::new("config.yaml")));
+        // Absolute paths are kept.
+        let abs = trigger(FileOp::Rename, "/n/var/lib/kubelet/config.yaml", 6, false);
+        assert_eq!(absolute_paths(abs.clone(), &read), abs);
     }
 }

@@ -16,7 +16,8 @@
 //! [`FIELD_PREFIX`] (`KUBELET_DRIFT_`), whose values are kept literally (any bytes; invalid
 //! UTF-8 already became U+FFFD): CONTROL, STATUS, PREVIOUS_STATUS, CHANGE, EFFECTIVE,
 //! SUBJECT, KUBELET_PID, KUBELET_ARGV, SOURCE, REASON, REMEDIATION, TRIGGER_OP, TRIGGER_PATH,
-//! TRIGGER_PATH2, ACTOR_PID, ACTOR_PPID, ACTOR_UID, ACTOR_GID, ACTOR_USER, ACTOR_COMM,
+//! TRIGGER_PATH2 (absolute; TRIGGER_PATH_GIVEN, TRIGGER_PATH2_GIVEN instead for a relative
+//! path whose directory is not known), ACTOR_PID, ACTOR_PPID, ACTOR_UID, ACTOR_GID, ACTOR_USER, ACTOR_COMM,
 //! ACTOR_EXE, ACTOR_ARGV, ACTOR_CGROUP_ID, ACTOR_CONTAINER_ID, NODE, BENCHMARK; for notices
 //! NOTICE_LEVEL. Fields whose value is unknown are left out.
 
@@ -118,11 +119,16 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     put("REASON", f.reason.clone());
     put("REMEDIATION", super::ocsf::remediation(r));
     put("TRIGGER_OP", r.trigger.op.as_str().into());
-    if let Some(p) = &r.trigger.path {
-        put("TRIGGER_PATH", path_text(p).into_owned());
-    }
-    if let Some(p) = &r.trigger.path2 {
-        put("TRIGGER_PATH2", path_text(p).into_owned());
+    // Absolute paths only; a relative one whose directory is not known is given as such.
+    for (p, field, given) in [
+        (&r.trigger.path, "TRIGGER_PATH", "TRIGGER_PATH_GIVEN"),
+        (&r.trigger.path2, "TRIGGER_PATH2", "TRIGGER_PATH2_GIVEN"),
+    ] {
+        match super::placed(p.as_deref()) {
+            (Some(p), _) => put(field, path_text(p).into_owned()),
+            (_, Some(g)) => put(given, path_text(g).into_owned()),
+            _ => {}
+        }
     }
     if let Some(a) = &r.trigger.actor {
         put("ACTOR_PID", a.pid.to_string());
@@ -423,6 +429,34 @@ mod tests {
                 "{id} not in:\n{listed}"
             );
         }
+    }
+
+    #[test]
+    fn a_relative_trigger_path_is_given_not_placed() {
+        let field = |r: &DriftReport, k: &str| {
+            fields(r)
+                .into_iter()
+                .find(|(n, _)| n == &format!("KUBELET_DRIFT_{k}"))
+                .map(|(_, v)| v)
+        };
+        let mut r = testutil::report(Change::DriftDetected);
+        assert_eq!(
+            field(&r, "TRIGGER_PATH").as_deref(),
+            Some("/var/lib/kubelet/config.yaml")
+        );
+        assert_eq!(field(&r, "TRIGGER_PATH_GIVEN"), None);
+        r.trigger.path = Some("./sedAb12".into());
+        r.trigger.path2 = Some("config.yaml".into());
+        assert_eq!(field(&r, "TRIGGER_PATH"), None);
+        assert_eq!(field(&r, "TRIGGER_PATH2"), None);
+        assert_eq!(
+            field(&r, "TRIGGER_PATH_GIVEN").as_deref(),
+            Some("./sedAb12")
+        );
+        assert_eq!(
+            field(&r, "TRIGGER_PATH2_GIVEN").as_deref(),
+            Some("config.yaml")
+        );
     }
 
     #[test]

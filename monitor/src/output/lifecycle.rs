@@ -69,7 +69,12 @@ impl Lifecycle {
                     l.carried = open.keys().cloned().collect();
                     l.open = open;
                 }
-                Err(e) => l.problem = Some(format!("state file {}: {e}", p.display())),
+                Err(e) => {
+                    l.problem = Some(format!(
+                        "state file {}: {e}: read as empty, so the findings it held may be Created again; it is rewritten with the next line",
+                        p.display()
+                    ))
+                }
             }
         }
         l
@@ -142,7 +147,10 @@ impl Lifecycle {
             return;
         };
         if let Err(e) = self.save_to(&path, node) {
-            self.problem = Some(format!("state file {}: {e}", path.display()));
+            self.problem = Some(format!(
+                "state file {}: {e}: the OCSF finding lifecycle is kept in memory only (a restart may Create open findings again)",
+                path.display()
+            ));
         }
     }
 
@@ -187,7 +195,9 @@ fn is_restart_baseline(v: &Value) -> bool {
 }
 
 /// What a finding says, without when and why it was written: a baseline equal to the last
-/// line an earlier run wrote says nothing new.
+/// line an earlier run wrote says nothing new. The reason's wording is left out (a kubelet
+/// seen starting by one run is "already running" to the next); what decided is in `source`
+/// (the file and line, the flag, the default).
 fn state_of(v: &Value) -> Value {
     let u = &v["unmapped"];
     let mut subject = u["subject"].clone();
@@ -198,7 +208,6 @@ fn state_of(v: &Value) -> Value {
     json!([
         v["compliance"]["status_id"],
         u["effective"],
-        u["reason"],
         u["source"],
         subject,
         v["resources"][0]["uid"],
@@ -520,11 +529,11 @@ mod tests {
         // Written by a daemon of an earlier boot: its boot id and so its identity differ.
         let text = fs::read_to_string(&path).unwrap();
         let ours = crate::finding::boot_id();
-        assert!(!ours.is_empty() && text.contains(&ours));
+        assert!(!ours.is_empty() && text.contains(ours));
         let other = "00000000-0000-4000-8000-000000000000";
-        let old_uid = stable_uid_of_other_boot(&v, &ours, other);
+        let old_uid = stable_uid_of_other_boot(&v, ours, other);
         let text = text
-            .replace(&ours, other)
+            .replace(ours, other)
             .replace(v["finding_info"]["uid"].as_str().unwrap(), &old_uid);
         fs::write(&path, text).unwrap();
 

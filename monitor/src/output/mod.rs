@@ -511,6 +511,18 @@ pub fn source_str(s: &Source) -> String {
     }
 }
 
+/// A trigger path as the outputs give it: `(absolute, as_given)`. The daemon resolves a
+/// relative path against its process's cwd or dirfd, or takes the input matched by inode
+/// (`daemon::naming::absolute_paths`); one still relative belongs to a process gone before
+/// that, in a directory no longer known: it is given as the process gave it, never as a
+/// path.
+pub fn placed(p: Option<&std::path::Path>) -> (Option<&std::path::Path>, Option<&std::path::Path>) {
+    match p {
+        Some(p) if p.is_relative() => (None, Some(p)),
+        p => (p, None),
+    }
+}
+
 /// The subject's argv, if it has one.
 pub fn subject_argv(s: &Subject) -> &[String] {
     match s {
@@ -603,6 +615,12 @@ fn sentence_with(r: &DriftReport, v: Fmt<'_, str>, path: Fmt<'_, std::path::Path
             ("exit", _) => format!("; exited: {who}"),
             ("baseline" | "rescan" | "lost_events" | "resync", _) => {
                 format!("; found running: {who}")
+            }
+            (op, Some(p)) if r.trigger.path.as_deref().is_some_and(|p| p.is_relative()) => {
+                format!(
+                    "; {} of {p} (as given: a relative path whose directory is no longer known) by {who}",
+                    v(op)
+                )
             }
             (op, Some(p)) => format!("; {} of {p} by {who}", v(op)),
             (op, None) => format!("; {} by {who}", v(op)),

@@ -277,6 +277,25 @@ fn add_actor(v: &mut Value, a: &crate::report::Actor) {
     });
 }
 
+/// `unmapped.trigger`: the operation and its paths, absolute or null; a relative path whose
+/// directory is not known is in `path_given` / `path2_given` instead (see [`super::placed`]).
+fn trigger_json(r: &DriftReport) -> Value {
+    let (path, given) = super::placed(r.trigger.path.as_deref());
+    let (path2, given2) = super::placed(r.trigger.path2.as_deref());
+    let mut t = json!({
+        "op": r.trigger.op,
+        "path": path.map(lossy),
+        "path2": path2.map(lossy),
+    });
+    if let Some(g) = given {
+        t["path_given"] = json!(lossy(g));
+    }
+    if let Some(g) = given2 {
+        t["path2_given"] = json!(lossy(g));
+    }
+    t
+}
+
 /// The OCSF object for a report, with the activity it has seen alone ([`activity_id`]).
 pub fn to_ocsf(r: &DriftReport) -> Value {
     let f = &r.finding;
@@ -372,11 +391,7 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
             "effective": effective_str(f.effective),
             "reason": f.reason,
             "benchmark": r.benchmark.standard(),
-            "trigger": {
-                "op": r.trigger.op,
-                "path": r.trigger.path.as_deref().map(lossy),
-                "path2": r.trigger.path2.as_deref().map(lossy),
-            },
+            "trigger": trigger_json(r),
         },
     });
     set_activity(&mut v, activity);
@@ -437,8 +452,8 @@ pub struct OcsfSink {
     lifecycle: Lifecycle,
     /// The node name of the last report, for notices (which carry none of their own).
     node: Option<String>,
-    /// A state-file problem was told on this stream.
-    told_state: bool,
+    /// The last state-file problem told on this stream (each is told once).
+    told_state: Option<String>,
 }
 
 impl OcsfSink {
@@ -466,7 +481,7 @@ impl OcsfSink {
                 out,
                 lifecycle: Lifecycle::new(state),
                 node: None,
-                told_state: false,
+                told_state: None,
             }),
         }
     }
@@ -512,15 +527,14 @@ impl Sink for OcsfSink {
             Err(_) => self.lifecycle.restore(before),
         }
         written?;
-        if let (Some(p), false) = (self.lifecycle.problem.clone(), self.told_state) {
-            self.told_state = true;
-            let n = Notice {
+        if let Some(p) = self.lifecycle.problem.clone()
+            && self.told_state.as_ref() != Some(&p)
+        {
+            self.told_state = Some(p.clone());
+            self.notice(&Notice {
                 level: NoticeLevel::Warning,
-                message: format!(
-                    "{p}; the OCSF finding lifecycle is kept in memory only (a restart may Create open findings again)"
-                ),
-            };
-            self.notice(&n)?;
+                message: p,
+            })?;
         }
         Ok(())
     }
@@ -578,6 +592,30 @@ mod tests {
             );
         }
         assert_eq!(v["unmapped"]["change"], c.as_str());
+    }
+
+    #[test]
+    fn a_relative_trigger_path_is_given_not_placed() {
+        let r = testutil::report(Change::DriftDetected);
+        let t = &to_ocsf(&r)["unmapped"]["trigger"];
+        assert_eq!(t["path"], "/var/lib/kubelet/config.yaml");
+        assert!(t.get("path_given").is_none(), "{t}");
+        let mut r = r;
+        r.trigger.path = Some("./sedAb12".into());
+        r.trigger.path2 = Some("config.yaml".into());
+        r.time = std::time::SystemTime::now();
+        let v = to_ocsf(&r);
+        let t = &v["unmapped"]["trigger"];
+        assert!(t["path"].is_null() && t["path2"].is_null(), "{t}");
+        assert_eq!(t["path_given"], "./sedAb12");
+        assert_eq!(t["path2_given"], "config.yaml");
+        let m = v["message"].as_str().unwrap();
+        assert!(
+            m.contains("rename of ./sedAb12 (as given: a relative path whose directory is no longer known) by sed"),
+            "{m}"
+        );
+        let p = testutil::ocsf_problems(&v);
+        assert!(p.is_empty(), "{p:?}");
     }
 
     #[test]
