@@ -37,12 +37,39 @@ pub const DEFAULT_PATHS: &[&str] = &[
     "/etc/kubernetes/kubelet/config",
     "/etc/kubernetes/kubelet.yaml",
     "/etc/default/kubeletconfig.json",
-    // snaps (MicroK8s, the kubelet snap): flag files
+    // snaps (MicroK8s, the kubelet snap): flag files, kubelite's own args (its
+    // --kubelet-args-file), the unit
     "/var/snap/microk8s/current/args/kubelet",
+    "/var/snap/microk8s/current/args/kubelite",
     "/var/snap/kubelet/current/args",
-    // RKE2 / k3s drop-ins
+    "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+    // k3s and RKE2 (`super::kubelet::distro::rancher`): config files and their drop-in
+    // directories, the managed kubelet drop-ins, the units and their env files
+    "/etc/rancher/k3s/config.yaml",
+    "/etc/rancher/k3s/config.yaml.d",
+    "/etc/rancher/rke2/config.yaml",
+    "/etc/rancher/rke2/config.yaml.d",
     "/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
     "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d",
+    "/etc/systemd/system/k3s.service",
+    "/etc/systemd/system/k3s.service.d",
+    "/etc/systemd/system/k3s.service.env",
+    "/etc/systemd/system/k3s-agent.service",
+    "/etc/systemd/system/k3s-agent.service.d",
+    "/etc/systemd/system/k3s-agent.service.env",
+    "/etc/systemd/system/rke2-server.service",
+    "/etc/systemd/system/rke2-agent.service",
+    "/usr/local/lib/systemd/system/rke2-server.service",
+    "/usr/local/lib/systemd/system/rke2-agent.service",
+    "/usr/lib/systemd/system/rke2-server.service",
+    "/usr/lib/systemd/system/rke2-agent.service",
+    "/etc/default/rke2-server",
+    "/etc/default/rke2-agent",
+    // OpenShift / RHCOS (the Machine Config Operator's renderings)
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/openshift/kubelet.conf.d",
+    "/etc/kubernetes/kubelet-env",
+    "/etc/node-sizing.env",
     // systemd units and drop-ins
     "/etc/systemd/system/kubelet.service",
     "/etc/systemd/system/kubelet.service.d",

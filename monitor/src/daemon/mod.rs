@@ -53,6 +53,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
+    // `--distribution`: replaces detection for every evaluation of this process.
+    crate::kubelet::distro::set_override(args.distribution);
     let settings = match effective_settings(&args) {
         Ok(s) => s,
         Err(e) => {

@@ -318,6 +318,18 @@ pub fn after_restart_for(
     benchmark: Benchmark,
     detection: &Detection,
 ) -> Finding {
+    after_restart_for_unit(fs, KUBELET_UNIT, running, benchmark, detection)
+}
+
+/// [`after_restart_for`], with `unit_name` as the kubelet's unit of a kubeadm-style or
+/// OpenShift node (the daemon's `kubelet_unit` setting).
+pub fn after_restart_for_unit(
+    fs: &RootFs,
+    unit_name: &str,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+    detection: &Detection,
+) -> Finding {
     let rancher = match detection.distribution {
         Distribution::K3s => Some(&distro::k3s::FLAVOR),
         Distribution::Rke2 => Some(&distro::rke2::FLAVOR),
@@ -331,7 +343,7 @@ pub fn after_restart_for(
     if detection.distribution == Distribution::Microk8s {
         return distro::microk8s::after_restart(fs, benchmark);
     }
-    let mut f = evaluate_after_restart_of(fs, KUBELET_UNIT, running, benchmark);
+    let mut f = unit_after_restart(fs, unit_name, running, benchmark);
     let generic = matches!(f.source, Source::None { .. }) && f.status == Status::Error;
     match detection.distribution {
         Distribution::Talos if generic => {
@@ -360,8 +372,23 @@ pub fn after_restart_for(
     f
 }
 
-/// What the kubelet would run with if systemd (re)started `unit_name` now.
+/// What the kubelet would run with if (re)started now, on this node's distribution (detected
+/// from `running` and the files, or given with `--distribution`): `unit_name` is the kubelet's
+/// unit on kubeadm-style and OpenShift nodes; k3s, RKE2 and MicroK8s nodes are read from their
+/// own units and files. The daemon's after-restart evaluation.
 pub fn evaluate_after_restart_of(
+    fs: &RootFs,
+    unit_name: &str,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+) -> Finding {
+    let detection = distro::detect(fs, running);
+    after_restart_for_unit(fs, unit_name, running, benchmark, &detection)
+}
+
+/// What the kubelet would run with if systemd (re)started `unit_name` now (no distribution's
+/// own files).
+fn unit_after_restart(
     fs: &RootFs,
     unit_name: &str,
     running: &[KubeletProcess],
@@ -723,14 +750,25 @@ mod tests {
             found.iter().map(|p| p.pid).collect::<Vec<_>>(),
             vec![31, 32]
         );
-        let k3s = evaluate_process(&found[0], Benchmark::Cis16, true);
+        // its start seen: the files now are what it read
+        let k3s = evaluate_process(&found[0], Benchmark::Cis16, false);
         assert_eq!(k3s.status, Status::Fail, "{k3s:#?}");
         assert!(k3s.reason.contains("hides its arguments"), "{}", k3s.reason);
         assert!(
             matches!(k3s.source, Source::ConfigFile { ref path, line: Some(1) } if path == Path::new("/srv/k3s.yaml"))
         );
+        // found running (start tick 77, just after boot): its files changed since it started,
+        // so what its hidden kubelet read is not known: an error, not the files' verdict
+        let late = evaluate_process(&found[0], Benchmark::Cis16, true);
+        assert_eq!(late.status, Status::Error, "{late:#?}");
+        assert!(
+            late.reason.contains("changed after k3s started")
+                && late.reason.contains("/srv/k3s.yaml"),
+            "{}",
+            late.reason
+        );
         assert!(matches!(
-            k3s.subject,
+            late.subject,
             Subject::Running {
                 pid: 31,
                 evaluated_late: true,

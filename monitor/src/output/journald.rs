@@ -146,6 +146,9 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     }
     put("NODE", r.node.clone());
     put("BENCHMARK", r.benchmark.standard().into());
+    if let Some(d) = &r.distribution {
+        put("DISTRIBUTION", d.distribution.id().into());
+    }
     v
 }
 

@@ -38,6 +38,7 @@ use super::rootfs::RootFs;
 pub enum Distribution {
     /// A `kubelet` started by `kubelet.service` (kubeadm, kind, EKS, GKE, AKS, Bottlerocket).
     #[value(name = "kubeadm", alias = "plain")]
+    #[serde(rename = "kubeadm")]
     Plain,
     /// k3s: the kubelet runs inside the k3s process; flags from /etc/rancher/k3s.
     K3s,
@@ -52,6 +53,19 @@ pub enum Distribution {
 }
 
 impl Distribution {
+    /// The `--distribution` value (and the journald/OCSF field's value): "kubeadm", "k3s",
+    /// "rke2", "microk8s", "openshift", "talos".
+    pub fn id(self) -> &'static str {
+        match self {
+            Distribution::Plain => "kubeadm",
+            Distribution::K3s => "k3s",
+            Distribution::Rke2 => "rke2",
+            Distribution::Microk8s => "microk8s",
+            Distribution::Openshift => "openshift",
+            Distribution::Talos => "talos",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Distribution::Plain => "kubeadm-style (kubelet.service)",

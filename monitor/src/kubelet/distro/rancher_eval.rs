@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::super::discovery::KubeletProcess;
 use super::super::evaluate::{EvalInput, Evaluation, evaluate_versioned};
@@ -372,6 +373,62 @@ fn error_finding(
     }
 }
 
+/// When the process started (wall clock), from its start in clock ticks since boot. Never
+/// later than the real start: `btime` is whole seconds, rounded down.
+fn process_started(start_ticks: u64) -> Option<SystemTime> {
+    let boot = procfs::boot_time_secs().ok()?;
+    let tps = procfs::ticks_per_second().max(1);
+    let ms = boot.checked_mul(1000)? + start_ticks.checked_mul(1000)? / tps;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
+/// A file the computation read (a config file, the unit, a drop-in or an env file the user
+/// edits; not the managed directory, which k3s rewrites at each start) whose inode changed
+/// after `started`: what the running process read is then not on disk any more.
+fn changed_since(
+    fs: &RootFs,
+    c: &Computed,
+    u: &AssembledUnit,
+    started: SystemTime,
+) -> Option<(PathBuf, SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut paths: Vec<PathBuf> = c.config_files.iter().filter_map(|p| host(fs, p)).collect();
+    for (src, _) in c.user_config.iter().chain(c.user_config_dir.iter()) {
+        paths.extend(host(fs, Path::new(src)));
+    }
+    paths.extend(u.inputs.iter().cloned());
+    paths.into_iter().find_map(|p| {
+        let m = std::fs::metadata(&p).ok()?;
+        let ctime = SystemTime::UNIX_EPOCH
+            + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
+        (ctime > started).then_some((p, ctime))
+    })
+}
+
+/// The running process read files that changed since: its verdict is unknown.
+fn changed_after_start(
+    f: &mut Finding,
+    flavor: &Flavor,
+    pid: u32,
+    unit: &str,
+    (path, _): (PathBuf, SystemTime),
+) {
+    f.status = Status::Error;
+    f.effective = None;
+    f.reason = format!(
+        "{} pid {pid} hides its arguments and its embedded kubelet has no command line of its own, so the running kubelet's flags can only be computed from the files; {} changed after {} started, so what it read then is not known (computed from the files as they are now: {})",
+        flavor.name,
+        path.display(),
+        flavor.name,
+        f.reason
+    );
+    f.remediation = format!(
+        "the after-restart finding says what {} will run with; restart it (systemctl restart {unit}) so that the running kubelet matches the files",
+        flavor.name
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
 fn finding_from_unit(
     fs: &RootFs,
     flavor: &Flavor,
@@ -379,8 +436,9 @@ fn finding_from_unit(
     env: &HashMap<String, String>,
     subject: Subject,
     check_copies: bool,
+    started: Option<(u32, SystemTime)>,
     benchmark: Benchmark,
-) -> Finding {
+) -> (Finding, bool) {
     let name = u
         .unit_path
         .file_name()
@@ -411,12 +469,19 @@ fn finding_from_unit(
                     f.input_dirs.push(p.clone());
                 }
             }
-            f
+            if let Some((pid, at)) = started
+                && let Some(changed) = changed_since(fs, &c, u, at)
+            {
+                changed_after_start(&mut f, flavor, pid, &name, changed);
+                return (f, true);
+            }
+            (f, false)
         }
         Err((e, mut i, mut d)) => {
             i.extend(u.inputs.iter().cloned());
             d.extend(u.input_dirs.iter().cloned());
-            error_finding(subject, benchmark, flavor, e, i, d, &restart)
+            let f = error_finding(subject, benchmark, flavor, e, i, d, &restart);
+            (f, false)
         }
     }
 }
@@ -502,9 +567,7 @@ pub fn after_restart(
         argv: Vec::new(),
         exec_start_from: Some(u.exec_start_from.clone()),
     };
-    Some(finding_from_unit(
-        fs, flavor, &u, &u.env, subject, true, benchmark,
-    ))
+    Some(finding_from_unit(fs, flavor, &u, &u.env, subject, true, None, benchmark).0)
 }
 
 /// A running k3s process: its embedded kubelet's flags, computed from the unit of its cgroup
@@ -541,18 +604,40 @@ pub fn running(
         }
     };
     // What the process had: its environment (K3S_CONFIG_FILE), not the unit's as it is now.
-    let mut f = finding_from_unit(&fs, flavor, &u, &p.env, subject, !evaluated_late, benchmark);
+    // Found already running, the files may have changed since it read them: then the verdict
+    // is unknown (an error), never the files' verdict passed off as the running one.
+    let started = if evaluated_late {
+        match process_started(p.start_time) {
+            Some(t) => Some((p.pid, t)),
+            None => Some((p.pid, SystemTime::UNIX_EPOCH)),
+        }
+    } else {
+        None
+    };
+    let (mut f, changed) = finding_from_unit(
+        &fs,
+        flavor,
+        &u,
+        &p.env,
+        subject,
+        !evaluated_late,
+        started,
+        benchmark,
+    );
+    if changed {
+        return f;
+    }
     f.reason = format!(
-        "{} (the embedded kubelet of {} pid {} has no command line of its own and {} hides its arguments: computed from {} and the config files as they are now{})",
+        "{} (the embedded kubelet of {} pid {} has no command line of its own and {} hides its arguments: computed from {} and the config files{})",
         f.reason,
         flavor.name,
         p.pid,
         flavor.name,
         u.unit_path.display(),
         if evaluated_late {
-            ", which is what it read if they have not changed since it started"
+            " as they are now, none of which changed since it started"
         } else {
-            ", read at its start"
+            ", read when its start was seen"
         }
     );
     f
