@@ -723,3 +723,77 @@ fn rke2_new_config_file_and_a_restart_of_rke2() {
     assert_all_valid(&d);
     eprintln!("{}", d.summary());
 }
+
+// ---------------------------------------------------------------------------------------------
+// --distribution
+
+/// A node with both a kubeadm kubelet.service (its config says false) and k3s's unit and
+/// config (true): detected as k3s (its unit exists); `--distribution kubeadm` makes `run` and
+/// `check` evaluate kubelet.service instead, and both say which distribution and why.
+#[test]
+fn distribution_given_on_the_command_line_replaces_detection() {
+    require_root();
+    let _g = serial();
+    let l = Layout::new();
+    l.file(
+        "/lib/systemd/system/kubelet.service",
+        "[Service]\nExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml\n",
+    )
+    .file(
+        "/var/lib/kubelet/config.yaml",
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmakeIPTablesUtilChains: false\n",
+    )
+    .file(
+        "/etc/systemd/system/k3s.service",
+        "[Service]\nType=notify\nExecStart=/usr/local/bin/k3s server\n",
+    )
+    .file(
+        "/etc/rancher/k3s/config.yaml",
+        "kubelet-arg: [make-iptables-util-chains=true]\n",
+    );
+    let check = |extra: &[&str]| -> Value {
+        let out = Command::new(daemon_exe())
+            .args(["check", "--format", "json", "--root"])
+            .arg(&l.node.root)
+            .args(extra)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let detected = check(&[]);
+    assert_eq!(detected["distribution"]["id"], "k3s", "{detected}");
+    assert_eq!(detected["findings"][0]["status"], "pass", "{detected}");
+    let given = check(&["--distribution", "kubeadm"]);
+    assert_eq!(given["distribution"]["id"], "kubeadm", "{given}");
+    assert_eq!(
+        given["distribution"]["evidence"], "given with --distribution",
+        "{given}"
+    );
+    assert_eq!(given["findings"][0]["status"], "fail", "{given}");
+
+    let d = Daemon::start(
+        &l.node,
+        Opts {
+            kubelet_name: "kdx-none".into(),
+            node_name: "node-live-given".into(),
+            args: vec!["--distribution".into(), "kubeadm".into()],
+            ..Default::default()
+        },
+    );
+    let after = d
+        .lines()
+        .into_iter()
+        .find(|v| change(v) == "baseline" && kind(v) == "after_restart")
+        .unwrap();
+    assert_eq!(status(&after), "Fail", "{after}");
+    assert_eq!(
+        after["unmapped"]["distribution"]["id"], "kubeadm",
+        "{after}"
+    );
+    assert_eq!(
+        after["unmapped"]["distribution"]["evidence"], "given with --distribution",
+        "{after}"
+    );
+    assert_all_valid(&d);
+}

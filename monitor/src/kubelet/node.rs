@@ -330,6 +330,31 @@ pub fn after_restart_for_unit(
     benchmark: Benchmark,
     detection: &Detection,
 ) -> Finding {
+    let mut f = after_restart_of_distribution(fs, unit_name, running, benchmark, detection);
+    name_distribution(&mut f, detection);
+    f
+}
+
+/// An error on a node of another distribution than kubeadm's starts by naming it (and why it
+/// was taken for one): the reason and remedy then name that distribution's file, never only a
+/// generic "no kubelet.service".
+fn name_distribution(f: &mut Finding, d: &Detection) {
+    let name = d.distribution.name();
+    if f.status == Status::Error
+        && d.distribution != Distribution::Plain
+        && !f.reason.starts_with(name)
+    {
+        f.reason = format!("{name} node ({}): {}", d.evidence, f.reason);
+    }
+}
+
+fn after_restart_of_distribution(
+    fs: &RootFs,
+    unit_name: &str,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+    detection: &Detection,
+) -> Finding {
     let rancher = match detection.distribution {
         Distribution::K3s => Some(&distro::k3s::FLAVOR),
         Distribution::Rke2 => Some(&distro::rke2::FLAVOR),
@@ -671,6 +696,224 @@ mod tests {
             Subject::AfterRestart { unit: None, .. }
         ));
         assert_ne!(after.status, Status::Pass);
+    }
+
+    /// On a node of each distribution, what cannot be evaluated is an error that starts with
+    /// the distribution and names the file to look at, never a generic "no kubelet.service".
+    #[test]
+    fn errors_name_the_distribution_and_its_file() {
+        let k3s_unit = "[Service]\nExecStart=/usr/local/bin/k3s server\n";
+        let cases: &[(&str, &[(&str, &str)], &str, &str)] = &[
+            (
+                "k3s, a config file k3s cannot read",
+                &[
+                    ("/etc/systemd/system/k3s.service", k3s_unit),
+                    ("/etc/rancher/k3s/config.yaml", "kubelet-arg: [a\n"),
+                ],
+                "k3s",
+                "/etc/rancher/k3s/config.yaml",
+            ),
+            (
+                "k3s, its env file missing",
+                &[(
+                    "/etc/systemd/system/k3s.service",
+                    "[Service]\nEnvironmentFile=/etc/systemd/system/k3s.service.env\nExecStart=/usr/local/bin/k3s server\n",
+                )],
+                "k3s",
+                "/etc/systemd/system/k3s.service.env",
+            ),
+            (
+                "k3s without its unit",
+                &[("/etc/rancher/k3s/config.yaml", "")],
+                "k3s",
+                "k3s.service",
+            ),
+            (
+                "RKE2 without its unit or a kubelet",
+                &[("/etc/rancher/rke2/config.yaml", "")],
+                "RKE2",
+                "rke2-server.service",
+            ),
+            (
+                "MicroK8s without its args file",
+                &[(
+                    "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+                    "[Service]\nExecStart=/usr/bin/snap run microk8s.daemon-kubelite\n",
+                )],
+                "MicroK8s",
+                "/var/snap/microk8s/current/args/kubelet",
+            ),
+            (
+                "OpenShift, node-sizing.env missing",
+                &[
+                    ("/etc/os-release", "ID=\"rhcos\"\n"),
+                    (
+                        "/etc/systemd/system/kubelet.service",
+                        "[Service]\nEnvironmentFile=/etc/node-sizing.env\nExecStart=/usr/bin/kubenswrapper /usr/bin/kubelet --config=/etc/kubernetes/kubelet.conf\n",
+                    ),
+                ],
+                "OpenShift",
+                "/etc/node-sizing.env",
+            ),
+            (
+                "OpenShift without kubelet.service",
+                &[("/etc/os-release", "ID=\"rhcos\"\n")],
+                "OpenShift",
+                "/etc/kubernetes/kubelet.conf",
+            ),
+            (
+                "Talos, no kubelet running",
+                &[("/etc/os-release", "ID=talos\n")],
+                "Talos",
+                "machine config",
+            ),
+        ];
+        for (what, files, name, file) in cases {
+            let (_d, fs) = node(files);
+            let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+            assert_eq!(f.status, Status::Error, "{what}: {f:#?}");
+            assert!(f.reason.starts_with(name), "{what}: {}", f.reason);
+            assert!(
+                f.reason.contains(file) || f.remediation.contains(file),
+                "{what}: {file} not named: {} / {}",
+                f.reason,
+                f.remediation
+            );
+        }
+    }
+
+    /// What the daemon watches covers each distribution's files: before the first read (the
+    /// default paths) and after it (the after-restart evaluation's inputs).
+    #[test]
+    fn each_distributions_files_are_watched() {
+        use crate::watch::DEFAULT_PATHS;
+        for p in [
+            "/etc/rancher/k3s/config.yaml",
+            "/etc/rancher/k3s/config.yaml.d",
+            "/etc/systemd/system/k3s.service",
+            "/etc/systemd/system/k3s.service.env",
+            "/etc/systemd/system/k3s-agent.service",
+            "/etc/systemd/system/k3s-agent.service.env",
+            "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d",
+            "/etc/rancher/rke2/config.yaml",
+            "/etc/rancher/rke2/config.yaml.d",
+            "/usr/local/lib/systemd/system/rke2-server.service",
+            "/usr/local/lib/systemd/system/rke2-agent.service",
+            "/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
+            "/var/snap/microk8s/current/args/kubelet",
+            "/var/snap/microk8s/current/args/kubelite",
+            "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+            "/etc/kubernetes/kubelet.conf",
+            "/etc/openshift/kubelet.conf.d",
+            "/etc/systemd/system/kubelet.service",
+        ] {
+            assert!(
+                DEFAULT_PATHS.contains(&p),
+                "{p} is not watched before the first read"
+            );
+        }
+        let k3s_unit = "[Service]\nEnvironmentFile=-/etc/systemd/system/k3s.service.env\nExecStart=/usr/local/bin/k3s server\n";
+        let rke2_unit = "[Service]\nEnvironmentFile=-/usr/local/lib/systemd/system/%N.env\nExecStart=/usr/local/bin/rke2 agent\n";
+        let cases: &[(&[(&str, &str)], &[&str], &[&str])] = &[
+            (
+                &[
+                    ("/etc/systemd/system/k3s.service", k3s_unit),
+                    ("/etc/rancher/k3s/config.yaml", ""),
+                    (
+                        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf",
+                        CFG_NONE,
+                    ),
+                ],
+                &[
+                    "/etc/systemd/system/k3s.service",
+                    "/etc/systemd/system/k3s.service.env",
+                    "/etc/rancher/k3s/config.yaml",
+                    "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf",
+                ],
+                &[
+                    "/etc/rancher/k3s/config.yaml.d",
+                    "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d",
+                    "/etc/systemd/system/k3s.service.d",
+                ],
+            ),
+            (
+                &[
+                    (
+                        "/usr/local/lib/systemd/system/rke2-agent.service",
+                        rke2_unit,
+                    ),
+                    ("/etc/rancher/rke2/config.yaml", ""),
+                ],
+                &[
+                    "/usr/local/lib/systemd/system/rke2-agent.service",
+                    "/usr/local/lib/systemd/system/rke2-agent.env",
+                    "/etc/rancher/rke2/config.yaml",
+                ],
+                &[
+                    "/etc/rancher/rke2/config.yaml.d",
+                    "/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
+                ],
+            ),
+            (
+                &[
+                    (
+                        "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+                        "[Service]\nExecStart=/usr/bin/snap run microk8s.daemon-kubelite\n",
+                    ),
+                    ("/var/snap/microk8s/current/args/kubelet", "--v=2\n"),
+                    (
+                        "/var/snap/microk8s/current/args/kubelite",
+                        "--kubelet-args-file=$SNAP_DATA/args/kubelet\n",
+                    ),
+                ],
+                &[
+                    "/var/snap/microk8s/current/args/kubelet",
+                    "/var/snap/microk8s/current/args/kubelite",
+                ],
+                &[],
+            ),
+            (
+                &[
+                    ("/etc/os-release", "ID=\"rhcos\"\n"),
+                    (
+                        "/etc/systemd/system/kubelet.service",
+                        "[Service]\nEnvironmentFile=-/etc/kubernetes/kubelet-env\nExecStart=/usr/bin/kubenswrapper /usr/bin/kubelet --config=/etc/kubernetes/kubelet.conf --config-dir=/etc/openshift/kubelet.conf.d\n",
+                    ),
+                    ("/etc/kubernetes/kubelet.conf", CFG_NONE),
+                    ("/etc/openshift/kubelet.conf.d/10-x.conf", CFG_NONE),
+                ],
+                &[
+                    "/etc/systemd/system/kubelet.service",
+                    "/etc/kubernetes/kubelet-env",
+                    "/etc/kubernetes/kubelet.conf",
+                    "/etc/openshift/kubelet.conf.d/10-x.conf",
+                ],
+                &[
+                    "/etc/openshift/kubelet.conf.d",
+                    "/etc/systemd/system/kubelet.service.d",
+                ],
+            ),
+        ];
+        for (files, inputs, dirs) in cases {
+            let (d, fs) = node(files);
+            let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+            assert_eq!(f.status, Status::Pass, "{f:#?}");
+            let host = |p: &str| d.path().join(p.trim_start_matches('/'));
+            for p in *inputs {
+                assert!(
+                    f.inputs.contains(&host(p)),
+                    "{p} not among the inputs {:#?}",
+                    f.inputs
+                );
+            }
+            for p in *dirs {
+                assert!(
+                    f.input_dirs.contains(&host(p)),
+                    "{p} not among the input dirs {:#?}",
+                    f.input_dirs
+                );
+            }
+        }
     }
 
     /// A fake procfs entry whose root is a node image: what the daemon reads for a process.
