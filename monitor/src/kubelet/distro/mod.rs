@@ -340,6 +340,60 @@ mod tests {
         );
     }
 
+    /// The distribution a report carries: the baseline's sentence, journald's
+    /// KUBELET_DRIFT_DISTRIBUTION, OCSF's unmapped.distribution.
+    #[test]
+    fn reports_carry_the_distribution() {
+        use crate::output::{journald, ocsf, sentence, testutil};
+        use crate::report::Change;
+        let mut r = testutil::report(Change::Baseline);
+        r.time = std::time::SystemTime::now();
+        r.distribution = Some(det(Distribution::K3s, "unit k3s.service exists"));
+        assert!(
+            sentence(&r).contains("on a k3s node (unit k3s.service exists)"),
+            "{}",
+            sentence(&r)
+        );
+        let fields = journald::fields(&r);
+        assert!(
+            fields
+                .iter()
+                .any(|(k, v)| k == "KUBELET_DRIFT_DISTRIBUTION" && v == "k3s"),
+            "{fields:?}"
+        );
+        let v = ocsf::to_ocsf(&r);
+        assert_eq!(v["unmapped"]["distribution"]["id"], "k3s");
+        assert_eq!(v["unmapped"]["distribution"]["name"], "k3s");
+        assert_eq!(
+            v["unmapped"]["distribution"]["evidence"],
+            "unit k3s.service exists"
+        );
+        let p = crate::output::testutil::ocsf_problems(&v);
+        assert!(p.is_empty(), "{p:?}");
+        // a drift (not the baseline) keeps its sentence; no distribution, no field
+        r.change = Change::DriftDetected;
+        assert!(!sentence(&r).contains("k3s node"));
+        r.distribution = None;
+        assert!(
+            !journald::fields(&r)
+                .iter()
+                .any(|(k, _)| k == "KUBELET_DRIFT_DISTRIBUTION")
+        );
+        assert!(ocsf::to_ocsf(&r)["unmapped"].get("distribution").is_none());
+        for d in [
+            Distribution::Plain,
+            Distribution::K3s,
+            Distribution::Rke2,
+            Distribution::Microk8s,
+            Distribution::Openshift,
+            Distribution::Talos,
+        ] {
+            // the field's value is what --distribution takes
+            use clap::ValueEnum;
+            assert_eq!(d.to_possible_value().unwrap().get_name(), d.id(), "{d:?}");
+        }
+    }
+
     #[test]
     fn detection_from_files() {
         let cases: &[(&[(&str, &str)], Distribution)] = &[
