@@ -531,6 +531,41 @@ fn microk8s_edit_of_the_args_file_and_a_restart_of_kubelite() {
     let w = sed("/make-iptables-util-chains/d", &file);
     (n, _) = after_restart_change(&d, m, "drift_resolved", w, "args/kubelet restored");
 
+    // A snap refresh: a new revision whose args file says false, then `current` re-pointed
+    // to it (snapd replaces the symlink with a rename over it).
+    let old_args = fs::read_to_string(l.host("/var/snap/microk8s/4321/args/kubelet")).unwrap();
+    let kubelite_args =
+        fs::read_to_string(l.host("/var/snap/microk8s/4321/args/kubelite")).unwrap();
+    l.file(
+        "/var/snap/microk8s/4322/args/kubelet",
+        &format!("{old_args}--make-iptables-util-chains=false\n"),
+    )
+    .file("/var/snap/microk8s/4322/args/kubelite", &kubelite_args);
+    let snap = l.host("/var/snap/microk8s");
+    let repoint = |rev: &str| {
+        python(
+            "import os, sys\nos.chdir(sys.argv[1])\nos.symlink(sys.argv[2], 'current.new')\nos.rename('current.new', 'current')",
+            &[snap.as_os_str(), std::ffi::OsStr::new(rev)],
+        )
+    };
+    let w = repoint("4322");
+    let (m, v) = after_restart_change(
+        &d,
+        n,
+        "drift_detected",
+        w,
+        "current re-pointed to a revision saying false",
+    );
+    assert!(
+        v["unmapped"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("4322/args/kubelet"),
+        "{v}"
+    );
+    let w = repoint("4321");
+    (n, _) = after_restart_change(&d, m, "drift_resolved", w, "current re-pointed back");
+
     // A restart of kubelite.
     let old = kl.pid();
     kl.stop();

@@ -382,27 +382,26 @@ fn process_started(start_ticks: u64) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
-/// A file the computation read (a config file, the unit, a drop-in or an env file the user
-/// edits; not the managed directory, which k3s rewrites at each start) whose inode changed
-/// after `started`: what the running process read is then not on disk any more.
+/// A file the evaluation read (a config file, the unit, a drop-in or an env file, a kubelet
+/// config file it names; not the managed directory, which k3s rewrites at each start) whose
+/// inode changed after `started`: what the running process read is then not on disk any more.
 fn changed_since(
     fs: &RootFs,
     c: &Computed,
-    u: &AssembledUnit,
+    inputs: &[PathBuf],
     started: SystemTime,
 ) -> Option<(PathBuf, SystemTime)> {
     use std::os::unix::fs::MetadataExt;
-    let mut paths: Vec<PathBuf> = c.config_files.iter().filter_map(|p| host(fs, p)).collect();
-    for (src, _) in c.user_config.iter().chain(c.user_config_dir.iter()) {
-        paths.extend(host(fs, Path::new(src)));
-    }
-    paths.extend(u.inputs.iter().cloned());
-    paths.into_iter().find_map(|p| {
-        let m = std::fs::metadata(&p).ok()?;
-        let ctime = SystemTime::UNIX_EPOCH
-            + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
-        (ctime > started).then_some((p, ctime))
-    })
+    let managed = c.managed_dir.as_deref().and_then(|d| host(fs, d));
+    inputs
+        .iter()
+        .filter(|p| !managed.as_deref().is_some_and(|m| p.starts_with(m)))
+        .find_map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            let ctime = SystemTime::UNIX_EPOCH
+                + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
+            (ctime > started).then(|| (p.clone(), ctime))
+        })
 }
 
 /// The running process read files that changed since: its verdict is unknown.
@@ -470,7 +469,7 @@ fn finding_from_unit(
                 }
             }
             if let Some((pid, at)) = started
-                && let Some(changed) = changed_since(fs, &c, u, at)
+                && let Some(changed) = changed_since(fs, &c, &f.inputs, at)
             {
                 changed_after_start(&mut f, flavor, pid, &name, changed);
                 return (f, true);
