@@ -465,6 +465,39 @@ fn k3s_edits_of_its_config_files_and_env_file_and_a_restart() {
     assert_eq!(actor_name(started), "k3s", "{started}");
     assert_all_valid(&d);
     eprintln!("{}", d.summary());
+
+    // config.yaml changes while k3s runs, then the monitor restarts: what the running k3s
+    // read at its start is no longer on disk, and its arguments are hidden, so its running
+    // verdict is unknown (an error saying so), never the files' verdict; after a restart,
+    // the files' fail.
+    let w = sed("s/max-pods=110/make-iptables-util-chains=false/", &cfg);
+    after_restart_change(
+        &d,
+        n,
+        "drift_detected",
+        w,
+        "config.yaml edited while k3s runs",
+    );
+    drop(d);
+    let d = daemon(&l, "k3s2", &["k3s", "k3s-server", "k3s-agent"]);
+    let running = d
+        .lines()
+        .into_iter()
+        .find(|v| change(v) == "baseline" && subject_pid(v) == Some(k3s.pid() as u64))
+        .unwrap_or_else(|| panic!("no baseline of k3s:\n{}", d.summary()));
+    assert_eq!(status(&running), "Error", "{running}");
+    let reason = running["unmapped"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("/etc/rancher/k3s/config.yaml changed after k3s started"),
+        "{reason}"
+    );
+    let after = d
+        .lines()
+        .into_iter()
+        .find(|v| change(v) == "baseline" && kind(v) == "after_restart")
+        .unwrap();
+    assert_eq!(status(&after), "Fail", "{after}");
+    assert_all_valid(&d);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -869,6 +869,7 @@ mod tests {
                 &[
                     "/var/snap/microk8s/current/args/kubelet",
                     "/var/snap/microk8s/current/args/kubelite",
+                    "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
                 ],
                 &[],
             ),

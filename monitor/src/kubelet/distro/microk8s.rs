@@ -333,6 +333,12 @@ pub fn after_restart(fs: &RootFs, benchmark: Benchmark) -> Finding {
         .iter()
         .map(|d| Path::new(d).join(UNIT))
         .find(|p| super::exists(fs, &p.to_string_lossy()));
+    // The snap's unit is watched too (the one found, or where snapd writes it): it is this
+    // finding's subject.
+    let unit_name = unit
+        .clone()
+        .unwrap_or_else(|| Path::new("/etc/systemd/system").join(UNIT));
+    inputs.extend(fs.resolve(&unit_name, Path::new("/")).ok());
     let mut f = ev.into_finding(
         Subject::AfterRestart {
             unit,
