@@ -703,7 +703,9 @@ mod tests {
     #[test]
     fn errors_name_the_distribution_and_its_file() {
         let k3s_unit = "[Service]\nExecStart=/usr/local/bin/k3s server\n";
-        let cases: &[(&str, &[(&str, &str)], &str, &str)] = &[
+        // (what, the node's files, the distribution's name, the file the error names)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
             (
                 "k3s, a config file k3s cannot read",
                 &[
@@ -814,7 +816,9 @@ mod tests {
         }
         let k3s_unit = "[Service]\nEnvironmentFile=-/etc/systemd/system/k3s.service.env\nExecStart=/usr/local/bin/k3s server\n";
         let rke2_unit = "[Service]\nEnvironmentFile=-/usr/local/lib/systemd/system/%N.env\nExecStart=/usr/local/bin/rke2 agent\n";
-        let cases: &[(&[(&str, &str)], &[&str], &[&str])] = &[
+        // (the node's files, inputs and input directories its after-restart finding names)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
             (
                 &[
                     ("/etc/systemd/system/k3s.service", k3s_unit),

@@ -41,12 +41,14 @@ fn main() {
     if let Ok(c) = std::env::var("KD_CHILD") {
         let mut parts = c.split('\x1f');
         let prog = parts.next().unwrap_or_default();
-        let _child = std::process::Command::new(prog)
+        let mut child = std::process::Command::new(prog)
             .args(parts)
             .env_remove("KD_CHILD")
             .env_remove("KD_TITLE")
             .spawn()
             .unwrap_or_else(|e| panic!("starting {prog}: {e}"));
+        // Reaped when it exits, as a supervisor does.
+        std::thread::spawn(move || child.wait());
     }
     loop {
         std::thread::park();
