@@ -282,6 +282,12 @@ fn after_restart_change(
         Some(pid as u64),
         "{what}: not named for its writer: {v}"
     );
+    let acted = ACTED_MS.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "{what}: {change_} {} ms after the change began, named {}({pid})",
+        v["time"].as_u64().unwrap_or(0).saturating_sub(acted),
+        actor_name(&v)
+    );
     (n, v)
 }
 
@@ -328,12 +334,25 @@ fn restarted(d: &Daemon, from: usize, old: u32, new: u32, new_parent: Option<u32
     n
 }
 
+/// When the last change began (ms since the epoch): each report's delay is printed from it.
+static ACTED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn mark() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    ACTED_MS.store(now, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn sed(expr: &str, file: &Path) -> u32 {
+    mark();
     run(Command::new("sed").arg("-i").arg(expr).arg(file))
 }
 
 /// Creates `file` (and its missing directories) holding `text`, from one python process.
 fn create(file: &Path, text: &str) -> u32 {
+    mark();
     python(
         "import os, sys\nos.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\nopen(sys.argv[1], 'w').write(sys.argv[2])",
         &[file.as_os_str(), std::ffi::OsStr::new(text)],
@@ -341,6 +360,7 @@ fn create(file: &Path, text: &str) -> u32 {
 }
 
 fn remove(file: &Path) -> u32 {
+    mark();
     run(Command::new("rm").arg(file))
 }
 
@@ -576,6 +596,7 @@ fn microk8s_edit_of_the_args_file_and_a_restart_of_kubelite() {
     .file("/var/snap/microk8s/4322/args/kubelite", &kubelite_args);
     let snap = l.host("/var/snap/microk8s");
     let repoint = |rev: &str| {
+        mark();
         python(
             "import os, sys\nos.chdir(sys.argv[1])\nos.symlink(sys.argv[2], 'current.new')\nos.rename('current.new', 'current')",
             &[snap.as_os_str(), std::ffi::OsStr::new(rev)],
