@@ -558,6 +558,9 @@ fn microk8s_edit_of_the_args_file_and_a_restart_of_kubelite() {
         "--scheduler-args-file=/var/snap/microk8s/4321/args/kube-scheduler",
         "--kubelet-args-file=/var/snap/microk8s/4321/args/kubelet",
     ];
+    // The files are older than kubelite's start (known to the second): found running, its
+    // kubelet's flags are those of the files.
+    std::thread::sleep(Duration::from_millis(1200));
     let mut kl = l.start("/snap/microk8s/4321/kubelite", &args, &snap_env);
     let d = daemon(&l, "mk8s", &["kubelite"]);
     let mut n = baseline(&d, kl.pid(), "microk8s", "MicroK8s");

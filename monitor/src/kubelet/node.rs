@@ -1029,6 +1029,15 @@ mod tests {
         ));
         let kl = evaluate_process(&found[1], Benchmark::Cis16, false);
         assert_eq!(kl.status, Status::Fail, "{kl:#?}");
+        // found running: its args file changed after its start (tick 77): unknown, an error
+        let late = evaluate_process(&found[1], Benchmark::Cis16, true);
+        assert_eq!(late.status, Status::Error, "{late:#?}");
+        assert!(
+            late.reason.contains("changed after it started")
+                && late.reason.contains("args/kubelet"),
+            "{}",
+            late.reason
+        );
         assert!(matches!(
             kl.source,
             Source::ConfigFile { line: Some(2), .. }

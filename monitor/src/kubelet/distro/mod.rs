@@ -12,6 +12,7 @@
 //! - [`microk8s`]: kubelite's args file, read as kubelite reads it.
 //! - [`talos`]: a kubelet in a container: its files are read through `/proc/<pid>/root`.
 //! - [`version`]: the kubelet's version, read from its executable.
+//! - [`started`]: whether the files an embedded kubelet read at its start changed since.
 //!
 //! Detection looks at running processes first (they are what runs), then at files of the
 //! root; `--distribution` (or [`set_override`]) replaces it.
@@ -23,6 +24,7 @@ pub mod plain;
 pub mod rancher;
 pub mod rancher_eval;
 pub mod rke2;
+pub mod started;
 pub mod talos;
 pub mod version;
 

@@ -11,7 +11,7 @@ use super::super::evaluate::{EvalInput, Evaluation, evaluate_versioned};
 use super::super::rootfs::RootFs;
 use super::super::unit::{self, AssembledUnit, UnitErrorKind};
 use super::rancher::{self, Flavor, Origin, RancherError};
-use super::version;
+use super::{started, version};
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
 
 /// The kubelet's argv as the distribution builds it, with the origin of each argument.
@@ -373,45 +373,8 @@ fn error_finding(
     }
 }
 
-/// When the process started (wall clock), from its start in clock ticks since boot. Never
-/// later than the real start: `btime` is whole seconds, rounded down.
-fn process_started(start_ticks: u64) -> Option<SystemTime> {
-    let boot = procfs::boot_time_secs().ok()?;
-    let tps = procfs::ticks_per_second().max(1);
-    let ms = boot.checked_mul(1000)? + start_ticks.checked_mul(1000)? / tps;
-    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-}
-
-/// A file the evaluation read (a config file, the unit, a drop-in or an env file, a kubelet
-/// config file it names; not the managed directory, which k3s rewrites at each start) whose
-/// inode changed after `started`: what the running process read is then not on disk any more.
-fn changed_since(
-    fs: &RootFs,
-    c: &Computed,
-    inputs: &[PathBuf],
-    started: SystemTime,
-) -> Option<(PathBuf, SystemTime)> {
-    use std::os::unix::fs::MetadataExt;
-    let managed = c.managed_dir.as_deref().and_then(|d| host(fs, d));
-    inputs
-        .iter()
-        .filter(|p| !managed.as_deref().is_some_and(|m| p.starts_with(m)))
-        .find_map(|p| {
-            let m = std::fs::metadata(p).ok()?;
-            let ctime = SystemTime::UNIX_EPOCH
-                + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().max(0) as u32);
-            (ctime > started).then(|| (p.clone(), ctime))
-        })
-}
-
 /// The running process read files that changed since: its verdict is unknown.
-fn changed_after_start(
-    f: &mut Finding,
-    flavor: &Flavor,
-    pid: u32,
-    unit: &str,
-    (path, _): (PathBuf, SystemTime),
-) {
+fn changed_after_start(f: &mut Finding, flavor: &Flavor, pid: u32, unit: &str, path: PathBuf) {
     f.status = Status::Error;
     f.effective = None;
     f.reason = format!(
@@ -468,8 +431,10 @@ fn finding_from_unit(
                     f.input_dirs.push(p.clone());
                 }
             }
+            // Not the managed directory: k3s rewrites it at each start.
+            let managed = c.managed_dir.as_deref().and_then(|d| host(fs, d));
             if let Some((pid, at)) = started
-                && let Some(changed) = changed_since(fs, &c, &f.inputs, at)
+                && let Some(changed) = started::changed_since(&f.inputs, managed.as_deref(), at)
             {
                 changed_after_start(&mut f, flavor, pid, &name, changed);
                 return (f, true);
@@ -605,14 +570,7 @@ pub fn running(
     // What the process had: its environment (K3S_CONFIG_FILE), not the unit's as it is now.
     // Found already running, the files may have changed since it read them: then the verdict
     // is unknown (an error), never the files' verdict passed off as the running one.
-    let started = if evaluated_late {
-        match process_started(p.start_time) {
-            Some(t) => Some((p.pid, t)),
-            None => Some((p.pid, SystemTime::UNIX_EPOCH)),
-        }
-    } else {
-        None
-    };
+    let started = evaluated_late.then(|| (p.pid, started::process_started(p.start_time)));
     let (mut f, changed) = finding_from_unit(
         &fs,
         flavor,
