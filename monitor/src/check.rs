@@ -322,6 +322,8 @@ pub struct Meta {
     pub root: Option<PathBuf>,
     /// `-- ARGS` held bytes that are not UTF-8 (their argv entries are escaped).
     pub args_non_utf8: bool,
+    /// The node's distribution (none when given arguments are evaluated).
+    pub distribution: Option<Detection>,
 }
 
 impl Meta {
@@ -334,6 +336,7 @@ impl Meta {
             benchmark: args.benchmark,
             root: args.root.clone(),
             args_non_utf8: args.args.iter().any(|a| a.to_str().is_none()),
+            distribution: None,
         }
     }
 }
@@ -375,6 +378,11 @@ pub fn render_json(findings: &[Finding], meta: &Meta) -> String {
             "control": meta.benchmark.control_id(),
         },
         "root": meta.root.as_deref().map(|r| crate::finding::path_text(r).into_owned()),
+        "distribution": meta.distribution.as_ref().map(|d| json!({
+            "id": d.distribution.id(),
+            "name": d.distribution.name(),
+            "evidence": d.evidence,
+        })),
         "findings": findings,
     });
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| {
@@ -396,6 +404,7 @@ pub fn render_ocsf(findings: &[Finding], meta: &Meta) -> String {
             node: meta.node.clone(),
             time: meta.time,
             benchmark: meta.benchmark,
+            distribution: meta.distribution.clone(),
         };
         let mut v = crate::output::ocsf::to_ocsf(&r);
         if meta.args_non_utf8 && matches!(f.subject, Subject::Arguments { .. }) {
@@ -432,7 +441,8 @@ pub fn parse_from<P: clap::Parser>(
 
 pub fn main(args: CheckArgs) -> ExitCode {
     let (detection, findings, code) = run_check_detected(&args);
-    let meta = Meta::new(&args);
+    let mut meta = Meta::new(&args);
+    meta.distribution = detection.clone();
     let text = match args.format {
         Format::Text => {
             let head = detection

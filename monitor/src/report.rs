@@ -202,6 +202,10 @@ pub struct DriftReport {
     #[serde(serialize_with = "serialize_time")]
     pub time: SystemTime,
     pub benchmark: Benchmark,
+    /// The node's distribution (detected, or given with `--distribution`) when the report was
+    /// made; `None` for reports that are not about a node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<crate::kubelet::distro::Detection>,
 }
 
 fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Watch this path too (repeatable).
     #[arg(long, value_name = "PATH")]
     pub watch: Vec<PathBuf>,
+    /// The node's distribution, instead of detecting it at each evaluation (kubeadm, k3s,
+    /// rke2, microk8s, openshift, talos).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub distribution: Option<crate::kubelet::distro::Distribution>,
     /// Serve /metrics (Prometheus) and /healthz on ADDR ("127.0.0.1:9761").
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,

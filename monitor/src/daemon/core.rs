@@ -108,7 +108,13 @@ impl Core {
 
     /// Hands what was emitted to `sink`, as reports of this node.
     pub fn flush(&mut self, sink: &mut dyn Sink) {
-        for e in self.take_emitted() {
+        let emitted = self.take_emitted();
+        // The node's distribution, as the evaluation detects it (a few stats), once per flush.
+        let distribution = emitted
+            .iter()
+            .any(|e| matches!(e, Emit::Report(_)))
+            .then(|| crate::kubelet::distro::detect(&self.fs, &self.kubelets.running()));
+        for e in emitted {
             match e {
                 Emit::Report(b) => {
                     let (t, trigger) = *b;
@@ -120,6 +126,7 @@ impl Core {
                         node: self.node.clone(),
                         time: SystemTime::now(),
                         benchmark: self.settings.benchmark,
+                        distribution: distribution.clone(),
                     })
                 }
                 Emit::Notice(n) => sink.notice(&n),

@@ -51,6 +51,8 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     // Never waited for: a stderr nobody reads must not freeze the loop (see output::diag).
     crate::output::diag::init(&filter);
+    // `--distribution`: replaces detection for every evaluation of this process.
+    crate::kubelet::distro::set_override(args.distribution);
     let settings = match effective_settings(&args) {
         Ok(s) => s,
         Err(e) => {

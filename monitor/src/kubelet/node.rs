@@ -318,6 +318,43 @@ pub fn after_restart_for(
     benchmark: Benchmark,
     detection: &Detection,
 ) -> Finding {
+    after_restart_for_unit(fs, KUBELET_UNIT, running, benchmark, detection)
+}
+
+/// [`after_restart_for`], with `unit_name` as the kubelet's unit of a kubeadm-style or
+/// OpenShift node (the daemon's `kubelet_unit` setting).
+pub fn after_restart_for_unit(
+    fs: &RootFs,
+    unit_name: &str,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+    detection: &Detection,
+) -> Finding {
+    let mut f = after_restart_of_distribution(fs, unit_name, running, benchmark, detection);
+    name_distribution(&mut f, detection);
+    f
+}
+
+/// An error on a node of another distribution than kubeadm's starts by naming it (and why it
+/// was taken for one): the reason and remedy then name that distribution's file, never only a
+/// generic "no kubelet.service".
+fn name_distribution(f: &mut Finding, d: &Detection) {
+    let name = d.distribution.name();
+    if f.status == Status::Error
+        && d.distribution != Distribution::Plain
+        && !f.reason.starts_with(name)
+    {
+        f.reason = format!("{name} node ({}): {}", d.evidence, f.reason);
+    }
+}
+
+fn after_restart_of_distribution(
+    fs: &RootFs,
+    unit_name: &str,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+    detection: &Detection,
+) -> Finding {
     let rancher = match detection.distribution {
         Distribution::K3s => Some(&distro::k3s::FLAVOR),
         Distribution::Rke2 => Some(&distro::rke2::FLAVOR),
@@ -331,7 +368,7 @@ pub fn after_restart_for(
     if detection.distribution == Distribution::Microk8s {
         return distro::microk8s::after_restart(fs, benchmark);
     }
-    let mut f = evaluate_after_restart_of(fs, KUBELET_UNIT, running, benchmark);
+    let mut f = unit_after_restart(fs, unit_name, running, benchmark);
     let generic = matches!(f.source, Source::None { .. }) && f.status == Status::Error;
     match detection.distribution {
         Distribution::Talos if generic => {
@@ -360,8 +397,23 @@ pub fn after_restart_for(
     f
 }
 
-/// What the kubelet would run with if systemd (re)started `unit_name` now.
+/// What the kubelet would run with if (re)started now, on this node's distribution (detected
+/// from `running` and the files, or given with `--distribution`): `unit_name` is the kubelet's
+/// unit on kubeadm-style and OpenShift nodes; k3s, RKE2 and MicroK8s nodes are read from their
+/// own units and files. The daemon's after-restart evaluation.
 pub fn evaluate_after_restart_of(
+    fs: &RootFs,
+    unit_name: &str,
+    running: &[KubeletProcess],
+    benchmark: Benchmark,
+) -> Finding {
+    let detection = distro::detect(fs, running);
+    after_restart_for_unit(fs, unit_name, running, benchmark, &detection)
+}
+
+/// What the kubelet would run with if systemd (re)started `unit_name` now (no distribution's
+/// own files).
+fn unit_after_restart(
     fs: &RootFs,
     unit_name: &str,
     running: &[KubeletProcess],
@@ -646,6 +698,233 @@ mod tests {
         assert_ne!(after.status, Status::Pass);
     }
 
+    /// On a node of each distribution, what cannot be evaluated is an error that starts with
+    /// the distribution and names the file to look at, never a generic "no kubelet.service".
+    #[test]
+    fn errors_name_the_distribution_and_its_file() {
+        let k3s_unit = "[Service]\nExecStart=/usr/local/bin/k3s server\n";
+        // (what, the node's files, the distribution's name, the file the error names)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (
+                "k3s, a config file k3s cannot read",
+                &[
+                    ("/etc/systemd/system/k3s.service", k3s_unit),
+                    ("/etc/rancher/k3s/config.yaml", "kubelet-arg: [a\n"),
+                ],
+                "k3s",
+                "/etc/rancher/k3s/config.yaml",
+            ),
+            (
+                "k3s, its env file missing",
+                &[(
+                    "/etc/systemd/system/k3s.service",
+                    "[Service]\nEnvironmentFile=/etc/systemd/system/k3s.service.env\nExecStart=/usr/local/bin/k3s server\n",
+                )],
+                "k3s",
+                "/etc/systemd/system/k3s.service.env",
+            ),
+            (
+                "k3s without its unit",
+                &[("/etc/rancher/k3s/config.yaml", "")],
+                "k3s",
+                "k3s.service",
+            ),
+            (
+                "RKE2 without its unit or a kubelet",
+                &[("/etc/rancher/rke2/config.yaml", "")],
+                "RKE2",
+                "rke2-server.service",
+            ),
+            (
+                "MicroK8s without its args file",
+                &[(
+                    "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+                    "[Service]\nExecStart=/usr/bin/snap run microk8s.daemon-kubelite\n",
+                )],
+                "MicroK8s",
+                "/var/snap/microk8s/current/args/kubelet",
+            ),
+            (
+                "OpenShift, node-sizing.env missing",
+                &[
+                    ("/etc/os-release", "ID=\"rhcos\"\n"),
+                    (
+                        "/etc/systemd/system/kubelet.service",
+                        "[Service]\nEnvironmentFile=/etc/node-sizing.env\nExecStart=/usr/bin/kubenswrapper /usr/bin/kubelet --config=/etc/kubernetes/kubelet.conf\n",
+                    ),
+                ],
+                "OpenShift",
+                "/etc/node-sizing.env",
+            ),
+            (
+                "OpenShift without kubelet.service",
+                &[("/etc/os-release", "ID=\"rhcos\"\n")],
+                "OpenShift",
+                "/etc/kubernetes/kubelet.conf",
+            ),
+            (
+                "Talos, no kubelet running",
+                &[("/etc/os-release", "ID=talos\n")],
+                "Talos",
+                "machine config",
+            ),
+        ];
+        for (what, files, name, file) in cases {
+            let (_d, fs) = node(files);
+            let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+            assert_eq!(f.status, Status::Error, "{what}: {f:#?}");
+            assert!(f.reason.starts_with(name), "{what}: {}", f.reason);
+            assert!(
+                f.reason.contains(file) || f.remediation.contains(file),
+                "{what}: {file} not named: {} / {}",
+                f.reason,
+                f.remediation
+            );
+        }
+    }
+
+    /// What the daemon watches covers each distribution's files: before the first read (the
+    /// default paths) and after it (the after-restart evaluation's inputs).
+    #[test]
+    fn each_distributions_files_are_watched() {
+        use crate::watch::DEFAULT_PATHS;
+        for p in [
+            "/etc/rancher/k3s/config.yaml",
+            "/etc/rancher/k3s/config.yaml.d",
+            "/etc/systemd/system/k3s.service",
+            "/etc/systemd/system/k3s.service.env",
+            "/etc/systemd/system/k3s-agent.service",
+            "/etc/systemd/system/k3s-agent.service.env",
+            "/etc/default/k3s",
+            "/etc/sysconfig/k3s",
+            "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d",
+            "/etc/rancher/rke2/config.yaml",
+            "/etc/rancher/rke2/config.yaml.d",
+            "/usr/local/lib/systemd/system/rke2-server.service",
+            "/usr/local/lib/systemd/system/rke2-agent.service",
+            "/usr/local/lib/systemd/system/rke2-server.env",
+            "/etc/default/rke2-server",
+            "/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
+            "/var/snap/microk8s/current/args/kubelet",
+            "/var/snap/microk8s/current/args/kubelite",
+            "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+            "/etc/kubernetes/kubelet.conf",
+            "/etc/openshift/kubelet.conf.d",
+            "/etc/systemd/system/kubelet.service",
+        ] {
+            assert!(
+                DEFAULT_PATHS.contains(&p),
+                "{p} is not watched before the first read"
+            );
+        }
+        let k3s_unit = "[Service]\nEnvironmentFile=-/etc/systemd/system/k3s.service.env\nExecStart=/usr/local/bin/k3s server\n";
+        let rke2_unit = "[Service]\nEnvironmentFile=-/usr/local/lib/systemd/system/%N.env\nExecStart=/usr/local/bin/rke2 agent\n";
+        // (the node's files, inputs and input directories its after-restart finding names)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
+            (
+                &[
+                    ("/etc/systemd/system/k3s.service", k3s_unit),
+                    ("/etc/rancher/k3s/config.yaml", ""),
+                    (
+                        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf",
+                        CFG_NONE,
+                    ),
+                ],
+                &[
+                    "/etc/systemd/system/k3s.service",
+                    "/etc/systemd/system/k3s.service.env",
+                    "/etc/rancher/k3s/config.yaml",
+                    "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf",
+                ],
+                &[
+                    "/etc/rancher/k3s/config.yaml.d",
+                    "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d",
+                    "/etc/systemd/system/k3s.service.d",
+                ],
+            ),
+            (
+                &[
+                    (
+                        "/usr/local/lib/systemd/system/rke2-agent.service",
+                        rke2_unit,
+                    ),
+                    ("/etc/rancher/rke2/config.yaml", ""),
+                ],
+                &[
+                    "/usr/local/lib/systemd/system/rke2-agent.service",
+                    "/usr/local/lib/systemd/system/rke2-agent.env",
+                    "/etc/rancher/rke2/config.yaml",
+                ],
+                &[
+                    "/etc/rancher/rke2/config.yaml.d",
+                    "/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
+                ],
+            ),
+            (
+                &[
+                    (
+                        "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+                        "[Service]\nExecStart=/usr/bin/snap run microk8s.daemon-kubelite\n",
+                    ),
+                    ("/var/snap/microk8s/current/args/kubelet", "--v=2\n"),
+                    (
+                        "/var/snap/microk8s/current/args/kubelite",
+                        "--kubelet-args-file=$SNAP_DATA/args/kubelet\n",
+                    ),
+                ],
+                &[
+                    "/var/snap/microk8s/current/args/kubelet",
+                    "/var/snap/microk8s/current/args/kubelite",
+                    "/etc/systemd/system/snap.microk8s.daemon-kubelite.service",
+                ],
+                &[],
+            ),
+            (
+                &[
+                    ("/etc/os-release", "ID=\"rhcos\"\n"),
+                    (
+                        "/etc/systemd/system/kubelet.service",
+                        "[Service]\nEnvironmentFile=-/etc/kubernetes/kubelet-env\nExecStart=/usr/bin/kubenswrapper /usr/bin/kubelet --config=/etc/kubernetes/kubelet.conf --config-dir=/etc/openshift/kubelet.conf.d\n",
+                    ),
+                    ("/etc/kubernetes/kubelet.conf", CFG_NONE),
+                    ("/etc/openshift/kubelet.conf.d/10-x.conf", CFG_NONE),
+                ],
+                &[
+                    "/etc/systemd/system/kubelet.service",
+                    "/etc/kubernetes/kubelet-env",
+                    "/etc/kubernetes/kubelet.conf",
+                    "/etc/openshift/kubelet.conf.d/10-x.conf",
+                ],
+                &[
+                    "/etc/openshift/kubelet.conf.d",
+                    "/etc/systemd/system/kubelet.service.d",
+                ],
+            ),
+        ];
+        for (files, inputs, dirs) in cases {
+            let (d, fs) = node(files);
+            let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+            assert_eq!(f.status, Status::Pass, "{f:#?}");
+            let host = |p: &str| d.path().join(p.trim_start_matches('/'));
+            for p in *inputs {
+                assert!(
+                    f.inputs.contains(&host(p)),
+                    "{p} not among the inputs {:#?}",
+                    f.inputs
+                );
+            }
+            for p in *dirs {
+                assert!(
+                    f.input_dirs.contains(&host(p)),
+                    "{p} not among the input dirs {:#?}",
+                    f.input_dirs
+                );
+            }
+        }
+    }
+
     /// A fake procfs entry whose root is a node image: what the daemon reads for a process.
     fn fake_proc(
         proc_root: &Path,
@@ -723,14 +1002,25 @@ mod tests {
             found.iter().map(|p| p.pid).collect::<Vec<_>>(),
             vec![31, 32]
         );
-        let k3s = evaluate_process(&found[0], Benchmark::Cis16, true);
+        // its start seen: the files now are what it read
+        let k3s = evaluate_process(&found[0], Benchmark::Cis16, false);
         assert_eq!(k3s.status, Status::Fail, "{k3s:#?}");
         assert!(k3s.reason.contains("hides its arguments"), "{}", k3s.reason);
         assert!(
             matches!(k3s.source, Source::ConfigFile { ref path, line: Some(1) } if path == Path::new("/srv/k3s.yaml"))
         );
+        // found running (start tick 77, just after boot): its files changed since it started,
+        // so what its hidden kubelet read is not known: an error, not the files' verdict
+        let late = evaluate_process(&found[0], Benchmark::Cis16, true);
+        assert_eq!(late.status, Status::Error, "{late:#?}");
+        assert!(
+            late.reason.contains("changed after k3s started")
+                && late.reason.contains("/srv/k3s.yaml"),
+            "{}",
+            late.reason
+        );
         assert!(matches!(
-            k3s.subject,
+            late.subject,
             Subject::Running {
                 pid: 31,
                 evaluated_late: true,
@@ -739,6 +1029,15 @@ mod tests {
         ));
         let kl = evaluate_process(&found[1], Benchmark::Cis16, false);
         assert_eq!(kl.status, Status::Fail, "{kl:#?}");
+        // found running: its args file changed after its start (tick 77): unknown, an error
+        let late = evaluate_process(&found[1], Benchmark::Cis16, true);
+        assert_eq!(late.status, Status::Error, "{late:#?}");
+        assert!(
+            late.reason.contains("changed after it started")
+                && late.reason.contains("args/kubelet"),
+            "{}",
+            late.reason
+        );
         assert!(matches!(
             kl.source,
             Source::ConfigFile { line: Some(2), .. }

@@ -18,8 +18,8 @@
 //! SUBJECT, KUBELET_PID, KUBELET_ARGV, SOURCE, REASON, REMEDIATION, TRIGGER_OP, TRIGGER_PATH,
 //! TRIGGER_PATH2 (absolute; TRIGGER_PATH_GIVEN, TRIGGER_PATH2_GIVEN instead for a relative
 //! path whose directory is not known), ACTOR_PID, ACTOR_PPID, ACTOR_UID, ACTOR_GID, ACTOR_USER, ACTOR_COMM,
-//! ACTOR_EXE, ACTOR_ARGV, ACTOR_CGROUP_ID, ACTOR_CONTAINER_ID, NODE, BENCHMARK; for notices
-//! NOTICE_LEVEL. Fields whose value is unknown are left out.
+//! ACTOR_EXE, ACTOR_ARGV, ACTOR_CGROUP_ID, ACTOR_CONTAINER_ID, NODE, BENCHMARK, DISTRIBUTION; for
+//! notices NOTICE_LEVEL. Fields whose value is unknown are left out.
 
 use std::{
     io::Write,
@@ -152,6 +152,9 @@ pub fn fields(r: &DriftReport) -> Vec<(String, String)> {
     }
     put("NODE", r.node.clone());
     put("BENCHMARK", r.benchmark.standard().into());
+    if let Some(d) = &r.distribution {
+        put("DISTRIBUTION", d.distribution.id().into());
+    }
     v
 }
 

@@ -317,6 +317,7 @@ impl Hub {
                 node: r.node.clone(),
                 time: now,
                 benchmark: r.benchmark,
+                distribution: r.distribution.clone(),
             })
             .collect()
     }
@@ -570,7 +571,15 @@ fn sentence_with(r: &DriftReport, v: Fmt<'_, str>, path: Fmt<'_, std::path::Path
     use crate::report::Change::*;
     let f = &r.finding;
     let what = match r.change {
-        Baseline => format!("baseline {}", status_str(f.status)),
+        Baseline => match &r.distribution {
+            Some(d) => format!(
+                "baseline {} on a {} node ({})",
+                status_str(f.status),
+                d.distribution.name(),
+                v(&d.evidence)
+            ),
+            None => format!("baseline {}", status_str(f.status)),
+        },
         DriftDetected => "drift detected".into(),
         DriftResolved => "drift resolved".into(),
         ErrorAppeared => "evaluation error".into(),

@@ -395,6 +395,9 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
         },
     });
     set_activity(&mut v, activity);
+    if let Some(d) = &r.distribution {
+        v["unmapped"]["distribution"] = json!({"id": d.distribution.id(), "name": d.distribution.name(), "evidence": d.evidence});
+    }
 
     if has_non_utf8_path(f) || trigger_non_utf8(r) {
         v["unmapped"]["non_utf8"] = json!(true);

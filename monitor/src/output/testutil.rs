@@ -131,6 +131,7 @@ pub fn report(change: Change) -> DriftReport {
         node: "node-1".into(),
         time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
         benchmark: Benchmark::Cis16,
+        distribution: None,
     }
 }
 

@@ -333,6 +333,12 @@ pub fn after_restart(fs: &RootFs, benchmark: Benchmark) -> Finding {
         .iter()
         .map(|d| Path::new(d).join(UNIT))
         .find(|p| super::exists(fs, &p.to_string_lossy()));
+    // The snap's unit is watched too (the one found, or where snapd writes it): it is this
+    // finding's subject.
+    let unit_name = unit
+        .clone()
+        .unwrap_or_else(|| Path::new("/etc/systemd/system").join(UNIT));
+    inputs.extend(fs.resolve(&unit_name, Path::new("/")).ok());
     let mut f = ev.into_finding(
         Subject::AfterRestart {
             unit,
@@ -353,9 +359,24 @@ pub fn running(p: &KubeletProcess, benchmark: Benchmark, evaluated_late: bool) -
     let lookup = |n: &str| Some(p.env.get(n).cloned().unwrap_or_default());
     let kv = version::of_process(&p.root);
     let (mut ev, _argv) = evaluate_args_file(&fs, Path::new(&file), &p.cwd, &p.env, &lookup, &kv);
-    if evaluated_late {
+    // kubelite read its args file (and the kubelet its config) once, at its start: found
+    // already running, a file changed since makes the running verdict unknown.
+    let started = super::started::process_started(p.start_time);
+    if evaluated_late && let Some(path) = super::started::changed_since(&ev.inputs, None, started) {
+        ev.status = Status::Error;
+        ev.effective = None;
+        ev.reason = format!(
+            "MicroK8s: kubelite pid {} read the kubelet's flags at its start, and {} changed after it started, so what its kubelet runs with is not known (as the files are now: {})",
+            p.pid,
+            path.display(),
+            ev.reason
+        );
+        ev.remediation = format!(
+            "the after-restart finding says what kubelite will run with; {RESTART} so that the running kubelet matches the files"
+        );
+    } else if evaluated_late {
         ev.reason.push_str(&format!(
-            " (kubelite pid {} was already running: its args file was read as it is now, not as it read it at start)",
+            " (kubelite pid {} was already running: its args file and the files it names have not changed since it started)",
             p.pid
         ));
     }

@@ -12,6 +12,7 @@
 //! - [`microk8s`]: kubelite's args file, read as kubelite reads it.
 //! - [`talos`]: a kubelet in a container: its files are read through `/proc/<pid>/root`.
 //! - [`version`]: the kubelet's version, read from its executable.
+//! - [`started`]: whether the files an embedded kubelet read at its start changed since.
 //!
 //! Detection looks at running processes first (they are what runs), then at files of the
 //! root; `--distribution` (or [`set_override`]) replaces it.
@@ -23,6 +24,7 @@ pub mod plain;
 pub mod rancher;
 pub mod rancher_eval;
 pub mod rke2;
+pub mod started;
 pub mod talos;
 pub mod version;
 
@@ -38,6 +40,7 @@ use super::rootfs::RootFs;
 pub enum Distribution {
     /// A `kubelet` started by `kubelet.service` (kubeadm, kind, EKS, GKE, AKS, Bottlerocket).
     #[value(name = "kubeadm", alias = "plain")]
+    #[serde(rename = "kubeadm")]
     Plain,
     /// k3s: the kubelet runs inside the k3s process; flags from /etc/rancher/k3s.
     K3s,
@@ -52,6 +55,19 @@ pub enum Distribution {
 }
 
 impl Distribution {
+    /// The `--distribution` value (and the journald/OCSF field's value): "kubeadm", "k3s",
+    /// "rke2", "microk8s", "openshift", "talos".
+    pub fn id(self) -> &'static str {
+        match self {
+            Distribution::Plain => "kubeadm",
+            Distribution::K3s => "k3s",
+            Distribution::Rke2 => "rke2",
+            Distribution::Microk8s => "microk8s",
+            Distribution::Openshift => "openshift",
+            Distribution::Talos => "talos",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Distribution::Plain => "kubeadm-style (kubelet.service)",
@@ -324,6 +340,60 @@ mod tests {
             host_kind("my-kubelet", &argv(&["x"])),
             Some(HostKind::Kubelet)
         );
+    }
+
+    /// The distribution a report carries: the baseline's sentence, journald's
+    /// KUBELET_DRIFT_DISTRIBUTION, OCSF's unmapped.distribution.
+    #[test]
+    fn reports_carry_the_distribution() {
+        use crate::output::{journald, ocsf, sentence, testutil};
+        use crate::report::Change;
+        let mut r = testutil::report(Change::Baseline);
+        r.time = std::time::SystemTime::now();
+        r.distribution = Some(det(Distribution::K3s, "unit k3s.service exists"));
+        assert!(
+            sentence(&r).contains("on a k3s node (unit k3s.service exists)"),
+            "{}",
+            sentence(&r)
+        );
+        let fields = journald::fields(&r);
+        assert!(
+            fields
+                .iter()
+                .any(|(k, v)| k == "KUBELET_DRIFT_DISTRIBUTION" && v == "k3s"),
+            "{fields:?}"
+        );
+        let v = ocsf::to_ocsf(&r);
+        assert_eq!(v["unmapped"]["distribution"]["id"], "k3s");
+        assert_eq!(v["unmapped"]["distribution"]["name"], "k3s");
+        assert_eq!(
+            v["unmapped"]["distribution"]["evidence"],
+            "unit k3s.service exists"
+        );
+        let p = crate::output::testutil::ocsf_problems(&v);
+        assert!(p.is_empty(), "{p:?}");
+        // a drift (not the baseline) keeps its sentence; no distribution, no field
+        r.change = Change::DriftDetected;
+        assert!(!sentence(&r).contains("k3s node"));
+        r.distribution = None;
+        assert!(
+            !journald::fields(&r)
+                .iter()
+                .any(|(k, _)| k == "KUBELET_DRIFT_DISTRIBUTION")
+        );
+        assert!(ocsf::to_ocsf(&r)["unmapped"].get("distribution").is_none());
+        for d in [
+            Distribution::Plain,
+            Distribution::K3s,
+            Distribution::Rke2,
+            Distribution::Microk8s,
+            Distribution::Openshift,
+            Distribution::Talos,
+        ] {
+            // the field's value is what --distribution takes
+            use clap::ValueEnum;
+            assert_eq!(d.to_possible_value().unwrap().get_name(), d.id(), "{d:?}");
+        }
     }
 
     #[test]

@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::super::discovery::KubeletProcess;
 use super::super::evaluate::{EvalInput, Evaluation, evaluate_versioned};
 use super::super::rootfs::RootFs;
 use super::super::unit::{self, AssembledUnit, UnitErrorKind};
 use super::rancher::{self, Flavor, Origin, RancherError};
-use super::version;
+use super::{started, version};
 use crate::finding::{Benchmark, Finding, Source, Status, Subject};
 
 /// The kubelet's argv as the distribution builds it, with the origin of each argument.
@@ -372,6 +373,24 @@ fn error_finding(
     }
 }
 
+/// The running process read files that changed since: its verdict is unknown.
+fn changed_after_start(f: &mut Finding, flavor: &Flavor, pid: u32, unit: &str, path: PathBuf) {
+    f.status = Status::Error;
+    f.effective = None;
+    f.reason = format!(
+        "{} pid {pid} hides its arguments and its embedded kubelet has no command line of its own, so the running kubelet's flags can only be computed from the files; {} changed after {} started, so what it read then is not known (computed from the files as they are now: {})",
+        flavor.name,
+        path.display(),
+        flavor.name,
+        f.reason
+    );
+    f.remediation = format!(
+        "the after-restart finding says what {} will run with; restart it (systemctl restart {unit}) so that the running kubelet matches the files",
+        flavor.name
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
 fn finding_from_unit(
     fs: &RootFs,
     flavor: &Flavor,
@@ -379,8 +398,9 @@ fn finding_from_unit(
     env: &HashMap<String, String>,
     subject: Subject,
     check_copies: bool,
+    started: Option<(u32, SystemTime)>,
     benchmark: Benchmark,
-) -> Finding {
+) -> (Finding, bool) {
     let name = u
         .unit_path
         .file_name()
@@ -411,12 +431,21 @@ fn finding_from_unit(
                     f.input_dirs.push(p.clone());
                 }
             }
-            f
+            // Not the managed directory: k3s rewrites it at each start.
+            let managed = c.managed_dir.as_deref().and_then(|d| host(fs, d));
+            if let Some((pid, at)) = started
+                && let Some(changed) = started::changed_since(&f.inputs, managed.as_deref(), at)
+            {
+                changed_after_start(&mut f, flavor, pid, &name, changed);
+                return (f, true);
+            }
+            (f, false)
         }
         Err((e, mut i, mut d)) => {
             i.extend(u.inputs.iter().cloned());
             d.extend(u.input_dirs.iter().cloned());
-            error_finding(subject, benchmark, flavor, e, i, d, &restart)
+            let f = error_finding(subject, benchmark, flavor, e, i, d, &restart);
+            (f, false)
         }
     }
 }
@@ -502,9 +531,7 @@ pub fn after_restart(
         argv: Vec::new(),
         exec_start_from: Some(u.exec_start_from.clone()),
     };
-    Some(finding_from_unit(
-        fs, flavor, &u, &u.env, subject, true, benchmark,
-    ))
+    Some(finding_from_unit(fs, flavor, &u, &u.env, subject, true, None, benchmark).0)
 }
 
 /// A running k3s process: its embedded kubelet's flags, computed from the unit of its cgroup
@@ -541,18 +568,33 @@ pub fn running(
         }
     };
     // What the process had: its environment (K3S_CONFIG_FILE), not the unit's as it is now.
-    let mut f = finding_from_unit(&fs, flavor, &u, &p.env, subject, !evaluated_late, benchmark);
+    // Found already running, the files may have changed since it read them: then the verdict
+    // is unknown (an error), never the files' verdict passed off as the running one.
+    let started = evaluated_late.then(|| (p.pid, started::process_started(p.start_time)));
+    let (mut f, changed) = finding_from_unit(
+        &fs,
+        flavor,
+        &u,
+        &p.env,
+        subject,
+        !evaluated_late,
+        started,
+        benchmark,
+    );
+    if changed {
+        return f;
+    }
     f.reason = format!(
-        "{} (the embedded kubelet of {} pid {} has no command line of its own and {} hides its arguments: computed from {} and the config files as they are now{})",
+        "{} (the embedded kubelet of {} pid {} has no command line of its own and {} hides its arguments: computed from {} and the config files{})",
         f.reason,
         flavor.name,
         p.pid,
         flavor.name,
         u.unit_path.display(),
         if evaluated_late {
-            ", which is what it read if they have not changed since it started"
+            " as they are now, none of which changed since it started"
         } else {
-            ", read at its start"
+            ", read when its start was seen"
         }
     );
     f
