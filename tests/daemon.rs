@@ -261,6 +261,24 @@ fn daemon_with_journald(tag: &str) -> (Journald, Scenario) {
     (j, Scenario::start(o, &[&[]]))
 }
 
+/// The journald match on this daemon's node.
+fn node_field(d: &Daemon) -> String {
+    format!("KUBELET_DRIFT_NODE={}", d.node_name)
+}
+
+/// This daemon's one drift_detected entry in the test journald.
+fn drift_detected_entry(j: &Journald, d: &Daemon) -> journald::Entry {
+    let mut e = j
+        .wait_for(
+            &[&node_field(d), "KUBELET_DRIFT_CHANGE=drift_detected"],
+            1,
+            WAIT,
+        )
+        .unwrap();
+    assert_eq!(e.len(), 1, "{e:?}");
+    e.remove(0)
+}
+
 #[test]
 fn journald_entries_carry_the_documented_fields() {
     let (j, s) = daemon_with_journald("journal");
@@ -268,16 +286,8 @@ fn journald_entries_carry_the_documented_fields() {
     let sed1 = sed(TO_FALSE, &node.config());
     d.wait_for("drift_detected", WAIT, |v| change(v) == "drift_detected");
 
-    let node_match = format!("KUBELET_DRIFT_NODE={}", d.node_name);
-    let e = j
-        .wait_for(
-            &[&node_match, "KUBELET_DRIFT_CHANGE=drift_detected"],
-            1,
-            WAIT,
-        )
-        .unwrap();
-    assert_eq!(e.len(), 1, "{e:?}");
-    let e = &e[0];
+    let node_match = node_field(d);
+    let e = &drift_detected_entry(&j, d);
     let msg = String::from_utf8(one(e, "MESSAGE")).unwrap();
     assert!(msg.starts_with("CIS 4.2.7 drift detected: kubelet after a restart would run with makeIPTablesUtilChains=false"), "{msg}");
     assert!(msg.contains(&format!("by sed (pid {sed1}, ppid ")), "{msg}");
@@ -406,16 +416,8 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
     assert_eq!(raw.iter().filter(|&&b| b == b'\n').count(), objects);
     assert_all_valid(&d);
 
-    let node_match = format!("KUBELET_DRIFT_NODE={}", d.node_name);
-    let e = j
-        .wait_for(
-            &[&node_match, "KUBELET_DRIFT_CHANGE=drift_detected"],
-            1,
-            WAIT,
-        )
-        .unwrap();
-    assert_eq!(e.len(), 1, "{e:?}");
-    let e = &e[0];
+    let node_match = node_field(d);
+    let e = &drift_detected_entry(&j, d);
     assert_eq!(one(e, "PRIORITY"), b"3", "no forged priority");
     assert_eq!(one(e, "KUBELET_DRIFT_STATUS"), b"fail");
     assert_eq!(one(e, "KUBELET_DRIFT_ACTOR_COMM"), lossy_comm.as_bytes());
