@@ -238,25 +238,42 @@ impl<'a> Parser<'a> {
         r
     }
 
+    /// Moves to the next entry of the block collection at column `col`: false at its end (no
+    /// more content, a line indented less, or one at `col` that `ends` gives to the parent), an
+    /// error for a line indented deeper than its `entries`.
+    fn next_entry(
+        &mut self,
+        col: usize,
+        ends: impl Fn(&str) -> bool,
+        entries: &str,
+    ) -> Result<bool, ReadError> {
+        let Some(j) = self.next_content() else {
+            return Ok(false);
+        };
+        let l = self.content_line(j)?;
+        let ind = indent(l);
+        if ind < col || (ind == col && ends(l)) {
+            return Ok(false);
+        }
+        if ind > col {
+            return Err(refuse(
+                j + 1,
+                format!(
+                    "a line indented deeper than its {entries} (a multi-line scalar, or invalid)"
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
     /// A block mapping whose first key is at column `col` of the current line.
     fn block_map(&mut self, col: usize) -> Result<Node, ReadError> {
         let start = self.i + 1;
         let mut pairs = Vec::new();
         let mut first = true;
         loop {
-            if !first {
-                let Some(j) = self.next_content() else { break };
-                let l = self.content_line(j)?;
-                let ind = indent(l);
-                if ind < col {
-                    break;
-                }
-                if ind > col {
-                    return Err(refuse(
-                        j + 1,
-                        "a line indented deeper than its mapping's keys (a multi-line scalar, or invalid)",
-                    ));
-                }
+            if !first && !self.next_entry(col, |_| false, "mapping's keys")? {
+                break;
             }
             first = false;
             let l = self.lines[self.i];
@@ -281,19 +298,8 @@ impl<'a> Parser<'a> {
         let mut items = Vec::new();
         let mut first = true;
         loop {
-            if !first {
-                let Some(j) = self.next_content() else { break };
-                let l = self.content_line(j)?;
-                let ind = indent(l);
-                if ind < col || (ind == col && !is_seq_entry(l, col)) {
-                    break;
-                }
-                if ind > col {
-                    return Err(refuse(
-                        j + 1,
-                        "a line indented deeper than its sequence's entries (a multi-line scalar, or invalid)",
-                    ));
-                }
+            if !first && !self.next_entry(col, |l| !is_seq_entry(l, col), "sequence's entries")? {
+                break;
             }
             first = false;
             let value = self.value_after(col + 1, col, Ctx::SeqEntry)?;
