@@ -59,7 +59,7 @@ fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
     // Agreeing states: no pending drift.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(d.lines().len(), 3, "{}", d.summary());
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn sed_edit_is_detected_with_its_actor_and_resolved() {
         change(v) == "pending_drift_cleared"
     });
     s.kubelets.clear();
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 /// The OCSF actor should name the writer's executable (`actor.process.file.path`), but `sed`
@@ -190,7 +190,7 @@ fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
         change(v) == "pending_drift_appeared"
     });
     drop(k2);
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn unit_dropin_edit_fails_after_restart_and_is_pending_drift() {
     assert_eq!(status(&p), "Fail", "after-restart fails");
     assert_eq!(p["unmapped"]["previous_status"], "pass", "running passes");
     s.kubelets.clear();
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 /// Fields of a journald entry that are not ours, journald's (`_*`, `__*`) or the standard
@@ -414,7 +414,7 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
         .inspect(|v| assert!(v.is_object(), "not an object: {v}"))
         .count();
     assert_eq!(raw.iter().filter(|&&b| b == b'\n').count(), objects);
-    assert_all_valid(&d);
+    assert_all_valid(d);
 
     let node_match = node_field(d);
     let e = &drift_detected_entry(&j, d);
@@ -463,7 +463,7 @@ fn back_to_back_edits_are_each_named_for_their_writer() {
             d.summary()
         );
     }
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 /// GET `path` from the daemon's metrics endpoint: (status line, body).

@@ -77,7 +77,11 @@ pub fn run() -> Result<()> {
             "{new} place(s) over the limits (functions {MAX_FN_LINES} lines, daemon files {MAX_DAEMON_FILE_LINES})"
         );
     }
-    let others = if found.is_empty() { "" } else { " other than those" };
+    let others = if found.is_empty() {
+        ""
+    } else {
+        " other than those"
+    };
     println!(
         "no function{others} over {MAX_FN_LINES} lines outside tests, no daemon file over {MAX_DAEMON_FILE_LINES} lines"
     );
