@@ -4,16 +4,9 @@
 
 use kubelet_drift_tests::{KillOnDrop, daemon::*, sh};
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
-const TO_FALSE: &str = "s/makeIPTablesUtilChains: true/makeIPTablesUtilChains: false/";
-const TO_TRUE: &str = "s/makeIPTablesUtilChains: false/makeIPTablesUtilChains: true/";
-
-fn sed(expr: &str, file: &std::path::Path) -> u32 {
-    run(Command::new("sed").arg("-i").arg(expr).arg(file))
-}
-
 #[test]
 fn every_drift_report_names_its_own_sed_among_bystanders() {
     require_root();

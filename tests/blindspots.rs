@@ -52,6 +52,26 @@ fn unnamed_ok(tag: &str) -> bool {
     tag.starts_with("uring")
 }
 
+/// Every test's start: the serial guard (taken first, so that it outlives the node), root,
+/// a fresh node.
+fn serial_node() -> (std::sync::MutexGuard<'static, ()>, Node) {
+    let guard = serial();
+    require_root();
+    (guard, Node::new())
+}
+
+/// Where the node's config says `true`, in bytes: "true\n" written over as "false" keeps
+/// the file's length.
+fn true_offset(node: &Node) -> usize {
+    let text = fs::read_to_string(node.config()).unwrap();
+    text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len()
+}
+
+/// The io_uring client writing false into the node's config its `op` way; its pid.
+fn uring_writes(exe: &Path, op: &str, n: &Node) -> u32 {
+    run(Command::new(exe).arg(op).arg(n.config()).arg(false_text()))
+}
+
 fn false_text() -> String {
     config_text(false)
 }
@@ -81,9 +101,7 @@ fn python_living_on(code: &str, args: &[&OsStr]) -> Child {
 /// itself is never opened, renamed or unlinked, and no name on its path is a watched name.
 #[test]
 fn parent_directory_swapped() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
+    let (_serial, node) = serial_node();
     let v = caught("dirswap", &node, |n| {
         python(
             "import sys, os, shutil\n\
@@ -101,9 +119,7 @@ fn parent_directory_swapped() {
 /// renameat2(RENAME_EXCHANGE) of the config's directory with a prepared one.
 #[test]
 fn parent_directory_exchanged() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
+    let (_serial, node) = serial_node();
     let other = node.path("var/lib/kubelet.prepared");
     fs::create_dir(&other).unwrap();
     fs::write(other.join("config.yaml"), false_text()).unwrap();
@@ -122,11 +138,8 @@ fn parent_directory_exchanged() {
 /// the writer lives on: no syscall touches the file after the close.
 #[test]
 fn shared_mapping_written_after_close() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
-    let text = fs::read_to_string(node.config()).unwrap();
-    let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
+    let (_serial, node) = serial_node();
+    let off = true_offset(&node);
     let mut child = None;
     caught("mmap", &node, |n| {
         // "true\n" becomes "false": same length.
@@ -158,9 +171,7 @@ fn shared_mapping_written_after_close() {
 /// open_by_handle_at(2) for writing: the file is opened with no path at all.
 #[test]
 fn open_by_handle_at() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
+    let (_serial, node) = serial_node();
     caught("handle", &node, |n| {
         python(
             "import sys, os, ctypes\n\
@@ -350,39 +361,23 @@ fn uring_exe() -> &'static Path {
 
 #[test]
 fn io_uring_open_and_write() {
-    let _serial = serial();
-    require_root();
+    let (_serial, node) = serial_node();
     let exe = uring_exe();
-    let node = Node::new();
-    caught("uringwrite", &node, |n| {
-        run(Command::new(exe)
-            .arg("write")
-            .arg(n.config())
-            .arg(false_text()))
-    });
+    caught("uringwrite", &node, |n| uring_writes(exe, "write", n));
 }
 
 /// Open into a fixed-file slot and write through it, with no completion posted for either.
 #[test]
 fn io_uring_hidden_open_and_write() {
-    let _serial = serial();
-    require_root();
+    let (_serial, node) = serial_node();
     let exe = uring_exe();
-    let node = Node::new();
-    caught("uringhide", &node, |n| {
-        run(Command::new(exe)
-            .arg("hidden")
-            .arg(n.config())
-            .arg(false_text()))
-    });
+    caught("uringhide", &node, |n| uring_writes(exe, "hidden", n));
 }
 
 #[test]
 fn io_uring_rename_over_the_config() {
-    let _serial = serial();
-    require_root();
+    let (_serial, node) = serial_node();
     let exe = uring_exe();
-    let node = Node::new();
     let new = node.path("var/lib/kubelet/.staged");
     fs::write(&new, false_text()).unwrap();
     caught("uringmv", &node, |n| {
@@ -403,9 +398,7 @@ impl Drop for Unmount {
 /// are untouched; the kubelet reads the other file.
 #[test]
 fn bind_mount_over_the_config() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
+    let (_serial, node) = serial_node();
     let other = node.path("false.yaml");
     fs::write(&other, false_text()).unwrap();
     let _guard = Unmount(node.config());
@@ -421,9 +414,7 @@ fn bind_mount_over_the_config() {
 /// `mount --bind` of a prepared directory over the config's parent directory.
 #[test]
 fn bind_mount_over_a_parent_directory() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
+    let (_serial, node) = serial_node();
     let other = node.path("prepared");
     fs::create_dir(&other).unwrap();
     fs::write(other.join("config.yaml"), false_text()).unwrap();
@@ -483,11 +474,8 @@ impl Drop for EarlyWriter {
 /// seen, so the daemon finds it by its scan at start and follows it.
 #[test]
 fn fd_opened_before_the_monitor_started() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
-    let text = fs::read_to_string(node.config()).unwrap();
-    let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
+    let (_serial, node) = serial_node();
+    let off = true_offset(&node);
     let mut w = EarlyWriter::start(
         "import sys, os\nfd = os.open(sys.argv[1], os.O_RDWR)",
         "os.pwrite(fd, b'false', int(sys.argv[2]))",
@@ -499,11 +487,8 @@ fn fd_opened_before_the_monitor_started() {
 /// A shared mapping made (and its fd closed) before the monitor started, written after.
 #[test]
 fn mapping_made_before_the_monitor_started() {
-    let _serial = serial();
-    require_root();
-    let node = Node::new();
-    let text = fs::read_to_string(node.config()).unwrap();
-    let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
+    let (_serial, node) = serial_node();
+    let off = true_offset(&node);
     let mut w = EarlyWriter::start(
         "import sys, os, ctypes\n\
          libc = ctypes.CDLL(None, use_errno=True)\n\

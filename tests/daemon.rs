@@ -59,7 +59,7 @@ fn baseline_reports_each_running_kubelet_and_the_after_restart_state() {
     // Agreeing states: no pending drift.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(d.lines().len(), 3, "{}", d.summary());
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn sed_edit_is_detected_with_its_actor_and_resolved() {
         change(v) == "pending_drift_cleared"
     });
     s.kubelets.clear();
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 /// The OCSF actor should name the writer's executable (`actor.process.file.path`), but `sed`
@@ -190,7 +190,7 @@ fn kubelet_restarted_with_a_false_flag_is_stopped_then_started_failing() {
         change(v) == "pending_drift_appeared"
     });
     drop(k2);
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn unit_dropin_edit_fails_after_restart_and_is_pending_drift() {
     assert_eq!(status(&p), "Fail", "after-restart fails");
     assert_eq!(p["unmapped"]["previous_status"], "pass", "running passes");
     s.kubelets.clear();
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 /// Fields of a journald entry that are not ours, journald's (`_*`, `__*`) or the standard
@@ -261,6 +261,24 @@ fn daemon_with_journald(tag: &str) -> (Journald, Scenario) {
     (j, Scenario::start(o, &[&[]]))
 }
 
+/// The journald match on this daemon's node.
+fn node_field(d: &Daemon) -> String {
+    format!("KUBELET_DRIFT_NODE={}", d.node_name)
+}
+
+/// This daemon's one drift_detected entry in the test journald.
+fn drift_detected_entry(j: &Journald, d: &Daemon) -> journald::Entry {
+    let mut e = j
+        .wait_for(
+            &[&node_field(d), "KUBELET_DRIFT_CHANGE=drift_detected"],
+            1,
+            WAIT,
+        )
+        .unwrap();
+    assert_eq!(e.len(), 1, "{e:?}");
+    e.remove(0)
+}
+
 #[test]
 fn journald_entries_carry_the_documented_fields() {
     let (j, s) = daemon_with_journald("journal");
@@ -268,16 +286,8 @@ fn journald_entries_carry_the_documented_fields() {
     let sed1 = sed(TO_FALSE, &node.config());
     d.wait_for("drift_detected", WAIT, |v| change(v) == "drift_detected");
 
-    let node_match = format!("KUBELET_DRIFT_NODE={}", d.node_name);
-    let e = j
-        .wait_for(
-            &[&node_match, "KUBELET_DRIFT_CHANGE=drift_detected"],
-            1,
-            WAIT,
-        )
-        .unwrap();
-    assert_eq!(e.len(), 1, "{e:?}");
-    let e = &e[0];
+    let node_match = node_field(d);
+    let e = &drift_detected_entry(&j, d);
     let msg = String::from_utf8(one(e, "MESSAGE")).unwrap();
     assert!(msg.starts_with("CIS 4.2.7 drift detected: kubelet after a restart would run with makeIPTablesUtilChains=false"), "{msg}");
     assert!(msg.contains(&format!("by sed (pid {sed1}, ppid ")), "{msg}");
@@ -404,18 +414,10 @@ fn hostile_comm_and_paths_are_escaped_in_json_and_journald() {
         .inspect(|v| assert!(v.is_object(), "not an object: {v}"))
         .count();
     assert_eq!(raw.iter().filter(|&&b| b == b'\n').count(), objects);
-    assert_all_valid(&d);
+    assert_all_valid(d);
 
-    let node_match = format!("KUBELET_DRIFT_NODE={}", d.node_name);
-    let e = j
-        .wait_for(
-            &[&node_match, "KUBELET_DRIFT_CHANGE=drift_detected"],
-            1,
-            WAIT,
-        )
-        .unwrap();
-    assert_eq!(e.len(), 1, "{e:?}");
-    let e = &e[0];
+    let node_match = node_field(d);
+    let e = &drift_detected_entry(&j, d);
     assert_eq!(one(e, "PRIORITY"), b"3", "no forged priority");
     assert_eq!(one(e, "KUBELET_DRIFT_STATUS"), b"fail");
     assert_eq!(one(e, "KUBELET_DRIFT_ACTOR_COMM"), lossy_comm.as_bytes());
@@ -461,7 +463,7 @@ fn back_to_back_edits_are_each_named_for_their_writer() {
             d.summary()
         );
     }
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 /// GET `path` from the daemon's metrics endpoint: (status line, body).

@@ -649,20 +649,7 @@ fn standin(name: &str, arg0: &str, args: &[&str], env: &[(&str, &str)]) -> Stand
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let child = kubelet_drift_tests::spawn_retrying_busy(&mut cmd).unwrap();
-    let pid = child.id();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .as_deref()
-        != Some(exe.as_path())
-        || std::fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty())
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stand-in {name} never exec'd"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    kubelet_drift::output::testutil::wait_for_exec(child.id(), &exe);
     Standin { _dir: dir, child }
 }
 

@@ -32,10 +32,20 @@ fn py(code: &str, args: &[&OsStr]) -> u32 {
     python(code, args)
 }
 
+/// python3 runs `code` with the node's config and the false text as its arguments.
+fn py_false(code: &str, n: &Node) -> u32 {
+    py(code, &[n.config().as_os_str(), OsStr::new(&false_text())])
+}
+
+/// Root required, and a fresh node.
+fn root_node() -> Node {
+    require_root();
+    Node::new()
+}
+
 #[test]
 fn rename_over_the_config() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let v = evade("rename", &node, |n| {
         let tmp = n.path("var/lib/kubelet/.config.yaml.new");
         py(
@@ -52,16 +62,14 @@ fn rename_over_the_config() {
 
 #[test]
 fn sed_in_place() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let v = evade("sed", &node, |n| sed(TO_FALSE, &n.config()));
     assert_eq!(actor_name(&v), "sed");
 }
 
 #[test]
 fn vim_backup_then_rename_write() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let v = evade("vim", &node, |n| {
         // backupcopy=no: vim renames the original to the backup and writes a new file.
         run(Command::new("vi")
@@ -78,8 +86,7 @@ fn vim_backup_then_rename_write() {
 
 #[test]
 fn symlink_swapped_at_the_config_path() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let dir = node.path("var/lib/kubelet");
     fs::rename(node.config(), dir.join("real.yaml")).unwrap();
     fs::write(dir.join("other.yaml"), false_text()).unwrap();
@@ -93,8 +100,7 @@ fn symlink_swapped_at_the_config_path() {
 
 #[test]
 fn hardlink_written_through_its_other_name() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let alias = node.path("alias.yaml");
     fs::hard_link(node.config(), &alias).unwrap();
     evade("hardlink", &node, |_| {
@@ -107,8 +113,7 @@ fn hardlink_written_through_its_other_name() {
 
 #[test]
 fn relative_path_with_a_dirfd() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     evade("dirfd", &node, |n| {
         py(
             "import sys, os\n\
@@ -125,10 +130,9 @@ fn relative_path_with_a_dirfd() {
 
 #[test]
 fn openat2() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     evade("openat2", &node, |n| {
-        py(
+        py_false(
             "import sys, os, ctypes\n\
              class how(ctypes.Structure):\n\
              \x20   _fields_ = [('flags', ctypes.c_uint64), ('mode', ctypes.c_uint64), ('resolve', ctypes.c_uint64)]\n\
@@ -137,22 +141,21 @@ fn openat2() {
              fd = libc.syscall(437, -100, sys.argv[1].encode(), ctypes.byref(h), ctypes.sizeof(h))\n\
              assert fd >= 0, ctypes.get_errno()\n\
              os.write(fd, sys.argv[2].encode()); os.close(fd)",
-            &[n.config().as_os_str(), OsStr::new(&false_text())],
+            n,
         )
     });
 }
 
 #[test]
 fn o_trunc_then_write() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     evade("otrunc", &node, |n| {
-        py(
+        py_false(
             "import sys, os, time\n\
              fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)\n\
              time.sleep(0.05)\n\
              os.write(fd, sys.argv[2].encode()); os.close(fd)",
-            &[n.config().as_os_str(), OsStr::new(&false_text())],
+            n,
         )
     });
 }
@@ -161,8 +164,7 @@ fn o_trunc_then_write() {
 /// kept open: the write comes after the open's grace period and there is no close to wait for.
 #[test]
 fn pwrite_into_an_fd_held_open() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let text = fs::read_to_string(node.config()).unwrap();
     let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
     let mut child = None;
@@ -201,8 +203,7 @@ fn pwrite_into_an_fd_held_open() {
 
 #[test]
 fn pwrite_then_close() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let text = fs::read_to_string(node.config()).unwrap();
     let off = text.find(TRUE_LINE).unwrap() + "makeIPTablesUtilChains: ".len();
     evade("pwriteclose", &node, |n| {
@@ -217,8 +218,7 @@ fn pwrite_then_close() {
 
 #[test]
 fn truncate_by_path() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     // Duplicate keys: the last wins. Cutting the last line leaves false.
     let keep = false_text().to_string();
     fs::write(node.config(), format!("{keep}{TRUE_LINE}\n")).unwrap();
@@ -233,23 +233,21 @@ fn truncate_by_path() {
 
 #[test]
 fn write_through_proc_self_fd() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     evade("procfd", &node, |n| {
-        py(
+        py_false(
             "import sys, os\n\
              r = os.open(sys.argv[1], os.O_RDONLY)\n\
              fd = os.open('/proc/self/fd/%d' % r, os.O_WRONLY | os.O_TRUNC)\n\
              os.write(fd, sys.argv[2].encode()); os.close(fd); os.close(r)",
-            &[n.config().as_os_str(), OsStr::new(&false_text())],
+            n,
         )
     });
 }
 
 #[test]
 fn writer_in_another_mount_namespace() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     evade("mntns", &node, |n| {
         run(Command::new("unshare")
             .args(["-m", "sh", "-c", "printf '%s' \"$1\" > \"$2\"", "sh"])
@@ -271,17 +269,13 @@ fn long_path_written_in_place() {
     require_root();
     let node = Node::deep(300);
     evade("longopen", &node, |n| {
-        py(
-            "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
-            &[n.config().as_os_str(), OsStr::new(&false_text())],
-        )
+        py_false("import sys; open(sys.argv[1], 'w').write(sys.argv[2])", n)
     });
 }
 
 #[test]
 fn writer_in_a_chroot() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     evade("chroot", &node, |n| {
         py(
             "import sys, os\n\
@@ -294,8 +288,7 @@ fn writer_in_a_chroot() {
 
 #[test]
 fn renamed_in_a_chroot() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     evade("chrootmv", &node, |n| {
         py(
             "import sys, os\n\
@@ -312,8 +305,7 @@ fn renamed_in_a_chroot() {
 /// is decided by the file it reaches.
 #[test]
 fn symlink_made_after_start_then_written_through() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let link = node.path("innocent-name");
     evade("latesymlink", &node, |n| {
         // The link first (its record alone re-evaluates, and finds nothing changed), then the
@@ -330,8 +322,7 @@ fn symlink_made_after_start_then_written_through() {
 /// Likewise a hard link made while the monitor runs, written at once.
 #[test]
 fn hardlink_made_after_start_then_written_through() {
-    require_root();
-    let node = Node::new();
+    let node = root_node();
     let alias = node.path("innocent-alias");
     evade("latelink", &node, |n| {
         // As for the symlink: the link first (its record re-evaluates, nothing changed), then

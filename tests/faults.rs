@@ -88,12 +88,12 @@ fn ring_buffer_overflow_is_told_and_followed_by_a_full_rescan_with_the_right_ver
     });
     // The final verdict is right: the file says false.
     let deadline = std::time::Instant::now() + WAIT;
-    while after_restart_status(&d) != "Fail" && std::time::Instant::now() < deadline {
+    while after_restart_status(d) != "Fail" && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(after_restart_status(&d), "Fail", "{}", d.summary());
-    assert_all_valid(&d);
+    assert_eq!(after_restart_status(d), "Fail", "{}", d.summary());
+    assert_all_valid(d);
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn sigkill_and_restart_reports_the_baseline_again() {
     let _ = d1.child.wait();
     fs::write(node.config(), config_text(false)).unwrap();
 
-    let d2 = Daemon::start(&node, o);
+    let d2 = Daemon::start(node, o);
     let base: Vec<Value> = d2
         .lines()
         .into_iter()
@@ -171,7 +171,7 @@ fn kubelet_killed_right_after_exec_leaves_no_phantom() {
         assert_eq!(change(last), "pending_drift_cleared", "{}", d.summary());
     }
     assert!(!d.exited());
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn config_deleted_is_an_error_and_recreated_clears_it() {
     assert_eq!(status(&v), "Pass");
     assert_eq!(v["unmapped"]["previous_status"], "error");
     assert_eq!(actor_pid(&v), Some(w as u64));
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }
 
 #[test]
@@ -220,5 +220,5 @@ fn journald_absent_keeps_json_working_and_says_so_once() {
     );
     assert!(err.contains("/run/systemd/journal/socket"), "{err}");
     assert!(d.lines().len() >= 3);
-    assert_all_valid(&d);
+    assert_all_valid(d);
 }

@@ -6,7 +6,7 @@ use kubelet_drift_tests::{KillOnDrop, daemon::*};
 use std::{
     fs,
     os::unix::{fs::PermissionsExt, process::CommandExt},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -58,10 +58,6 @@ fn node_without_unit() -> Node {
     fs::remove_file(node.path("lib/systemd/system/kubelet.service")).unwrap();
     fs::remove_dir_all(node.dropin_dir()).unwrap();
     node
-}
-
-fn sed(expr: &str, file: &Path) -> u32 {
-    run(Command::new("sed").arg("-i").arg(expr).arg(file))
 }
 
 /// The impostor (lower pid, uid 65534, a user-owned copy, its own config saying true) is

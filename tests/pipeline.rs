@@ -19,8 +19,8 @@ use kubelet_drift::{
     settings::RingSize,
 };
 use kubelet_drift_tests::{
-    ConfigDir, KillOnDrop, Monitor, file_events, is_file_of, python3, require_root, run, sh,
-    shared, spawn_kubelet, spawn_kubelet_copy, summary,
+    ConfigDir, KillOnDrop, Monitor, file_events, file_summary, is_file_of, python3, require_root,
+    run, sh, shared, spawn_kubelet, spawn_kubelet_copy, summary,
 };
 use monitor_common::InodeKey;
 
@@ -34,20 +34,7 @@ fn key_of(path: &Path) -> InodeKey {
 fn show(events: &[&FileInfo]) -> String {
     events
         .iter()
-        .map(|f| {
-            format!(
-                "\n  {} by={:?} ret={} dirfd={} dev={} ino={} path={:?} path2={:?} flags={:#o}",
-                f.op.as_str(),
-                f.matched_by,
-                f.ret,
-                f.dirfd,
-                f.dev,
-                f.ino,
-                f.path,
-                f.path2,
-                f.sys_flags
-            )
-        })
+        .map(|f| format!("\n  {}", file_summary(f)))
         .collect()
 }
 
@@ -310,29 +297,49 @@ fn edit_by_shell_redirect() {
     assert_eq!(ev[exit].actor.tgid, pid);
 }
 
-#[test]
-fn edit_by_sed_in_place() {
+/// `cmd`, run in a fresh config directory, renames a file whose name starts with `from` onto
+/// config.yaml: its records name it (`comm`) and the rename. `prepare` writes what it needs
+/// first. Returns the directory.
+fn renamed_onto_config_by(
+    mut cmd: Command,
+    comm: &str,
+    from: &str,
+    prepare: impl FnOnce(&Path),
+) -> ConfigDir {
     require_root();
     let d = ConfigDir::new();
-    let mut cmd = Command::new("sed");
-    cmd.args(["-i", "s/true/false/", "config.yaml"])
-        .current_dir(d.path());
+    prepare(d.path());
+    cmd.current_dir(d.path());
     let (pid, _, ev) = edit(&d, &mut cmd);
-    assert_actor(&ev, pid, "sed");
-    renames_onto_config(&ev, "./sed");
+    assert_actor(&ev, pid, comm);
+    renames_onto_config(&ev, from);
+    d
+}
+
+/// A command with its arguments.
+fn command(program: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args);
+    c
+}
+
+#[test]
+fn edit_by_sed_in_place() {
+    let d = renamed_onto_config_by(
+        command("sed", &["-i", "s/true/false/", "config.yaml"]),
+        "sed",
+        "./sed",
+        |_| {},
+    );
     assert!(fs::read_to_string(&d.config).unwrap().contains("false"));
 }
 
 #[test]
 fn edit_by_mv() {
-    require_root();
-    let d = ConfigDir::new();
-    fs::write(d.path().join("other"), "a: 1\n").unwrap();
-    let mut cmd = Command::new("mv");
-    cmd.args(["other", "config.yaml"]).current_dir(d.path());
-    let (pid, _, ev) = edit(&d, &mut cmd);
-    assert_actor(&ev, pid, "mv");
-    renames_onto_config(&ev, "other");
+    let mv = command("mv", &["other", "config.yaml"]);
+    renamed_onto_config_by(mv, "mv", "other", |dir| {
+        fs::write(dir.join("other"), "a: 1\n").unwrap()
+    });
 }
 
 #[test]
@@ -410,32 +417,37 @@ fn edit_by_truncate() {
 
 #[test]
 fn edit_by_python_os_replace() {
-    require_root();
-    let d = ConfigDir::new();
-    let mut cmd = Command::new(python3());
-    cmd.args([
-        "-c",
-        "import os\nwith open('new.tmp', 'w') as f: f.write('a: 2\\n')\nos.replace('new.tmp', 'config.yaml')",
-    ])
-    .current_dir(d.path());
-    let (pid, _, ev) = edit(&d, &mut cmd);
-    assert_actor(&ev, pid, "python3");
-    renames_onto_config(&ev, "new.tmp");
+    renamed_onto_config_by(
+        command(
+            python3(),
+            &[
+                "-c",
+                "import os\nwith open('new.tmp', 'w') as f: f.write('a: 2\\n')\nos.replace('new.tmp', 'config.yaml')",
+            ],
+        ),
+        "python3",
+        "new.tmp",
+        |_| {},
+    );
 }
 
 #[test]
 fn edit_through_relative_path_after_cd() {
     require_root();
     let d = ConfigDir::new();
-    let key = key_of(&d.config);
     let parent = d.path().parent().unwrap();
     let name = d.path().file_name().unwrap().to_str().unwrap();
-    let (pid, _, ev) = edit(
-        &d,
-        &mut sh(parent, &format!("cd '{name}' && echo x > config.yaml")),
-    );
+    let script = format!("cd '{name}' && echo x > config.yaml");
+    shell_writes_config(&d, parent, &script, "config.yaml");
+}
+
+/// A shell started in `cwd` runs `script`, which writes the config through the path `given`:
+/// the open names that path relative to the shell's cwd (AT_FDCWD), then the close follows.
+fn shell_writes_config(d: &ConfigDir, cwd: &Path, script: &str, given: &str) {
+    let key = key_of(&d.config);
+    let (pid, _, ev) = edit(d, &mut sh(cwd, script));
     assert_actor(&ev, pid, "sh");
-    let open = assert_open_then_close(&ev, key, "config.yaml");
+    let open = assert_open_then_close(&ev, key, given);
     assert_eq!(open.dirfd, AT_FDCWD);
 }
 
@@ -445,57 +457,60 @@ fn edit_through_dotdot_path_from_another_cwd() {
     let d = ConfigDir::new();
     let sub = d.path().join("sub");
     fs::create_dir(&sub).unwrap();
+    shell_writes_config(&d, &sub, "echo x > ../config.yaml", "../config.yaml");
+}
+
+/// python3 (in `/`) runs `code` on `arg`: it prints a number (an fd) and then writes the
+/// config through the path `given`. Returns that number, the config's open (checked to be
+/// python's and followed by its close) and every record of python's.
+fn python_writes_config(
+    d: &ConfigDir,
+    code: &str,
+    arg: &Path,
+    given: &str,
+) -> (i64, FileInfo, Vec<FileInfo>) {
+    require_root();
     let key = key_of(&d.config);
-    let (pid, _, ev) = edit(&d, &mut sh(&sub, "echo x > ../config.yaml"));
-    assert_actor(&ev, pid, "sh");
-    let open = assert_open_then_close(&ev, key, "../config.yaml");
-    assert_eq!(open.dirfd, AT_FDCWD);
+    let mut cmd = Command::new(python3());
+    cmd.args(["-c", code]).arg(arg).current_dir("/");
+    let (pid, stdout, ev) = edit(d, &mut cmd);
+    let n: i64 = stdout.trim().parse().expect("python printed a number");
+    assert_actor(&ev, pid, "python3");
+    let open = assert_open_then_close(&ev, key, given).clone();
+    (n, open, ev)
 }
 
 #[test]
 fn edit_through_openat_with_a_dirfd() {
-    require_root();
     let d = ConfigDir::new();
-    let key = key_of(&d.config);
-    let mut cmd = Command::new(python3());
-    cmd.args([
-        "-c",
+    let (dirfd, open, _) = python_writes_config(
+        &d,
         "import os, sys\n\
          d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n\
          print(d, flush=True)\n\
          f = os.open('config.yaml', os.O_WRONLY | os.O_TRUNC, dir_fd=d)\n\
          os.write(f, b'a: 3\\n')\n\
          os.close(f)",
-    ])
-    .arg(d.path())
-    .current_dir("/");
-    let (pid, stdout, ev) = edit(&d, &mut cmd);
-    let dirfd: i32 = stdout.trim().parse().expect("python printed its dirfd");
-    assert_actor(&ev, pid, "python3");
-    let open = assert_open_then_close(&ev, key, "config.yaml");
-    assert_eq!(open.dirfd, dirfd, "the dirfd given to openat");
+        d.path(),
+        "config.yaml",
+    );
+    assert_eq!(i64::from(open.dirfd), dirfd, "the dirfd given to openat");
     assert_eq!(fs::read_to_string(&d.config).unwrap(), "a: 3\n");
 }
 
 #[test]
 fn open_write_close_gives_open_then_close_of_the_same_file() {
-    require_root();
     let d = ConfigDir::new();
-    let key = key_of(&d.config);
-    let mut cmd = Command::new(python3());
-    cmd.args([
-        "-c",
+    let (fd, open, ev) = python_writes_config(
+        &d,
         "import os, sys\n\
          f = os.open(sys.argv[1], os.O_WRONLY)\n\
          print(f, flush=True)\n\
          os.write(f, b'# edited\\n')\n\
          os.close(f)",
-    ])
-    .arg(&d.config);
-    let (pid, stdout, ev) = edit(&d, &mut cmd);
-    let fd: i64 = stdout.trim().parse().unwrap();
-    assert_actor(&ev, pid, "python3");
-    let open = assert_open_then_close(&ev, key, d.config.to_str().unwrap());
+        &d.config,
+        d.config.to_str().unwrap(),
+    );
     assert_eq!(open.ret, fd);
     assert_eq!(open.sys_flags & libc::O_TRUNC as u64, 0);
     let ops: Vec<FileOp> = ev.iter().map(|f| f.op).collect();

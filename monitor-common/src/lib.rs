@@ -399,10 +399,10 @@ const _: () = {
     assert!(size_of::<NameKey>() == NAME_LEN);
     assert!(size_of::<CommKey>() == COMM_LEN);
     assert!(size_of::<OpenStash>() == 3 * U64);
-    assert!(size_of::<Header>() % 8 == 0);
-    assert!(size_of::<Actor>() % 8 == 0);
-    assert!(size_of::<ProcEvent>() % 8 == 0);
-    assert!(size_of::<FileEvent>() % 8 == 0);
+    assert!(size_of::<Header>().is_multiple_of(8));
+    assert!(size_of::<Actor>().is_multiple_of(8));
+    assert!(size_of::<ProcEvent>().is_multiple_of(8));
+    assert!(size_of::<FileEvent>().is_multiple_of(8));
 };
 
 #[cfg(feature = "user")]

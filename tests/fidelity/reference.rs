@@ -10,15 +10,15 @@ use std::{
 
 use serde_json::{Value, json};
 
-/// The Debian packages the reference is built from (GOPATH mode: /usr/share/gocode).
-pub const GO_PACKAGES: &[&str] = &[
-    "golang-go",
-    "golang-k8s-sigs-yaml-dev",
-    "golang-gopkg-yaml.v2-dev",
-    "golang-k8s-sigs-json-dev",
-    "golang-github-spf13-pflag-dev",
-    "golang-github-evanphx-json-patch-dev",
-];
+/// The Debian packages the reference is built from (GOPATH mode: /usr/share/gocode), one a
+/// line after the comments; `cargo xtask setup` installs the same list.
+pub fn go_packages() -> Vec<&'static str> {
+    include_str!("../kubelet-ref/debian-packages")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect()
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -61,7 +61,7 @@ pub fn binary() -> PathBuf {
         other => panic!(
             "cannot build the differential reference tests/kubelet-ref ({other:?}): it needs Go and \
              the kubelet's libraries from Debian ({}); `cargo xtask test` installs them",
-            GO_PACKAGES.join(" ")
+            go_packages().join(" ")
         ),
     }
 }

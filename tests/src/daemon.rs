@@ -1,6 +1,7 @@
 //! Harness for running the real `kubelet-drift run` as users do: a fake node root in a
 //! tempdir, stand-in kubelets under names of their own, and the daemon's OCSF JSON lines read
-//! back from its `--json-out` file.
+//! back from its `--json-out` file. [`Scenario`] is the one set-up of the daemon and fault
+//! tests (node, stand-in kubelet, kubelets, daemon with its baseline); [`sed`] the usual edit.
 //!
 //! Tests in one binary run in parallel and every daemon sees every process and file event on
 //! the machine, so each test uses its own node root, its own kubelet name (`--kubelet-name`)

@@ -464,22 +464,30 @@ pub fn summary(r: &Record) -> String {
             r.lost_before
         ),
         Event::File(f) => format!(
-            "file {} pid={} tgid={} comm={:?} by={:?} ret={} dirfd={} dev={} ino={} path={:?} \
-             path2={:?} lost_before={}",
-            f.op.as_str(),
+            "file pid={} tgid={} comm={:?} {} lost_before={}",
             f.actor.pid,
             f.actor.tgid,
             String::from_utf8_lossy(&f.actor.comm),
-            f.matched_by,
-            f.ret,
-            f.dirfd,
-            f.dev,
-            f.ino,
-            f.path,
-            f.path2,
+            file_summary(f),
             r.lost_before
         ),
     }
+}
+
+/// A file record's operation and what it names, for failure messages.
+pub fn file_summary(f: &FileInfo) -> String {
+    format!(
+        "{} by={:?} ret={} dirfd={} dev={} ino={} path={:?} path2={:?} flags={:#o}",
+        f.op.as_str(),
+        f.matched_by,
+        f.ret,
+        f.dirfd,
+        f.dev,
+        f.ino,
+        f.path,
+        f.path2,
+        f.sys_flags
+    )
 }
 
 /// The file events of process `tgid`, in ring order.

@@ -13,15 +13,15 @@ use anyhow::{Context, Result, bail};
 
 use crate::setup;
 
-/// What the reference is built from (installed by `setup::ensure(Needs::Test)`).
-pub const GO_PACKAGES: &[&str] = &[
-    "golang-go",
-    "golang-k8s-sigs-yaml-dev",
-    "golang-gopkg-yaml.v2-dev",
-    "golang-k8s-sigs-json-dev",
-    "golang-github-spf13-pflag-dev",
-    "golang-github-evanphx-json-patch-dev",
-];
+/// What the reference is built from (installed by `setup::ensure(Needs::Test)`), one a line
+/// after the comments, in the list the tests read too.
+pub fn go_packages() -> Vec<&'static str> {
+    include_str!("../../tests/kubelet-ref/debian-packages")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect()
+}
 
 /// Debian's GOPATH for `-dev` Go packages.
 const GOPATH: &str = "/usr/share/gocode";

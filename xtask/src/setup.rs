@@ -83,7 +83,7 @@ pub fn ensure(needs: Needs) -> Result<()> {
     ensure_nightly()?;
     ensure_bpf_linker()?;
     if matches!(needs, Needs::Test | Needs::All) {
-        ensure_debs(crate::fidelity::GO_PACKAGES)?;
+        ensure_debs(&crate::fidelity::go_packages())?;
         // vim (editor evasion tests), skopeo (the image archive test), gcc and the kernel's
         // uapi headers (the io_uring client the blind-spot tests build).
         ensure_apt(&[("vi", "vim-tiny"), ("skopeo", "skopeo"), ("gcc", "gcc")])?;

@@ -63,22 +63,36 @@ impl std::fmt::Display for Oversize {
     }
 }
 
-/// `cargo xtask sizes`: lists every place over the limits; fails when there is one.
+/// `cargo xtask sizes`: lists every place over the limits; fails when there is one that
+/// [`BEING_SPLIT`] does not list.
 pub fn run() -> Result<()> {
     let found = check(&crate::setup::workspace_root())?;
     for o in &found {
-        println!("{o}");
+        let note = if being_split(o) { " (being split)" } else { "" };
+        println!("{o}{note}");
     }
-    if !found.is_empty() {
+    let new = found.iter().filter(|o| !being_split(o)).count();
+    if new > 0 {
         bail!(
-            "{} place(s) over the limits (functions {MAX_FN_LINES} lines, daemon files {MAX_DAEMON_FILE_LINES})",
-            found.len()
+            "{new} place(s) over the limits (functions {MAX_FN_LINES} lines, daemon files {MAX_DAEMON_FILE_LINES})"
         );
     }
+    let others = if found.is_empty() {
+        ""
+    } else {
+        " other than those"
+    };
     println!(
-        "no function over {MAX_FN_LINES} lines outside tests, no daemon file over {MAX_DAEMON_FILE_LINES} lines"
+        "no function{others} over {MAX_FN_LINES} lines outside tests, no daemon file over {MAX_DAEMON_FILE_LINES} lines"
     );
     Ok(())
+}
+
+/// Listed in [`BEING_SPLIT`].
+fn being_split(o: &Oversize) -> bool {
+    BEING_SPLIT
+        .iter()
+        .any(|(f, w)| o.file == Path::new(f) && o.what == *w)
 }
 
 /// Every function over [`MAX_FN_LINES`] and every daemon file over [`MAX_DAEMON_FILE_LINES`]
@@ -248,11 +262,7 @@ mod tests {
         let found = check(&crate::setup::workspace_root()).unwrap();
         let list: Vec<String> = found
             .iter()
-            .filter(|o| {
-                !BEING_SPLIT
-                    .iter()
-                    .any(|(f, w)| o.file == Path::new(f) && o.what == *w)
-            })
+            .filter(|o| !being_split(o))
             .map(ToString::to_string)
             .collect();
         assert!(list.is_empty(), "over the limits:\n{}", list.join("\n"));

@@ -4,19 +4,18 @@
 use std::path::{Path, PathBuf};
 
 use super::schedule::FdStamp;
-use crate::{attribution, decode::KernelActor, report::Actor, watched};
+use crate::{
+    attribution,
+    decode::KernelActor,
+    report::Actor,
+    watched::{self, WatchSet},
+};
 
 pub trait ProcView {
     /// A path a process gave, resolved against its cwd or `dirfd` (see [`watched::resolve`]).
     fn resolve(&self, tgid: u32, dirfd: i32, path: &Path) -> Option<PathBuf>;
     /// A cut path that may continue into a watched one (see [`watched::truncated_matches`]).
-    fn truncated_matches(
-        &self,
-        set: &watched::WatchSet,
-        tgid: u32,
-        dirfd: i32,
-        head: &Path,
-    ) -> bool;
+    fn truncated_matches(&self, set: &WatchSet, tgid: u32, dirfd: i32, head: &Path) -> bool;
     /// The report's actor for a kernel event's actor.
     fn actor(&self, a: &KernelActor) -> Actor;
     /// Another fd of process `tgid` (not `closed`) open on the same file, if any.
@@ -41,13 +40,7 @@ impl ProcView for LiveProc {
         watched::resolve(tgid, dirfd, path)
     }
 
-    fn truncated_matches(
-        &self,
-        set: &watched::WatchSet,
-        tgid: u32,
-        dirfd: i32,
-        head: &Path,
-    ) -> bool {
+    fn truncated_matches(&self, set: &WatchSet, tgid: u32, dirfd: i32, head: &Path) -> bool {
         watched::truncated_matches(set, tgid, dirfd, head)
     }
 

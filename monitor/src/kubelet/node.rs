@@ -660,21 +660,7 @@ mod tests {
         std::fs::copy("/bin/sleep", &exe).unwrap();
         let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
         let pid = child.id();
-        // spawn() returns after fork; wait for the exec to complete before looking (the exe
-        // link changes before the new argv is in place, so wait for both).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::read_link(format!("/proc/{pid}/exe"))
-            .ok()
-            .as_deref()
-            != Some(exe.as_path())
-            || std::fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty())
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the fake kubelet never exec'd"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        crate::output::testutil::wait_for_exec(pid, &exe);
         let (_e, empty) = node(&[]);
         let found = evaluate_node(
             &empty,

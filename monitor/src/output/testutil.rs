@@ -26,6 +26,25 @@ pub const ALL_CHANGES: [Change; 10] = [
 
 pub const HOSTILE: &str = "x\nPRIORITY=0\nKUBELET_DRIFT_STATUS=pass";
 
+/// Waits (5 s at most) until process `pid` has exec'd `exe`: its exe link names it and its
+/// new command line is in place (the link changes first). `spawn()` returns after the fork.
+pub fn wait_for_exec(pid: u32, exe: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .as_deref()
+        != Some(exe)
+        || std::fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} (pid {pid}) never exec'd",
+            exe.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// A bare finding on `subject` with `status` (the value that fits it, the default's source, no
 /// text, no inputs).
 pub fn finding(subject: Subject, status: Status) -> Finding {

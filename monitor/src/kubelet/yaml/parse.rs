@@ -238,25 +238,42 @@ impl<'a> Parser<'a> {
         r
     }
 
+    /// Moves to the next entry of the block collection at column `col`: false at its end (no
+    /// more content, a line indented less, or one at `col` that `ends` gives to the parent), an
+    /// error for a line indented deeper than its `entries`.
+    fn next_entry(
+        &mut self,
+        col: usize,
+        ends: impl Fn(&str) -> bool,
+        entries: &str,
+    ) -> Result<bool, ReadError> {
+        let Some(j) = self.next_content() else {
+            return Ok(false);
+        };
+        let l = self.content_line(j)?;
+        let ind = indent(l);
+        if ind < col || (ind == col && ends(l)) {
+            return Ok(false);
+        }
+        if ind > col {
+            return Err(refuse(
+                j + 1,
+                format!(
+                    "a line indented deeper than its {entries} (a multi-line scalar, or invalid)"
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
     /// A block mapping whose first key is at column `col` of the current line.
     fn block_map(&mut self, col: usize) -> Result<Node, ReadError> {
         let start = self.i + 1;
         let mut pairs = Vec::new();
         let mut first = true;
         loop {
-            if !first {
-                let Some(j) = self.next_content() else { break };
-                let l = self.content_line(j)?;
-                let ind = indent(l);
-                if ind < col {
-                    break;
-                }
-                if ind > col {
-                    return Err(refuse(
-                        j + 1,
-                        "a line indented deeper than its mapping's keys (a multi-line scalar, or invalid)",
-                    ));
-                }
+            if !first && !self.next_entry(col, |_| false, "mapping's keys")? {
+                break;
             }
             first = false;
             let l = self.lines[self.i];
@@ -281,19 +298,8 @@ impl<'a> Parser<'a> {
         let mut items = Vec::new();
         let mut first = true;
         loop {
-            if !first {
-                let Some(j) = self.next_content() else { break };
-                let l = self.content_line(j)?;
-                let ind = indent(l);
-                if ind < col || (ind == col && !is_seq_entry(l, col)) {
-                    break;
-                }
-                if ind > col {
-                    return Err(refuse(
-                        j + 1,
-                        "a line indented deeper than its sequence's entries (a multi-line scalar, or invalid)",
-                    ));
-                }
+            if !first && !self.next_entry(col, |l| !is_seq_entry(l, col), "sequence's entries")? {
+                break;
             }
             first = false;
             let value = self.value_after(col + 1, col, Ctx::SeqEntry)?;
@@ -559,92 +565,101 @@ impl<'a> Parser<'a> {
     }
 
     fn flow_seq(&mut self, l: &str, pos: usize, line: usize) -> Result<(Node, usize), ReadError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(refuse(line, "nesting deeper than 100"));
-        }
         let mut items = Vec::new();
-        let mut p = skip_spaces(l, pos + 1, line)?;
-        if l[p..].starts_with(']') {
-            self.depth -= 1;
-            return Ok((Node::Seq(items, line), p + 1));
-        }
-        loop {
-            let (node, end) = self.flow_node(l, p, line, true, Props::default())?;
-            items.push(node);
-            p = skip_spaces(l, end, line)?;
-            match l[p..].chars().next() {
-                Some(',') => {
-                    p = skip_spaces(l, p + 1, line)?;
-                    if matches!(l[p..].chars().next(), Some(']') | None) {
-                        return Err(refuse(line, "a trailing comma in a flow sequence"));
-                    }
-                }
-                Some(']') => break,
-                None => {
-                    return Err(refuse(
-                        line,
-                        "a flow sequence that continues on the next line",
-                    ));
-                }
-                Some(c) => {
-                    return Err(refuse(
-                        line,
-                        format!(
-                            "{c:?} in a flow sequence (single-pair mappings and other forms are outside the allowlist)"
-                        ),
-                    ));
-                }
-            }
-        }
-        self.depth -= 1;
-        Ok((Node::Seq(items, line), p + 1))
+        let end = self.flow_collection(
+            l,
+            pos,
+            line,
+            (']', "sequence"),
+            |me, p| {
+                let (node, end) = me.flow_node(l, p, line, true, Props::default())?;
+                items.push(node);
+                Ok(end)
+            },
+            |c| {
+                refuse(
+                    line,
+                    format!(
+                        "{c:?} in a flow sequence (single-pair mappings and other forms are outside the allowlist)"
+                    ),
+                )
+            },
+        )?;
+        Ok((Node::Seq(items, line), end))
     }
 
     fn flow_map(&mut self, l: &str, pos: usize, line: usize) -> Result<(Node, usize), ReadError> {
+        let mut pairs = Vec::new();
+        let end = self.flow_collection(
+            l,
+            pos,
+            line,
+            ('}', "mapping"),
+            |me, p| {
+                let Some((key, after)) = flow_key_at(l, p, line)? else {
+                    return Err(refuse(
+                        line,
+                        "a flow mapping entry that is not `key: value`",
+                    ));
+                };
+                let v = skip_spaces(l, after, line)?;
+                if matches!(l[v..].chars().next(), None | Some(',' | '}')) {
+                    return Err(refuse(line, "an empty value in a flow mapping"));
+                }
+                let (node, end) = me.flow_node(l, v, line, true, Props::default())?;
+                pairs.push((key, node));
+                Ok(end)
+            },
+            |c| refuse(line, format!("{c:?} in a flow mapping")),
+        )?;
+        Ok((Node::Map(pairs, line), end))
+    }
+
+    /// What flow sequences and mappings share: the opening bracket at `pos`, entries read by
+    /// `entry` (from where one starts, to where it ends) separated by commas with no trailing
+    /// one, the closing bracket (`close.0`; `close.1` names the collection), all on this line
+    /// and at most [`MAX_DEPTH`] deep; `other` refuses any other character after an entry.
+    /// Returns the position after the closing bracket.
+    fn flow_collection(
+        &mut self,
+        l: &str,
+        pos: usize,
+        line: usize,
+        (close, what): (char, &str),
+        mut entry: impl FnMut(&mut Self, usize) -> Result<usize, ReadError>,
+        other: impl Fn(char) -> ReadError,
+    ) -> Result<usize, ReadError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(refuse(line, "nesting deeper than 100"));
         }
-        let mut pairs = Vec::new();
         let mut p = skip_spaces(l, pos + 1, line)?;
-        if l[p..].starts_with('}') {
+        if l[p..].starts_with(close) {
             self.depth -= 1;
-            return Ok((Node::Map(pairs, line), p + 1));
+            return Ok(p + 1);
         }
         loop {
-            let Some((key, after)) = flow_key_at(l, p, line)? else {
-                return Err(refuse(
-                    line,
-                    "a flow mapping entry that is not `key: value`",
-                ));
-            };
-            let v = skip_spaces(l, after, line)?;
-            if matches!(l[v..].chars().next(), None | Some(',' | '}')) {
-                return Err(refuse(line, "an empty value in a flow mapping"));
-            }
-            let (node, end) = self.flow_node(l, v, line, true, Props::default())?;
-            pairs.push((key, node));
+            let end = entry(self, p)?;
             p = skip_spaces(l, end, line)?;
             match l[p..].chars().next() {
                 Some(',') => {
                     p = skip_spaces(l, p + 1, line)?;
-                    if matches!(l[p..].chars().next(), Some('}') | None) {
-                        return Err(refuse(line, "a trailing comma in a flow mapping"));
+                    if l[p..].chars().next().is_none_or(|c| c == close) {
+                        return Err(refuse(line, format!("a trailing comma in a flow {what}")));
                     }
                 }
-                Some('}') => break,
+                Some(c) if c == close => break,
                 None => {
                     return Err(refuse(
                         line,
-                        "a flow mapping that continues on the next line",
+                        format!("a flow {what} that continues on the next line"),
                     ));
                 }
-                Some(c) => return Err(refuse(line, format!("{c:?} in a flow mapping"))),
+                Some(c) => return Err(other(c)),
             }
         }
         self.depth -= 1;
-        Ok((Node::Map(pairs, line), p + 1))
+        Ok(p + 1)
     }
 }
 
