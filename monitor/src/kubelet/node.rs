@@ -774,7 +774,7 @@ mod tests {
     /// default paths) and after it (the after-restart evaluation's inputs).
     #[test]
     fn each_distributions_files_are_watched() {
-        use crate::watch::DEFAULT_PATHS;
+        use crate::watched::DEFAULT_PATHS;
         for p in [
             "/etc/rancher/k3s/config.yaml",
             "/etc/rancher/k3s/config.yaml.d",
