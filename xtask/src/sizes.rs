@@ -25,11 +25,6 @@ pub const MAX_DAEMON_FILE_LINES: usize = 400;
 /// fails on any other, and `cargo xtask sizes` still lists these. Remove an entry once its
 /// function is split.
 pub const BEING_SPLIT: &[(&str, &str)] = &[
-    // The distribution rules' owner (k3s/RKE2 evaluation).
-    (
-        "monitor/src/kubelet/distro/rancher_eval.rs",
-        "fn evaluate_computed",
-    ),
     // The benchmarks' owner (`cargo xtask bench`).
     ("xtask/src/bench.rs", "fn run"),
 ];
