@@ -25,15 +25,23 @@ pub struct DriftState {
     findings: BTreeMap<String, Finding>,
     /// Running pids whose after-restart state currently differs from theirs.
     pending: BTreeMap<u32, bool>,
+    /// The last pass or fail per subject, kept through errors: a moment of error between a
+    /// pass and a fail (a config directory swapped in two renames, a file made unreadable
+    /// then rewritten) must still read as drift, not as an error that cleared, or a SIEM
+    /// rule on `drift_detected` would never see it.
+    settled: BTreeMap<String, Status>,
 }
 
-fn status_change(prev: Status, now: Status) -> Option<Change> {
+/// The change from `prev` to `now`, given the last pass or fail before any error.
+fn status_change(prev: Status, now: Status, settled: Option<Status>) -> Option<Change> {
     use Status::*;
     match (prev, now) {
         (a, b) if a == b => None,
         (Pass, Fail) => Some(Change::DriftDetected),
         (Fail, Pass) => Some(Change::DriftResolved),
         (_, Error) => Some(Change::ErrorAppeared),
+        (Error, Fail) if settled != Some(Fail) => Some(Change::DriftDetected),
+        (Error, Pass) if settled == Some(Fail) => Some(Change::DriftResolved),
         (Error, _) => Some(Change::ErrorCleared),
         _ => None,
     }
@@ -66,6 +74,7 @@ impl DriftState {
     /// Records `f` as the state at start: every subject is reported once as a baseline.
     pub fn baseline(&mut self, f: Finding) -> Transition {
         let previous = self.findings.get(&f.subject.key()).map(|p| p.status);
+        self.settle(&f);
         self.findings.insert(f.subject.key(), f.clone());
         Transition {
             change: Change::Baseline,
@@ -78,6 +87,8 @@ impl DriftState {
     /// change is reported, and nothing when the status is the same.
     pub fn update(&mut self, f: Finding) -> Option<Transition> {
         let key = f.subject.key();
+        let settled = self.settled.get(&key).copied();
+        self.settle(&f);
         let prev = self.findings.insert(key, f.clone());
         match prev {
             None if matches!(f.subject, Subject::Running { .. }) => Some(Transition {
@@ -90,7 +101,7 @@ impl DriftState {
                 finding: f,
                 previous: None,
             }),
-            Some(p) => status_change(p.status, f.status).map(|change| Transition {
+            Some(p) => status_change(p.status, f.status, settled).map(|change| Transition {
                 change,
                 finding: f,
                 previous: Some(p.status),
@@ -98,9 +109,17 @@ impl DriftState {
         }
     }
 
+    /// Keeps `f`'s status as its subject's last pass or fail (an error keeps the one before).
+    fn settle(&mut self, f: &Finding) {
+        if f.status != Status::Error {
+            self.settled.insert(f.subject.key(), f.status);
+        }
+    }
+
     /// A running kubelet ended: its last finding is reported as stopped.
     pub fn stopped(&mut self, pid: u32) -> Option<Transition> {
         self.pending.remove(&pid);
+        self.settled.remove(&format!("running:{pid}"));
         let f = self.findings.remove(&format!("running:{pid}"))?;
         let previous = Some(f.status);
         Some(Transition {
@@ -155,7 +174,7 @@ mod tests {
             (Pass, Error, Some(Change::ErrorAppeared)),
             (Fail, Error, Some(Change::ErrorAppeared)),
             (Error, Pass, Some(Change::ErrorCleared)),
-            (Error, Fail, Some(Change::ErrorCleared)),
+            (Error, Fail, Some(Change::DriftDetected)),
             (Pass, Pass, None),
             (Fail, Fail, None),
             (Error, Error, None),
@@ -169,6 +188,33 @@ mod tests {
                 assert_eq!(t.previous, Some(a));
                 assert_eq!(t.finding.status, b);
             }
+        }
+    }
+
+    /// An error between two settled states: pass → error → fail is drift (the error hid
+    /// nothing), fail → error → pass is a resolution, and back to the same state is an error
+    /// that cleared.
+    #[test]
+    fn an_error_in_between_keeps_the_settled_status() {
+        use Status::*;
+        let table = [
+            (Pass, Fail, Change::DriftDetected),
+            (Fail, Pass, Change::DriftResolved),
+            (Pass, Pass, Change::ErrorCleared),
+            (Fail, Fail, Change::ErrorCleared),
+        ];
+        for (a, c, want) in table {
+            let mut s = DriftState::new();
+            s.baseline(finding(after(), a));
+            assert_eq!(
+                s.update(finding(after(), Error)).map(|t| t.change),
+                Some(Change::ErrorAppeared)
+            );
+            // Two errors in a row change nothing, and keep the settled status.
+            assert_eq!(s.update(finding(after(), Error)), None);
+            let t = s.update(finding(after(), c)).unwrap();
+            assert_eq!(t.change, want, "{a:?} -> error -> {c:?}");
+            assert_eq!(t.previous, Some(Error));
         }
     }
 
