@@ -58,8 +58,13 @@ impl StatKey {
         }
     }
 
+    /// Whether the inode is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
     /// Whether the inode last changed more than [`SETTLE`] before `read_start`.
-    fn settled_before(&self, read_start: SystemTime) -> bool {
+    pub fn settled_before(&self, read_start: SystemTime) -> bool {
         let Ok(start) = read_start.duration_since(UNIX_EPOCH) else {
             return false;
         };
