@@ -35,6 +35,27 @@ pub trait Kernel {
     fn apply_watch(&mut self, set: &WatchSet) -> Result<()>;
     /// Reports this process's exit (its exec happened before we were attached).
     fn track(&mut self, pid: u32);
+    /// The watch set applied now was built from `ns` (CLOCK_MONOTONIC) on: links made
+    /// before then no longer need every open walked (`monitor_common::state::LINKED_SEEN`).
+    fn links_seen(&mut self, _ns: u64) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How long before a watch set's build links count as seen in it: a link's record is taken
+/// at its syscall's entry, and the link made a little later; a process preempted in between
+/// for longer than this is reported by the link's own record, which rebuilds the set.
+const LINK_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, which lives on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Where reports and notices go.
@@ -199,6 +220,8 @@ impl Core {
     /// The watch set follows the evaluation: every input of every finding, the usual
     /// locations, the kubelet binaries, and extra paths. Returns whether it changed.
     pub fn refresh_watch(&mut self, kernel: &mut dyn Kernel) -> Result<bool> {
+        // Before any stat: a link made after this may be missing from the set.
+        let built_from = monotonic_ns().saturating_sub(LINK_SETTLE.as_nanos() as u64);
         let root = &self.settings.host_root;
         let mut set = WatchSet::new();
         for p in watch::DEFAULT_PATHS {
@@ -231,6 +254,9 @@ impl Core {
             self.watch = set;
             self.reads.get_mut().clear();
         }
+        // Changed or not, the set reflects every link made before `built_from` (a hard link's
+        // st_nlink, a symlink's name): those need no walk of every open any more.
+        kernel.links_seen(built_from)?;
         Ok(changed)
     }
 
