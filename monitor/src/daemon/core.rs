@@ -29,6 +29,9 @@ use crate::{
     watch::{self, WatchSet},
 };
 
+/// A finding's inputs and input directories, and what [`naming::Read::of`] found for them.
+pub(super) type KeptRead = (Vec<PathBuf>, Vec<PathBuf>, naming::Read);
+
 /// What the core needs of the kernel programs.
 pub trait Kernel {
     /// Puts the watch set into the kernel maps.
@@ -92,7 +95,7 @@ pub struct Core {
     /// canonicalisation of every watched path and input), kept until a record may have
     /// changed a name, a link or which inode a path leads to (see [`keeps_names`]), or the
     /// watch set changes.
-    pub(super) reads: std::cell::RefCell<Vec<(Vec<PathBuf>, Vec<PathBuf>, naming::Read)>>,
+    pub(super) reads: std::cell::RefCell<Vec<KeptRead>>,
     out: Vec<Emit>,
     facts: Vec<Fact>,
     batch: Vec<Record>,
@@ -389,7 +392,7 @@ fn forgets_kept(rec: &Record) -> bool {
 /// a writer's exit), and opens that create nothing (no `O_CREAT`, or of an inode one of the
 /// kept reads already found). Everything else (path operations, mounts, exec and exit,
 /// mappings, io_uring, lost records) may have changed them.
-fn keeps_names(rec: &Record, reads: &[(Vec<PathBuf>, Vec<PathBuf>, naming::Read)]) -> bool {
+fn keeps_names(rec: &Record, reads: &[KeptRead]) -> bool {
     use crate::decode::{Event, FileOp};
     if rec.lost_before > 0 {
         return false;
