@@ -79,7 +79,7 @@ pub mod name_bits {
     /// walk decides.
     pub const REOPEN: u8 = 8;
     /// The name of an input that exists as a regular file: a symlink or hard link made to
-    /// it gives that file a name that is not watched (see `state::LINKED`).
+    /// it gives that file a name that is not watched (see `state::LINKED`, `state::SYMLINKED`).
     pub const FILE: u8 = 16;
 }
 
@@ -90,12 +90,23 @@ pub mod state {
     pub const PENDING_OPENS: u32 = 0;
     /// `mode::*` bits, set by userspace.
     pub const MODE: u32 = 1;
-    /// Set (to 1) by the kernel programs, never cleared: a symlink or hard link was made to a
-    /// watched name (or to an fd path), so a watched file may now be opened under a name
-    /// that is not watched. From then on every write-intent open is walked, from the very
-    /// next one (userspace would learn of the link only after the record).
+    /// Set by the kernel programs to the time (`bpf_ktime_get_ns`, CLOCK_MONOTONIC) of the
+    /// last hard link made to a watched name: a watched file may now be opened under a name
+    /// that is not watched. While it is later than
+    /// [`LINKED_SEEN`], every write-intent open is walked, from the very next one (userspace
+    /// learns of the link only from its record).
     pub const LINKED: u32 = 2;
-    pub const COUNT: u32 = 3;
+    /// Set by userspace after it rebuilt its watch set: hard links made before this time
+    /// (CLOCK_MONOTONIC ns) are in the set (a file's `st_nlink` > 1 sets `mode::WALK_ALL` for
+    /// as long as the link exists), so they no longer need every open walked. Without it the
+    /// walk would stay on for good after the first hard link, even once it is gone.
+    pub const LINKED_SEEN: u32 = 3;
+    /// Set (to 1) by the kernel programs, never cleared: a symlink was made to a watched
+    /// file's name, to an fd path or to a path that could not be read. Nothing in the watch
+    /// set stands for it (a symlink leaves `st_nlink` alone), so every write-intent open is
+    /// walked from then on.
+    pub const SYMLINKED: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// Bits of `state::MODE`.

@@ -24,7 +24,7 @@ use crate::{
     util::{
         AT_FDCWD, C_CONF, C_DOTS, C_HEXDASH, C_TOO_LONG, C_UNREADABLE, arg, component, count,
         dir_inode, entry_watched, match_fd, name_lookup, opaque, read_user_path, scratch,
-        set_linked, walk_all,
+        set_linked, set_linked_for_good, walk_all,
     },
 };
 
@@ -123,12 +123,12 @@ fn path_op(
             if b & name_bits::FILE != 0 || c.flags & C_HEXDASH != 0 {
                 // A new name for a watched file (or an fd reopen): names cannot decide opens
                 // any more.
-                set_linked();
+                set_linked_for_good();
             }
             c.flags & (C_TOO_LONG | C_CONF | C_DOTS | C_UNREADABLE) != 0
                 || b & (name_bits::ENTRY | name_bits::LISTED | name_bits::PARENT) != 0
         } else {
-            set_linked();
+            set_linked_for_good();
             len > 0
         };
         (if m { FLAG_MATCH_NAME } else { 0 }, !whole && len > 0)

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         bpf_probe_read_user_str_bytes,
     },
@@ -466,16 +466,32 @@ fn atomic_add(p: *mut u64, delta: i64) {
     };
 }
 
-/// Does every write-intent open take the walk (`mode::WALK_ALL`, or `state::LINKED`)?
+/// Does every write-intent open take the walk (`mode::WALK_ALL`, a symlink to a watched
+/// name, or a hard link made since userspace last rebuilt its watch set: `state::LINKED` >
+/// `state::LINKED_SEEN`)?
 #[inline(always)]
 pub fn walk_all() -> bool {
-    state(state::MODE) & mode::WALK_ALL != 0 || state(state::LINKED) != 0
+    state(state::MODE) & mode::WALK_ALL != 0
+        || state(state::SYMLINKED) != 0
+        || state(state::LINKED) > state(state::LINKED_SEEN)
 }
 
-/// A link to a watched name was made: walk every write-intent open from now on.
+/// A hard link to a watched name was made: walk every write-intent open until userspace has
+/// a watch set built after it (which sets `mode::WALK_ALL` from the file's `st_nlink` for as
+/// long as the link exists).
 #[inline(always)]
 pub fn set_linked() {
     if let Some(p) = crate::STATE.get_ptr_mut(state::LINKED) {
+        unsafe { *p = bpf_ktime_get_ns() };
+    }
+}
+
+/// A symlink to a watched file's name, to an fd path, or to a path that could not be read:
+/// nothing in userspace's watch set stands for it (a symlink leaves `st_nlink` alone, and its
+/// own name is not known to be an input), so every write-intent open is walked from now on.
+#[inline(always)]
+pub fn set_linked_for_good() {
+    if let Some(p) = crate::STATE.get_ptr_mut(state::SYMLINKED) {
         unsafe { *p = 1 };
     }
 }

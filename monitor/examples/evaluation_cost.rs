@@ -2,7 +2,9 @@
 //! daemon's re-evaluation that reads the node (unit search, drop-ins, environment files, the
 //! config file), without the daemon's own attribution and watch-set work.
 //!
-//! `cargo run --release -p kubelet-drift --example evaluation_cost [ITERATIONS]`
+//! `cargo run --release -p kubelet-drift --example evaluation_cost [ITERATIONS] [--daemon]`
+//! (`--daemon`: what the daemon evaluates, `kubelet.service` with the assembly kept; without
+//! it, what `check` evaluates: distribution detection first, nothing kept)
 //!
 //! A kubeadm-style node in a temporary directory (the upstream unit, a drop-in that reads an
 //! env file, config.yaml); each iteration rewrites config.yaml (O_TRUNC, true/false in turn),
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use kubelet_drift::finding::{Benchmark, Status};
-use kubelet_drift::kubelet::node::evaluate_after_restart;
+use kubelet_drift::kubelet::node::{evaluate_after_restart, evaluate_after_restart_of};
 use kubelet_drift::kubelet::rootfs::RootFs;
 
 const UNIT: &str =
@@ -54,6 +56,9 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2000);
+    // `--daemon`: what the daemon calls (the unit named in its settings, no distribution
+    // detection); without it, what `check` calls.
+    let daemon = std::env::args().any(|a| a == "--daemon");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(root, "/lib/systemd/system/kubelet.service", UNIT);
@@ -70,14 +75,23 @@ fn main() {
     write(root, "/var/lib/kubelet/config.yaml", &config(true));
     // Everything but the config older than the cache's settling time, as on a real node.
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let fs = RootFs::new(root);
+    // The daemon's root keeps the assembled unit across evaluations (`rootfs::kept`).
+    let fs = if daemon {
+        RootFs::new(root).keeping()
+    } else {
+        RootFs::new(root)
+    };
     let mut us = Vec::with_capacity(n);
     let mut cpu = Vec::with_capacity(n);
     for i in 0..n {
         let value = i % 2 == 1;
         write(root, "/var/lib/kubelet/config.yaml", &config(value));
         let (t, c) = (Instant::now(), cpu_now());
-        let f = evaluate_after_restart(&fs, &[], Benchmark::Cis16);
+        let f = if daemon {
+            evaluate_after_restart_of(&fs, "kubelet.service", &[], Benchmark::Cis16)
+        } else {
+            evaluate_after_restart(&fs, &[], Benchmark::Cis16)
+        };
         cpu.push(cpu_now() - c);
         us.push(t.elapsed().as_secs_f64() * 1e6);
         let want = if value { Status::Pass } else { Status::Fail };

@@ -221,6 +221,12 @@ impl BlindSpots {
         out
     }
 
+    /// Whether some watched file is polled now (mapped shared, or held open for writing
+    /// since before the start): its content can change with no syscall.
+    pub fn polling(&self) -> bool {
+        !self.live.is_empty() || !self.held.is_empty()
+    }
+
     /// The mapping of one of `inputs` whose content changed since it was last looked at, if
     /// any: an evaluation that another event called for found a change that this mapping's
     /// writer made before our poll saw it. Its trigger names the change.

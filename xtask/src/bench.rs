@@ -107,6 +107,73 @@ fn fake_node(root: &Path) -> Result<PathBuf> {
     Ok(config)
 }
 
+/// One part of the bench (see `KD_BENCH_ONLY` in [`run`]), its figures printed.
+fn run_only(
+    only: &str,
+    bin: &Path,
+    base_args: &[String],
+    stderr: &Path,
+    config: &Path,
+    shm: &Path,
+) -> Result<()> {
+    match only {
+        "eval" => {
+            let us = noise::evaluation_us(bin, base_args, stderr, config, EVAL_EDITS)?;
+            if us.is_empty() {
+                bail!("no evaluation logged (see {})", stderr.display());
+            }
+            println!(
+                "evaluation of a config edit (daemon took_us): n={} p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, min {:.0} µs, max {:.0} µs",
+                us.len(),
+                percentile(&us, 0.5),
+                percentile(&us, 0.9),
+                percentile(&us, 0.99),
+                min(&us),
+                max(&us)
+            );
+        }
+        "overhead" => {
+            let rounds: usize = std::env::var("KD_BENCH_ROUNDS")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(3);
+            let work = workload::Prepared::new(shm)?;
+            let bpf_stats = procs::BpfStats::new()?;
+            let ov = overhead::run(rounds, &work, &bpf_stats, || {
+                Daemon::start(bin, base_args, stderr)
+            })?;
+            drop(bpf_stats);
+            let per_open = ov.daemon.ns_per_file_iteration();
+            let rf = ov.ratios(&ov.daemon, Workload::File);
+            let bf = ov.ratios(&ov.bpftrace, Workload::File);
+            println!(
+                "per unrelated write open: {:.0} ns (rounds {per_open:.0?}); share file {:.2} % (rounds {:.2?}); ratio file {:.3} (rounds {rf:.3?}; bpftrace {:.3})",
+                median(&per_open),
+                median(&ov.daemon.share_file) * 100.0,
+                ov.daemon
+                    .share_file
+                    .iter()
+                    .map(|s| s * 100.0)
+                    .collect::<Vec<_>>(),
+                median(&rf),
+                median(&bf),
+            );
+            for (name, (ns, runs)) in &ov.daemon.progs_file {
+                let iters = (rounds * workload::FILE_ITERATIONS) as f64;
+                if *runs > 0 {
+                    println!(
+                        "  {name}: {:.2} runs × {:.0} ns per file iteration",
+                        *runs as f64 / iters,
+                        *ns as f64 / *runs as f64
+                    );
+                }
+            }
+        }
+        other => bail!("KD_BENCH_ONLY={other}: known parts are eval and overhead"),
+    }
+    Ok(())
+}
+
 /// Cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the workspace), else
 /// `target/` of the workspace. The release binary the bench runs is the one cargo just built.
 fn target_dir() -> PathBuf {
@@ -121,8 +188,14 @@ pub fn run() -> Result<()> {
     if !crate::is_root() {
         bail!("the bench loads eBPF programs and reads other processes' fdinfo: run it as root");
     }
-    crate::cargo(&["build", "--release", "-p", "kubelet-drift"])?;
-    let bin = target_dir().join("release/kubelet-drift");
+    // KD_BENCH_BIN: another build's binary (a before/after comparison), not built here.
+    let bin = match std::env::var_os("KD_BENCH_BIN") {
+        Some(b) => PathBuf::from(b),
+        None => {
+            crate::cargo(&["build", "--release", "-p", "kubelet-drift"])?;
+            target_dir().join("release/kubelet-drift")
+        }
+    };
     let started = Instant::now();
 
     // tmpfs: on this VM's ext4 an O_TRUNC rewrite costs ~280 µs (auto_da_alloc flushes the
@@ -144,6 +217,11 @@ pub fn run() -> Result<()> {
     .map(|s| s.to_string())
     .collect();
     let stderr = tmp.0.join("daemon.stderr");
+    // KD_BENCH_ONLY=eval|overhead: only that part, printed (nothing written); for comparing
+    // a change before and after without the whole four minutes.
+    if let Ok(only) = std::env::var("KD_BENCH_ONLY") {
+        return run_only(&only, &bin, &base_args, &stderr, &config, &shm.0);
+    }
     let mut summary = serde_json::Map::new();
     let mut details = serde_json::Map::new();
 

@@ -4,6 +4,7 @@
 //! sinks are traits, so the whole core runs in unit tests on a recorded sequence.
 
 use std::{
+    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     time::{Instant, SystemTime},
 };
@@ -13,6 +14,7 @@ use anyhow::Result;
 use super::{
     classify::{self, Context, Fact},
     inventory::{Candidate, Inventory},
+    naming,
     proc::ProcView,
     schedule::{LossReport, Scheduler},
     source::RecordSource,
@@ -27,12 +29,36 @@ use crate::{
     watched::{self, WatchSet},
 };
 
+/// A finding's inputs and input directories, and what [`naming::Read::of`] found for them.
+pub(super) type KeptRead = (Vec<PathBuf>, Vec<PathBuf>, naming::Read);
+
 /// What the core needs of the kernel programs.
 pub trait Kernel {
     /// Puts the watch set into the kernel maps.
     fn apply_watch(&mut self, set: &WatchSet) -> Result<()>;
     /// Reports this process's exit (its exec happened before we were attached).
     fn track(&mut self, pid: u32);
+    /// The watch set applied now was built from `ns` (CLOCK_MONOTONIC) on: links made
+    /// before then no longer need every open walked (`monitor_common::state::LINKED_SEEN`).
+    fn links_seen(&mut self, _ns: u64) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How long before a watch set's build links count as seen in it: a link's record is taken
+/// at its syscall's entry, and the link made a little later; a process preempted in between
+/// for longer than this is reported by the link's own record, which rebuilds the set.
+const LINK_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, which lives on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Where reports and notices go.
@@ -65,6 +91,11 @@ pub struct Core {
     /// Watched files mapped shared (polled while mapped), io_uring requests, writers from
     /// before the start: the blind spots of syscall tracepoints (see `crate::blindspots`).
     pub blind: crate::blindspots::BlindSpots,
+    /// What recent findings read, as records may name it ([`naming::Read::of`]: a
+    /// canonicalisation of every watched path and input), kept until a record may have
+    /// changed a name, a link or which inode a path leads to (see [`keeps_names`]), or the
+    /// watch set changes.
+    pub(super) reads: std::cell::RefCell<Vec<KeptRead>>,
     out: Vec<Emit>,
     facts: Vec<Fact>,
     batch: Vec<Record>,
@@ -77,7 +108,9 @@ impl Core {
             .clone()
             .unwrap_or_else(|| "unknown".into());
         Core {
-            fs: RootFs::new(&settings.host_root),
+            // The unit assembly is kept across evaluations (`kubelet::rootfs::kept`): it is
+            // forgotten by the records below that a file's stat cannot show.
+            fs: RootFs::new(&settings.host_root).keeping(),
             kubelets: Inventory::new(
                 settings.kubelet_names.clone(),
                 settings.kubelet_unit.clone(),
@@ -91,6 +124,7 @@ impl Core {
             watched_inputs: Vec::new(),
             named_upto: 0,
             blind: Default::default(),
+            reads: Default::default(),
             out: Vec::new(),
             facts: Vec::new(),
             batch: Vec::new(),
@@ -196,6 +230,8 @@ impl Core {
     /// The watch set follows the evaluation: every input of every finding, the usual
     /// locations, the kubelet binaries, and extra paths. Returns whether it changed.
     pub fn refresh_watch(&mut self, kernel: &mut dyn Kernel) -> Result<bool> {
+        // Before any stat: a link made after this may be missing from the set.
+        let built_from = monotonic_ns().saturating_sub(LINK_SETTLE.as_nanos() as u64);
         let root = &self.settings.host_root;
         let mut set = WatchSet::new();
         for p in watched::DEFAULT_PATHS {
@@ -226,7 +262,11 @@ impl Core {
             );
             kernel.apply_watch(&set)?;
             self.watch = set;
+            self.reads.get_mut().clear();
         }
+        // Changed or not, the set reflects every link made before `built_from` (a hard link's
+        // st_nlink, a symlink's name): those need no walk of every open any more.
+        kernel.links_seen(built_from)?;
         Ok(changed)
     }
 
@@ -236,8 +276,10 @@ impl Core {
             .findings()
             .flat_map(|f| f.inputs.iter().chain(f.input_dirs.iter()).cloned())
             .collect();
-        v.sort();
-        v.dedup();
+        // By bytes: a `Path`'s order goes component by component, and this runs after every
+        // evaluation; any consistent order will do for comparing two lists.
+        v.sort_unstable_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+        v.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
         v
     }
 
@@ -253,6 +295,12 @@ impl Core {
     pub fn ingest(&mut self, records: impl IntoIterator<Item = Record>, now: Instant) {
         let mut facts = std::mem::take(&mut self.facts);
         for rec in records {
+            if forgets_kept(&rec) {
+                self.fs.forget_kept();
+            }
+            if !keeps_names(&rec, &self.reads.borrow()) {
+                self.reads.get_mut().clear();
+            }
             if let crate::decode::Event::File(f) = &rec.event
                 && let Some(ts) = crate::blindspots::classify(f, &self.watch, &mut self.blind)
             {
@@ -279,7 +327,10 @@ impl Core {
 
     fn apply(&mut self, fact: Fact, now: Instant) {
         match fact {
-            Fact::Lost(n) => self.sched.lost(n, now),
+            Fact::Lost(n) => {
+                self.fs.forget_kept();
+                self.sched.lost(n, now)
+            }
             Fact::Exec { pid, trigger } => {
                 self.kubelets.exec_seen(pid, trigger.clone());
                 self.sched.push(trigger, now);
@@ -307,12 +358,64 @@ impl Core {
     /// Time passed: writes held open are looked at, a loss window that ended is told once.
     pub fn tick(&mut self, now: Instant) {
         for t in self.blind.poll(now) {
+            // A mapped file's content changed: no stat may show it.
+            self.fs.forget_kept();
             self.sched.push(t, now);
         }
         let proc = self.proc.as_ref();
         if let Some(l) = self.sched.tick(now, &|(tgid, fd)| proc.fd_stamp(tgid, fd)) {
             self.out.push(Emit::Notice(loss_notice(l)));
         }
+    }
+}
+
+/// Whether a record may stand for a change that a file's stat does not show, so that the
+/// results kept across evaluations are forgotten: a write through a shared mapping (mmap,
+/// msync, munmap, a mapper's exit), io_uring requests, mounts, lost records. Writes through
+/// an fd and path operations change the stats that kept results are checked against.
+fn forgets_kept(rec: &Record) -> bool {
+    use crate::decode::{Event, FileOp};
+    if rec.lost_before > 0 {
+        return true;
+    }
+    match &rec.event {
+        Event::File(f) => matches!(
+            f.op,
+            FileOp::MmapShared
+                | FileOp::Msync
+                | FileOp::Munmap
+                | FileOp::MmapExit
+                | FileOp::IoUring
+                | FileOp::IoUringSubmit
+                | FileOp::Mount
+                | FileOp::Umount
+        ),
+        Event::Exec(_) | Event::Exit(_) => false,
+    }
+}
+
+/// Whether a record leaves every name, link and path → inode mapping as it was, so that
+/// what [`naming::Read::of`] found stays true: writes to a file's content (close, truncate,
+/// a writer's exit), and opens that create nothing (no `O_CREAT`, or of an inode one of the
+/// kept reads already found). Everything else (path operations, mounts, exec and exit,
+/// mappings, io_uring, lost records) may have changed them.
+fn keeps_names(rec: &Record, reads: &[KeptRead]) -> bool {
+    use crate::decode::{Event, FileOp};
+    if rec.lost_before > 0 {
+        return false;
+    }
+    let Event::File(f) = &rec.event else {
+        return false;
+    };
+    match f.op {
+        FileOp::Close | FileOp::Truncate | FileOp::Ftruncate | FileOp::WriterExit => true,
+        FileOp::Open => {
+            f.sys_flags & libc::O_CREAT as u64 == 0
+                || reads
+                    .iter()
+                    .any(|(_, _, r)| r.inodes.contains(&(f.dev, f.ino)))
+        }
+        _ => false,
     }
 }
 

@@ -22,6 +22,11 @@ impl Core {
     /// The after-restart state from the kubelet's unit; without one, from the running
     /// kubelets' own command lines, the worst of them when there are several.
     pub fn evaluate_after_restart(&self) -> Finding {
+        if self.blind.polling() {
+            // A watched file is mapped shared or held open for writing from before the start:
+            // its content can change with no stat showing it. Nothing kept is used meanwhile.
+            self.fs.forget_kept();
+        }
         let running = self.kubelets.running();
         let (unit, bench) = (&self.settings.kubelet_unit, self.settings.benchmark);
         let f = node::evaluate_after_restart_of(&self.fs, unit, &running, bench);
@@ -56,6 +61,7 @@ impl Core {
         let path_ops = triggers.iter().any(|t| !t.op.is_content());
         self.evaluate_started();
         if self.sched.take_full_rescan() {
+            self.fs.forget_kept();
             let t = naming::unnamed(triggers.iter());
             self.rediscover(&t, kernel);
         }
@@ -156,9 +162,24 @@ impl Core {
         self.sched.may_hold(now, limit).then_some(limit)
     }
 
+    /// What `f` read, as records may name it; kept while no record may have changed a name
+    /// (see `core::keeps_names`): canonicalising every watched path and input was most of
+    /// an evaluation's time.
     fn read_of(&self, f: &Finding) -> naming::Read {
+        let mut reads = self.reads.borrow_mut();
+        if let Some((_, _, r)) = reads
+            .iter()
+            .find(|(i, d, _)| *i == f.inputs && *d == f.input_dirs)
+        {
+            return r.clone();
+        }
         let watched: Vec<_> = self.watch.files.iter().cloned().collect();
-        naming::Read::of(f, self.proc.as_ref(), &watched)
+        let r = naming::Read::of(f, self.proc.as_ref(), &watched);
+        if reads.len() >= 8 {
+            reads.remove(0);
+        }
+        reads.push((f.inputs.clone(), f.input_dirs.clone(), r.clone()));
+        r
     }
 
     /// The triggers of this evaluation and those that came since, except those taken before

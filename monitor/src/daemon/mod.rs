@@ -96,6 +96,11 @@ impl Kernel for Probes {
     fn track(&mut self, pid: u32) {
         let _ = Probes::track(self, pid);
     }
+
+    fn links_seen(&mut self, ns: u64) -> Result<()> {
+        self.set_links_seen(ns)
+            .context("updating the kernel's link state")
+    }
 }
 
 impl Sink for Outputs {

@@ -10,11 +10,12 @@
 //! after the listing then gets a later ctime, so the next lookup misses. The lstat that path
 //! resolution makes anyway gives the key, so a hit costs no open or getdents.
 //!
-//! File texts are not kept, on purpose: a write through a shared writable mapping changes a
-//! file without touching its ctime while the page stays dirty (the time is set only at the
-//! write fault of a clean page), so a text keyed by its stat could be stale, and a stale
-//! "true" is a false pass. Reading a small file costs four system calls; the listings and the
-//! per-evaluation lstats were the hundreds.
+//! File texts are not kept here: a write through a shared writable mapping changes a file
+//! without touching its ctime while the page stays dirty (the time is set only at the write
+//! fault of a clean page), so a text keyed by its stat alone could be stale, and a stale
+//! "true" is a false pass. The daemon keeps its assembled unit (texts included) in
+//! [`super::rootfs::RootFs::keeping`], where the records that a stat cannot show (mmap,
+//! io_uring, mounts, lost records) forget it.
 //!
 //! The cache is bounded ([`MAX_BYTES`], [`MAX_ENTRIES`]); past a bound it starts over.
 
@@ -58,8 +59,13 @@ impl StatKey {
         }
     }
 
+    /// Whether the inode is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
     /// Whether the inode last changed more than [`SETTLE`] before `read_start`.
-    fn settled_before(&self, read_start: SystemTime) -> bool {
+    pub fn settled_before(&self, read_start: SystemTime) -> bool {
         let Ok(start) = read_start.duration_since(UNIX_EPOCH) else {
             return false;
         };

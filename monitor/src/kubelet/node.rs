@@ -116,9 +116,19 @@ fn not_exact(mut ev: Evaluation) -> Evaluation {
 }
 
 pub(crate) fn merge(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
-    // A set, not `a.contains`: a unit with 20k drop-ins has as many inputs.
-    let mut seen: std::collections::HashSet<PathBuf> = a.iter().cloned().collect();
-    a.extend(b.into_iter().filter(|p| seen.insert(p.clone())));
+    use std::os::unix::ffi::OsStrExt;
+    // A set, not `a.contains`: a unit with 20k drop-ins has as many inputs. Keyed by bytes:
+    // hashing a `Path` goes component by component and cost more than the rest of a config
+    // edit's evaluation; these paths are built by joining components (no `//`, `.` or
+    // trailing `/`), so their bytes compare as their components do.
+    let mut seen: std::collections::HashSet<Vec<u8>> = a
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
+    a.extend(
+        b.into_iter()
+            .filter(|p| seen.insert(p.as_os_str().as_bytes().to_vec())),
+    );
     a
 }
 

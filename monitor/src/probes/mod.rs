@@ -270,6 +270,15 @@ impl Probes {
         Ok(())
     }
 
+    /// Links made before `ns` (CLOCK_MONOTONIC) are in the watch set: see
+    /// `monitor_common::state::LINKED_SEEN`.
+    pub fn set_links_seen(&mut self, ns: u64) -> Result<()> {
+        let mut map: aya::maps::Array<_, u64> =
+            aya::maps::Array::try_from(self.ebpf.map_mut("STATE").unwrap())?;
+        map.set(state::LINKED_SEEN, ns, 0)?;
+        Ok(())
+    }
+
     /// Inodes watched (`watch::*` bits).
     pub fn set_inodes(&mut self, inodes: &BTreeMap<InodeKey, u32>) -> Result<()> {
         let mut map: BpfHashMap<_, InodeKey, u32> =

@@ -31,10 +31,12 @@ use std::time::SystemTime;
 use super::fscache::{self, StatKey};
 
 mod error;
+mod kept;
 mod snapshot;
 
 use error::kind_of_meta;
 pub use error::{FsError, FsErrorKind};
+pub use kept::KeepStart;
 use snapshot::Memo;
 
 /// Files larger than this are refused as absurdly large for a kubelet config or unit file.
@@ -49,6 +51,8 @@ pub struct RootFs {
     root: PathBuf,
     /// In a [`RootFs::snapshot`]: what each host path's `lstat`/`readlink` gave.
     memo: Option<Arc<Mutex<Memo>>>,
+    /// Results kept across evaluations ([`RootFs::keeping`]), shared by its snapshots.
+    kept: Option<Arc<Mutex<kept::Kept>>>,
 }
 
 impl PartialEq for RootFs {
@@ -149,6 +153,7 @@ impl RootFs {
         RootFs {
             root: root.into(),
             memo: None,
+            kept: None,
         }
     }
 

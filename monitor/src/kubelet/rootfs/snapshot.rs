@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{FsError, Resolved, RootFs};
+use crate::kubelet::fscache::StatKey;
 
 /// One snapshot's `lstat` and `readlink` results by host path (errors as errno values), and
 /// its resolutions by path inside the root. Keyed by the paths' bytes: hashing a `Path`
@@ -17,6 +18,16 @@ pub(super) struct Memo {
     lstat: HashMap<Vec<u8>, Result<Metadata, i32>>,
     readlink: HashMap<Vec<u8>, Result<PathBuf, i32>>,
     resolved: HashMap<Vec<u8>, Result<Resolved, FsError>>,
+}
+
+impl Memo {
+    /// Every `lstat` made so far: the host path, and the inode's key or the errno.
+    pub(super) fn lstats(&self) -> Vec<(Vec<u8>, Result<StatKey, i32>)> {
+        self.lstat
+            .iter()
+            .map(|(p, r)| (p.clone(), r.as_ref().map(StatKey::of).map_err(|e| *e)))
+            .collect()
+    }
 }
 
 fn key(p: &Path) -> &[u8] {
@@ -41,6 +52,7 @@ impl RootFs {
         RootFs {
             root: self.root.clone(),
             memo: Some(Arc::default()),
+            kept: self.kept.clone(),
         }
     }
 

@@ -272,11 +272,31 @@ fn expand_exec_start(
 }
 
 /// Assembles the argv systemd would start `unit_name` with, from the files in `fs`.
+///
+/// A root that keeps results ([`RootFs::keeping`], the daemon's) gets the assembly it kept
+/// while none of the files, directories and names it read or looked for changed (see
+/// `rootfs::kept` for how that is known): a config edit then re-reads only the config.
 pub fn assemble(fs: &RootFs, unit_name: &str) -> Result<AssembledUnit, UnitError> {
     // One view for the whole assembly: the unit directories' paths are resolved again and
     // again (every unit and drop-in candidate), each lstat is made once.
     let snapshot = fs.snapshot();
     let fs = &snapshot;
+    let key = format!("systemd unit {unit_name}");
+    type Kept = Result<AssembledUnit, UnitError>;
+    if let Some(kept) = fs.kept::<Kept>(&key) {
+        return kept;
+    }
+    let start = fs.keep_start();
+    let r = assemble_read(fs, unit_name);
+    // Errors other than "no such unit" may be passing (EIO, a file being replaced).
+    if r.as_ref().is_ok() || r.as_ref().is_err_and(|e| e.kind == UnitErrorKind::NotFound) {
+        fs.keep(&key, r.clone(), start);
+    }
+    r
+}
+
+/// [`assemble`], reading everything.
+fn assemble_read(fs: &RootFs, unit_name: &str) -> Result<AssembledUnit, UnitError> {
     let mut cx = Ctx {
         fs,
         inputs: Vec::new(),

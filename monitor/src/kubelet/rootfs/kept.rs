@@ -1,0 +1,265 @@
+//! Results computed from a root's files (the assembled `kubelet.service`: unit, drop-ins,
+//! environment files, the listings of the unit search path), kept across evaluations by a
+//! root that asks for it ([`RootFs::keeping`]: the daemon; `check` never does).
+//!
+//! A kept result comes with every `lstat` its computation made (the snapshot's memo: each
+//! component of each path resolved, each file before it was read, each directory before it
+//! was listed). It is used again only while each of those gives the same
+//! `(dev, ino, size, mtime, ctime, mode)` or the same error:
+//! - a new, removed or renamed entry changes its directory's mtime and ctime, a mount over a
+//!   path changes what `lstat` gives for it, a symlink is replaced, never rewritten;
+//! - a write through an fd (`write`, `truncate`, `copy_file_range`, io_uring, ...) sets the
+//!   file's mtime and ctime, which user space cannot set back (ctime);
+//! - a name looked for and missing is covered by its directory's key; it is re-checked on its
+//!   own only when its directory is not in the list;
+//! - a result is kept only when every inode it depends on last changed more than
+//!   [`fscache::SETTLE`] before the computation started, so a change in the same tick of a
+//!   coarse clock still gets a later ctime.
+//!
+//! What a stat cannot see is a write through a shared writable mapping: the file changes
+//! while its dirty page stays mapped, with no new ctime. The daemon therefore forgets
+//! everything ([`RootFs::forget_kept`]) on every mmap, msync, munmap, io_uring, mount or
+//! umount record of a watched file, on lost records, at a rescan, and does not use kept
+//! results at all while any watched file is mapped shared or held open for writing since
+//! before its start (see `crate::blindspots`). A result computed while something was
+//! forgotten is not kept (the generation changed).
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use super::RootFs;
+use crate::kubelet::fscache::StatKey;
+
+/// What an `lstat` gave: the inode's key, or an errno.
+type Check = (PathBuf, Result<StatKey, i32>);
+
+struct Entry {
+    checks: Vec<Check>,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+#[derive(Default)]
+pub(super) struct Kept {
+    generation: u64,
+    entries: HashMap<String, Entry>,
+}
+
+/// Where a computation started: what [`RootFs::keep`] needs to decide whether it may be kept.
+#[derive(Clone, Copy, Debug)]
+pub struct KeepStart {
+    generation: u64,
+    at: SystemTime,
+}
+
+fn lock(k: &Mutex<Kept>) -> MutexGuard<'_, Kept> {
+    // A panic while holding the lock may leave a half-made entry: start over.
+    k.lock().unwrap_or_else(|p| {
+        let mut g = p.into_inner();
+        g.entries.clear();
+        g.generation += 1;
+        g
+    })
+}
+
+impl RootFs {
+    /// This root keeps results across evaluations (see the module's documentation).
+    pub fn keeping(mut self) -> RootFs {
+        self.kept = Some(Arc::new(Mutex::new(Kept::default())));
+        self
+    }
+
+    /// Forgets every kept result; what is being computed now will not be kept either.
+    pub fn forget_kept(&self) {
+        if let Some(k) = &self.kept {
+            let mut g = lock(k);
+            g.entries.clear();
+            g.generation += 1;
+        }
+    }
+
+    /// Called before a computation that may be kept.
+    pub fn keep_start(&self) -> Option<KeepStart> {
+        let k = self.kept.as_ref()?;
+        Some(KeepStart {
+            generation: lock(k).generation,
+            at: SystemTime::now(),
+        })
+    }
+
+    /// The result kept under `key`, if every `lstat` its computation made still gives the
+    /// same. In a snapshot, the `lstat`s made here are the snapshot's.
+    pub fn kept<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        let k = self.kept.as_ref()?;
+        let (checks, value) = {
+            let g = lock(k);
+            let e = g.entries.get(key)?;
+            (e.checks.clone(), e.value.clone())
+        };
+        for (path, want) in &checks {
+            let got = self.lstat(path);
+            let same = match (&got, want) {
+                (Ok(m), Ok(key)) => StatKey::of(m) == *key,
+                (Err(e), Err(errno)) => e.raw_os_error() == Some(*errno),
+                _ => false,
+            };
+            if !same {
+                lock(k).entries.remove(key);
+                return None;
+            }
+        }
+        value.downcast_ref::<T>().cloned()
+    }
+
+    /// Keeps `value` under `key` with the `lstat`s this snapshot made, if nothing was
+    /// forgotten since `start` and every inode they found had settled before it.
+    pub fn keep<T: Send + Sync + 'static>(&self, key: &str, value: T, start: Option<KeepStart>) {
+        let (Some(k), Some(start), Some(memo)) = (&self.kept, start, &self.memo) else {
+            return;
+        };
+        let seen = memo.lock().unwrap_or_else(|p| p.into_inner()).lstats();
+        let Some(checks) = checks_of(&seen, start.at) else {
+            return;
+        };
+        let mut g = lock(k);
+        if g.generation != start.generation {
+            return;
+        }
+        g.entries.insert(
+            key.to_owned(),
+            Entry {
+                checks,
+                value: Arc::new(value),
+            },
+        );
+    }
+}
+
+/// The checks for what a snapshot's `lstat`s gave, or `None` when an inode changed too
+/// recently (or an error other than a missing name makes the result doubtful).
+fn checks_of(seen: &[(Vec<u8>, Result<StatKey, i32>)], start: SystemTime) -> Option<Vec<Check>> {
+    let dirs: HashMap<&[u8], bool> = seen
+        .iter()
+        .map(|(p, r)| (p.as_slice(), matches!(r, Ok(k) if k.is_dir())))
+        .collect();
+    let mut out = Vec::with_capacity(seen.len());
+    for (p, r) in seen {
+        let path = Path::new(OsStr::from_bytes(p));
+        match r {
+            Ok(key) if !key.settled_before(start) => return None,
+            Err(e) if *e == libc::ENOENT => {
+                // Covered by its directory's key when that is checked too.
+                let parent = path.parent().map(|d| d.as_os_str().as_bytes());
+                if parent.is_some_and(|d| dirs.get(d) == Some(&true)) {
+                    continue;
+                }
+            }
+            Err(e) if *e != libc::ENOTDIR && *e != libc::ELOOP => return None,
+            _ => {}
+        }
+        out.push((path.to_path_buf(), *r));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::kubelet::fscache::SETTLE;
+
+    /// A root with a settled unit directory holding one file; the kept value is its text.
+    fn setup() -> (tempfile::TempDir, RootFs) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc/u")).unwrap();
+        std::fs::write(d.path().join("etc/u/a.conf"), "one").unwrap();
+        std::thread::sleep(SETTLE * 2);
+        let fs = RootFs::new(d.path()).keeping();
+        (d, fs)
+    }
+
+    /// Reads `/etc/u/a.conf` and looks for `/etc/u/b.conf`, keeping what it found.
+    fn compute(fs: &RootFs) -> (String, bool) {
+        let snap = fs.snapshot();
+        if let Some(v) = snap.kept::<(String, bool)>("k") {
+            return v;
+        }
+        let start = snap.keep_start();
+        let a = snap
+            .read_text(Path::new("/etc/u/a.conf"), Path::new("/"))
+            .unwrap()
+            .text;
+        let b = snap
+            .read_text_optional(Path::new("/etc/u/b.conf"), Path::new("/"))
+            .unwrap()
+            .is_some();
+        snap.keep("k", (a.clone(), b), start);
+        (a, b)
+    }
+
+    fn is_kept(fs: &RootFs) -> bool {
+        fs.snapshot().kept::<(String, bool)>("k").is_some()
+    }
+
+    #[test]
+    fn kept_until_a_stat_changes() {
+        let (d, fs) = setup();
+        assert_eq!(compute(&fs), ("one".into(), false));
+        assert!(is_kept(&fs));
+        // Rewritten with the same size: mtime and ctime change.
+        std::fs::write(d.path().join("etc/u/a.conf"), "two").unwrap();
+        assert!(!is_kept(&fs));
+        assert_eq!(compute(&fs), ("two".into(), false));
+        // Just changed: not kept (a change in the same clock tick could be missed).
+        assert!(!is_kept(&fs));
+        std::thread::sleep(SETTLE * 2);
+        compute(&fs);
+        assert!(is_kept(&fs));
+        // A name looked for appears: its directory changes.
+        std::fs::write(d.path().join("etc/u/b.conf"), "").unwrap();
+        assert_eq!(compute(&fs), ("two".into(), true));
+    }
+
+    #[test]
+    fn a_swapped_directory_or_a_forget_drops_it() {
+        let (d, fs) = setup();
+        compute(&fs);
+        assert!(is_kept(&fs));
+        fs.forget_kept();
+        assert!(!is_kept(&fs));
+        compute(&fs);
+        assert!(is_kept(&fs));
+        // The directory replaced by another with the same content (a rename over it).
+        let other = d.path().join("etc/v");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("a.conf"), "one").unwrap();
+        std::fs::remove_dir_all(d.path().join("etc/u")).unwrap();
+        std::fs::rename(&other, d.path().join("etc/u")).unwrap();
+        assert!(!is_kept(&fs));
+    }
+
+    #[test]
+    fn forgotten_while_computing_is_not_kept() {
+        let (_d, fs) = setup();
+        let snap = fs.snapshot();
+        let start = snap.keep_start();
+        snap.read_text(Path::new("/etc/u/a.conf"), Path::new("/"))
+            .unwrap();
+        fs.forget_kept();
+        snap.keep("k", ("one".to_string(), false), start);
+        assert!(!is_kept(&fs));
+    }
+
+    #[test]
+    fn a_root_that_does_not_keep_keeps_nothing() {
+        let (d, _) = setup();
+        let fs = RootFs::new(d.path());
+        compute(&fs);
+        assert!(!is_kept(&fs));
+    }
+}
