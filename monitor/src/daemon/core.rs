@@ -413,7 +413,7 @@ fn keeps_names(rec: &Record, reads: &[KeptRead]) -> bool {
             f.sys_flags & libc::O_CREAT as u64 == 0
                 || reads
                     .iter()
-                    .any(|(_, _, r)| r.inodes.contains(&(f.dev, f.ino)))
+                    .any(|(_, _, r)| r.inodes.iter().any(|(i, _)| *i == (f.dev, f.ino)))
         }
         _ => false,
     }
