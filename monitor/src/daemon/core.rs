@@ -14,9 +14,9 @@ use anyhow::Result;
 use super::{
     classify::{self, Context, Fact},
     inventory::{Candidate, Inventory},
-    naming,
+    kept::{KeptRead, forgets_kept, keeps_names},
     proc::ProcView,
-    schedule::{LossReport, Scheduler},
+    schedule::{Scheduler, loss_notice},
     source::RecordSource,
 };
 use crate::{
@@ -24,13 +24,10 @@ use crate::{
     decode::Record,
     drift::{DriftState, Transition},
     kubelet::{discovery::KubeletProcess, rootfs::RootFs},
-    report::{Change, DriftReport, Notice, NoticeLevel, Trigger, TriggerOp},
+    report::{Change, DriftReport, Notice, Trigger, TriggerOp},
     settings::Settings,
     watched::{self, WatchSet},
 };
-
-/// A finding's inputs and input directories, and what [`naming::Read::of`] found for them.
-pub(super) type KeptRead = (Vec<PathBuf>, Vec<PathBuf>, naming::Read);
 
 /// What the core needs of the kernel programs.
 pub trait Kernel {
@@ -91,7 +88,7 @@ pub struct Core {
     /// Watched files mapped shared (polled while mapped), io_uring requests, writers from
     /// before the start: the blind spots of syscall tracepoints (see `crate::blindspots`).
     pub blind: crate::blindspots::BlindSpots,
-    /// What recent findings read, as records may name it ([`naming::Read::of`]: a
+    /// What recent findings read, as records may name it ([`naming::Read::of`](super::naming::Read::of): a
     /// canonicalisation of every watched path and input), kept until a record may have
     /// changed a name, a link or which inode a path leads to (see [`keeps_names`]), or the
     /// watch set changes.
@@ -366,70 +363,6 @@ impl Core {
         if let Some(l) = self.sched.tick(now, &|(tgid, fd)| proc.fd_stamp(tgid, fd)) {
             self.out.push(Emit::Notice(loss_notice(l)));
         }
-    }
-}
-
-/// Whether a record may stand for a change that a file's stat does not show, so that the
-/// results kept across evaluations are forgotten: a write through a shared mapping (mmap,
-/// msync, munmap, a mapper's exit), io_uring requests, mounts, lost records. Writes through
-/// an fd and path operations change the stats that kept results are checked against.
-fn forgets_kept(rec: &Record) -> bool {
-    use crate::decode::{Event, FileOp};
-    if rec.lost_before > 0 {
-        return true;
-    }
-    match &rec.event {
-        Event::File(f) => matches!(
-            f.op,
-            FileOp::MmapShared
-                | FileOp::Msync
-                | FileOp::Munmap
-                | FileOp::MmapExit
-                | FileOp::IoUring
-                | FileOp::IoUringSubmit
-                | FileOp::Mount
-                | FileOp::Umount
-        ),
-        Event::Exec(_) | Event::Exit(_) => false,
-    }
-}
-
-/// Whether a record leaves every name, link and path → inode mapping as it was, so that
-/// what [`naming::Read::of`] found stays true: writes to a file's content (close, truncate,
-/// a writer's exit), and opens that create nothing (no `O_CREAT`, or of an inode one of the
-/// kept reads already found). Everything else (path operations, mounts, exec and exit,
-/// mappings, io_uring, lost records) may have changed them.
-fn keeps_names(rec: &Record, reads: &[KeptRead]) -> bool {
-    use crate::decode::{Event, FileOp};
-    if rec.lost_before > 0 {
-        return false;
-    }
-    let Event::File(f) = &rec.event else {
-        return false;
-    };
-    match f.op {
-        FileOp::Close | FileOp::Truncate | FileOp::Ftruncate | FileOp::WriterExit => true,
-        FileOp::Open => {
-            f.sys_flags & libc::O_CREAT as u64 == 0
-                || reads
-                    .iter()
-                    .any(|(_, _, r)| r.inodes.iter().any(|(i, _)| *i == (f.dev, f.ino)))
-        }
-        _ => false,
-    }
-}
-
-fn loss_notice(l: LossReport) -> Notice {
-    Notice {
-        level: NoticeLevel::Warning,
-        message: format!(
-            "{} kernel event(s) lost (ring buffer full; {} in all, in {} burst(s)) within {} ms: \
-             full rescan now",
-            l.count,
-            l.total,
-            l.windows,
-            super::schedule::LOSS_WINDOW.as_millis()
-        ),
     }
 }
 

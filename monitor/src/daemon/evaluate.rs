@@ -163,7 +163,7 @@ impl Core {
     }
 
     /// What `f` read, as records may name it; kept while no record may have changed a name
-    /// (see `core::keeps_names`): canonicalising every watched path and input was most of
+    /// (see `kept::keeps_names`): canonicalising every watched path and input was most of
     /// an evaluation's time.
     fn read_of(&self, f: &Finding) -> naming::Read {
         let mut reads = self.reads.borrow_mut();

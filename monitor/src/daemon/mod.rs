@@ -16,6 +16,7 @@ pub mod cli;
 pub mod core;
 pub mod evaluate;
 pub mod inventory;
+mod kept;
 pub mod naming;
 pub mod observe;
 pub mod proc;

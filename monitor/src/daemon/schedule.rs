@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::report::{Trigger, TriggerOp};
+use crate::report::{Notice, NoticeLevel, Trigger, TriggerOp};
 
 /// How long a write-intent open may stay open before we evaluate without its close.
 pub const OPEN_GRACE: Duration = Duration::from_millis(200);
@@ -363,5 +363,20 @@ fn as_close(t: Trigger) -> Trigger {
     Trigger {
         op: TriggerOp::File(crate::decode::FileOp::Close),
         ..t
+    }
+}
+
+/// The one warning a loss window gives, with its count.
+pub(super) fn loss_notice(l: LossReport) -> Notice {
+    Notice {
+        level: NoticeLevel::Warning,
+        message: format!(
+            "{} kernel event(s) lost (ring buffer full; {} in all, in {} burst(s)) within {} ms: \
+             full rescan now",
+            l.count,
+            l.total,
+            l.windows,
+            LOSS_WINDOW.as_millis()
+        ),
     }
 }
