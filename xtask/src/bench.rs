@@ -107,18 +107,60 @@ fn fake_node(root: &Path) -> Result<PathBuf> {
     Ok(config)
 }
 
+/// What every part runs against: the daemon's binary, a fake node in a temp dir on tmpfs,
+/// the daemon's arguments for it.
+struct Bench {
+    bin: PathBuf,
+    /// The overhead workload's files, inside `tmp` (declared first: dropped first).
+    shm: TempDir,
+    tmp: TempDir,
+    root: PathBuf,
+    config: PathBuf,
+    stand_in: PathBuf,
+    base_args: Vec<String>,
+    stderr: PathBuf,
+}
+
+impl Bench {
+    fn new(bin: PathBuf) -> Result<Bench> {
+        // tmpfs: on this VM's ext4 an O_TRUNC rewrite costs ~280 µs (auto_da_alloc flushes the
+        // data on truncate), which would cap the storm at ~3 500 edits/s.
+        let tmp = TempDir::new(Path::new("/dev/shm"), "kd-bench")?;
+        let shm = TempDir::new(&tmp.0, "work")?;
+        let root = tmp.0.join("node");
+        let config = fake_node(&root)?;
+        let stand_in = latency::stand_in(&tmp.0)?;
+        let base_args: Vec<String> = [
+            "--host-root",
+            root.to_str().context("temp dir is not UTF-8")?,
+            "--kubelet-name",
+            "kubelet-bench",
+            "--node-name",
+            "bench",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let stderr = tmp.0.join("daemon.stderr");
+        Ok(Bench {
+            bin,
+            shm,
+            tmp,
+            root,
+            config,
+            stand_in,
+            base_args,
+            stderr,
+        })
+    }
+}
+
 /// One part of the bench (see `KD_BENCH_ONLY` in [`run`]), its figures printed.
-fn run_only(
-    only: &str,
-    bin: &Path,
-    base_args: &[String],
-    stderr: &Path,
-    config: &Path,
-    shm: &Path,
-) -> Result<()> {
+fn run_only(only: &str, b: &Bench) -> Result<()> {
+    let (bin, base_args, stderr) = (&b.bin, &b.base_args, &b.stderr);
     match only {
         "eval" => {
-            let us = noise::evaluation_us(bin, base_args, stderr, config, EVAL_EDITS)?;
+            let us = noise::evaluation_us(bin, base_args, stderr, &b.config, EVAL_EDITS)?;
             if us.is_empty() {
                 bail!("no evaluation logged (see {})", stderr.display());
             }
@@ -137,7 +179,7 @@ fn run_only(
                 .ok()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(3);
-            let work = workload::Prepared::new(shm)?;
+            let work = workload::Prepared::new(&b.shm.0)?;
             let bpf_stats = procs::BpfStats::new()?;
             let ov = overhead::run(rounds, &work, &bpf_stats, || {
                 Daemon::start(bin, base_args, stderr)
@@ -183,51 +225,83 @@ fn target_dir() -> PathBuf {
     }
 }
 
-pub fn run() -> Result<()> {
-    setup::ensure(setup::Needs::All)?;
-    if !crate::is_root() {
-        bail!("the bench loads eBPF programs and reads other processes' fdinfo: run it as root");
-    }
+/// The daemon's binary: the release build, built now.
+fn binary() -> Result<PathBuf> {
     // KD_BENCH_BIN: another build's binary (a before/after comparison), not built here.
-    let bin = match std::env::var_os("KD_BENCH_BIN") {
+    Ok(match std::env::var_os("KD_BENCH_BIN") {
         Some(b) => PathBuf::from(b),
         None => {
             crate::cargo(&["build", "--release", "-p", "kubelet-drift"])?;
             target_dir().join("release/kubelet-drift")
         }
-    };
-    let started = Instant::now();
+    })
+}
 
-    // tmpfs: on this VM's ext4 an O_TRUNC rewrite costs ~280 µs (auto_da_alloc flushes the
-    // data on truncate), which would cap the storm at ~3 500 edits/s.
-    let tmp = TempDir::new(Path::new("/dev/shm"), "kd-bench")?;
-    let shm = TempDir::new(&tmp.0, "work")?;
-    let root = tmp.0.join("node");
-    let config = fake_node(&root)?;
-    let stand_in = latency::stand_in(&tmp.0)?;
-    let base_args: Vec<String> = [
-        "--host-root",
-        root.to_str().context("temp dir is not UTF-8")?,
-        "--kubelet-name",
-        "kubelet-bench",
-        "--node-name",
-        "bench",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let stderr = tmp.0.join("daemon.stderr");
+pub fn run() -> Result<()> {
+    setup::ensure(setup::Needs::All)?;
+    if !crate::is_root() {
+        bail!("the bench loads eBPF programs and reads other processes' fdinfo: run it as root");
+    }
+    let bin = binary()?;
+    let started = Instant::now();
+    let b = Bench::new(bin)?;
     // KD_BENCH_ONLY=eval|overhead: only that part, printed (nothing written); for comparing
     // a change before and after without the whole four minutes.
     if let Ok(only) = std::env::var("KD_BENCH_ONLY") {
-        return run_only(&only, &bin, &base_args, &stderr, &config, &shm.0);
+        return run_only(&only, &b);
     }
-    let mut summary = serde_json::Map::new();
-    let mut details = serde_json::Map::new();
 
-    // 1-4: one daemon, inotifywait beside it.
-    let ino = procs::Inotify::start(config.parent().unwrap(), "config.yaml")?;
-    let mut d = Daemon::start(&bin, &base_args, &stderr)?;
+    // The parts, in this order: 1-4 and 7, 5, 8, 6.
+    let one = one_daemon(&b)?;
+    let ed0 = coalesce0(&b)?;
+    let eval_us = evaluation(&b)?;
+    let ov = overhead_part(&b)?;
+    let m = Measured {
+        one,
+        ed0,
+        eval_us,
+        ov,
+    };
+
+    let f = Figures::new(&m);
+    let summary = summary(&m, &f, started);
+    let mut table = render(&rows(&m, &f));
+    table.push_str(
+        "\n\nPer kernel program, during the workloads (bpf_stats on; summed over rounds):\n\n",
+    );
+    table.push_str(&breakdown(&m.ov.daemon));
+    table.push_str(&large_inputs::table(&b.bin, &b.tmp.0)?);
+    println!("{table}");
+    println!("bench took {:.0} s", started.elapsed().as_secs_f64());
+    write_out(summary, table)
+}
+
+/// Parts 1-4 and 7, measured on one daemon.
+struct OneDaemon {
+    idle: resources::Idle,
+    noise: noise::Noise,
+    ed: latency::EditResult,
+    ex: latency::ExecResult,
+    storm: resources::Storm,
+    /// The daemon's VmRSS after the storm, MiB.
+    idle_after_rss: f64,
+}
+
+/// Every part's results.
+struct Measured {
+    one: OneDaemon,
+    /// Part 5: edit to finding with `coalesce: 0s`.
+    ed0: latency::EditResult,
+    /// Part 8: the evaluation's own time, µs.
+    eval_us: Vec<f64>,
+    /// Part 6.
+    ov: overhead::Overhead,
+}
+
+/// 1-4 (and 7): one daemon, inotifywait beside it.
+fn one_daemon(b: &Bench) -> Result<OneDaemon> {
+    let ino = procs::Inotify::start(b.config.parent().unwrap(), "config.yaml")?;
+    let mut d = Daemon::start(&b.bin, &b.base_args, &b.stderr)?;
     setup::say(&format!(
         "daemon pid {} attached; idle for {IDLE_SECS} s",
         d.pid
@@ -236,42 +310,57 @@ pub fn run() -> Result<()> {
     setup::say(&format!(
         "node noise for {NOISE_SECS} s (after {NOISE_SECS} s without it)"
     ));
-    let noise = noise::run(&mut d, &root, NOISE_SECS)?;
+    let noise = noise::run(&mut d, &b.root, NOISE_SECS)?;
     setup::say(&format!("{EDITS} edits"));
-    let ed = latency::edits(&mut d, Some(&ino), &config, EDITS)?;
+    let ed = latency::edits(&mut d, Some(&ino), &b.config, EDITS)?;
     setup::say(&format!("{EXEC_STARTS} kubelet starts"));
-    let ex = latency::execs(&mut d, &stand_in, EXEC_STARTS)?;
+    let ex = latency::execs(&mut d, &b.stand_in, EXEC_STARTS)?;
     drop(ino);
     setup::say(&format!("edit storm: {STORM_RATE}/s for {STORM_SECS} s"));
-    let storm = resources::storm(&mut d, &config, STORM_RATE, STORM_SECS)?;
+    let storm = resources::storm(&mut d, &b.config, STORM_RATE, STORM_SECS)?;
     let idle_after_rss = procs::status_field(d.pid, "VmRSS", false)? as f64 / 1024.0;
     d.stop();
+    Ok(OneDaemon {
+        idle,
+        noise,
+        ed,
+        ex,
+        storm,
+        idle_after_rss,
+    })
+}
 
-    // 5: the same edits with no burst window.
-    fs::write(&config, latency::config_text(true))?;
-    let c0 = tmp.0.join("coalesce0.yaml");
+/// 5: the same edits with no burst window.
+fn coalesce0(b: &Bench) -> Result<latency::EditResult> {
+    fs::write(&b.config, latency::config_text(true))?;
+    let c0 = b.tmp.0.join("coalesce0.yaml");
     fs::write(&c0, "coalesce: 0s\n")?;
-    let mut args0 = base_args.clone();
+    let mut args0 = b.base_args.clone();
     args0.extend(["--config".to_string(), c0.display().to_string()]);
-    let mut d0 = Daemon::start(&bin, &args0, &stderr)?;
+    let mut d0 = Daemon::start(&b.bin, &args0, &b.stderr)?;
     // The daemon arms its kernel watch only after it has reported the baseline: an edit in
     // that window is missed (see BENCHMARKS.md). Give it time, as the idle phase does above.
     std::thread::sleep(std::time::Duration::from_millis(500));
     setup::say(&format!("{EDITS_COALESCE0} edits with coalesce: 0s"));
-    let ed0 = latency::edits(&mut d0, None, &config, EDITS_COALESCE0)?;
+    let ed0 = latency::edits(&mut d0, None, &b.config, EDITS_COALESCE0)?;
     d0.stop();
     drop(d0);
+    Ok(ed0)
+}
 
-    // 8: the evaluation's own time.
-    fs::write(&config, latency::config_text(true))?;
+/// 8: the evaluation's own time.
+fn evaluation(b: &Bench) -> Result<Vec<f64>> {
+    fs::write(&b.config, latency::config_text(true))?;
     setup::say(&format!(
         "{EVAL_EDITS} edits with KUBELET_DRIFT_LOG=debug (evaluation time)"
     ));
-    let eval_us = noise::evaluation_us(&bin, &base_args, &stderr, &config, EVAL_EDITS)?;
+    noise::evaluation_us(&b.bin, &b.base_args, &b.stderr, &b.config, EVAL_EDITS)
+}
 
-    // 6: overhead.
-    fs::write(&config, latency::config_text(true))?;
-    let work = workload::Prepared::new(&shm.0)?;
+/// 6: overhead.
+fn overhead_part(b: &Bench) -> Result<overhead::Overhead> {
+    fs::write(&b.config, latency::config_text(true))?;
+    let work = workload::Prepared::new(&b.shm.0)?;
     let bpf_stats = procs::BpfStats::new()?;
     setup::say(&format!(
         "overhead: {ROUNDS} rounds of {} file iterations and {} execs, off / daemon / bpftrace",
@@ -279,38 +368,127 @@ pub fn run() -> Result<()> {
         workload::EXECS
     ));
     let ov = overhead::run(ROUNDS, &work, &bpf_stats, || {
-        Daemon::start(&bin, &base_args, &stderr)
+        Daemon::start(&b.bin, &b.base_args, &b.stderr)
     })?;
     drop(bpf_stats);
+    Ok(ov)
+}
 
-    // Figures.
-    let put = |m: &mut serde_json::Map<String, Value>, k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    let edit_p50 = percentile(&ed.daemon_ms, 0.5);
-    let edit_p99 = percentile(&ed.daemon_ms, 0.99);
-    let ino_p50 = percentile(&ed.inotify_ms, 0.5);
-    let ino_p99 = percentile(&ed.inotify_ms, 0.99);
-    let exec_p50 = percentile(&ex.ms, 0.5);
-    let exec_p99 = percentile(&ex.ms, 0.99);
-    let e0_p50 = percentile(&ed0.daemon_ms, 0.5);
-    let e0_p99 = percentile(&ed0.daemon_ms, 0.99);
-    let per_open = ov.daemon.ns_per_file_iteration();
-    let bper_open = ov.bpftrace.ns_per_file_iteration();
-    let eval_p50 = if eval_us.is_empty() {
-        f64::NAN
-    } else {
-        percentile(&eval_us, 0.5)
-    };
-    let eval_p99 = if eval_us.is_empty() {
-        f64::NAN
-    } else {
-        percentile(&eval_us, 0.99)
-    };
-    let rf = ov.ratios(&ov.daemon, Workload::File);
-    let re = ov.ratios(&ov.daemon, Workload::Exec);
-    let bf = ov.ratios(&ov.bpftrace, Workload::File);
-    let be = ov.ratios(&ov.bpftrace, Workload::Exec);
+/// The figures derived from the samples, shared by summary.json and the table.
+struct Figures {
+    edit_p50: f64,
+    edit_p99: f64,
+    ino_p50: f64,
+    ino_p99: f64,
+    exec_p50: f64,
+    exec_p99: f64,
+    e0_p50: f64,
+    e0_p99: f64,
+    /// eBPF ns per file-workload iteration, per round: the daemon's and bpftrace's.
+    per_open: Vec<f64>,
+    bper_open: Vec<f64>,
+    eval_p50: f64,
+    eval_p99: f64,
+    /// Per-round with/without ratios: daemon file and exec, bpftrace file and exec.
+    rf: Vec<f64>,
+    re: Vec<f64>,
+    bf: Vec<f64>,
+    be: Vec<f64>,
+}
+
+impl Figures {
+    fn new(m: &Measured) -> Figures {
+        let (ed, ex, ed0, eval_us, ov) = (&m.one.ed, &m.one.ex, &m.ed0, &m.eval_us, &m.ov);
+        Figures {
+            edit_p50: percentile(&ed.daemon_ms, 0.5),
+            edit_p99: percentile(&ed.daemon_ms, 0.99),
+            ino_p50: percentile(&ed.inotify_ms, 0.5),
+            ino_p99: percentile(&ed.inotify_ms, 0.99),
+            exec_p50: percentile(&ex.ms, 0.5),
+            exec_p99: percentile(&ex.ms, 0.99),
+            e0_p50: percentile(&ed0.daemon_ms, 0.5),
+            e0_p99: percentile(&ed0.daemon_ms, 0.99),
+            per_open: ov.daemon.ns_per_file_iteration(),
+            bper_open: ov.bpftrace.ns_per_file_iteration(),
+            eval_p50: if eval_us.is_empty() {
+                f64::NAN
+            } else {
+                percentile(eval_us, 0.5)
+            },
+            eval_p99: if eval_us.is_empty() {
+                f64::NAN
+            } else {
+                percentile(eval_us, 0.99)
+            },
+            rf: ov.ratios(&ov.daemon, Workload::File),
+            re: ov.ratios(&ov.daemon, Workload::Exec),
+            bf: ov.ratios(&ov.bpftrace, Workload::File),
+            be: ov.ratios(&ov.bpftrace, Workload::Exec),
+        }
+    }
+}
+
+fn put(m: &mut serde_json::Map<String, Value>, k: &str, v: Value) {
+    m.insert(k.to_string(), v);
+}
+
+/// summary.json: the headline figures, then each part's samples under `details`.
+fn summary(m: &Measured, f: &Figures, started: Instant) -> Value {
+    let mut summary = headline(m, f);
+    let mut details = details(m);
+    put(&mut details, "overhead", overhead_details(&m.ov, f));
+    put(
+        &mut details,
+        "seconds",
+        json!(started.elapsed().as_secs_f64()),
+    );
+    put(
+        &mut details,
+        "kernel",
+        json!(
+            fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+        ),
+    );
+    put(
+        &mut details,
+        "cpus",
+        json!(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        ),
+    );
+    summary.insert("details".into(), Value::Object(details));
+    Value::Object(summary)
+}
+
+/// summary.json's top-level figures.
+fn headline(m: &Measured, f: &Figures) -> serde_json::Map<String, Value> {
+    let OneDaemon {
+        idle, noise, storm, ..
+    } = &m.one;
+    let ov = &m.ov;
+    let &Figures {
+        edit_p50,
+        edit_p99,
+        ino_p50,
+        ino_p99,
+        exec_p50,
+        exec_p99,
+        e0_p50,
+        e0_p99,
+        ref per_open,
+        ref bper_open,
+        eval_p50,
+        eval_p99,
+        ref rf,
+        ref re,
+        ref bf,
+        ref be,
+    } = f;
+    let mut summary = serde_json::Map::new();
     for (k, v) in [
         ("edit_to_finding_p50_ms", edit_p50),
         ("edit_to_finding_p99_ms", edit_p99),
@@ -322,19 +500,19 @@ pub fn run() -> Result<()> {
         ("edit_to_finding_coalesce0_p99_ms", e0_p99),
         ("ebpf_share_file", median(&ov.daemon.share_file)),
         ("ebpf_share_exec", median(&ov.daemon.share_exec)),
-        ("overhead_file_ratio", median(&rf)),
-        ("overhead_exec_ratio", median(&re)),
+        ("overhead_file_ratio", median(rf)),
+        ("overhead_exec_ratio", median(re)),
         ("bpftrace_share_file", median(&ov.bpftrace.share_file)),
         ("bpftrace_share_exec", median(&ov.bpftrace.share_exec)),
-        ("bpftrace_file_ratio", median(&bf)),
-        ("bpftrace_exec_ratio", median(&be)),
+        ("bpftrace_file_ratio", median(bf)),
+        ("bpftrace_exec_ratio", median(be)),
         ("idle_rss_mib", idle.rss_mib),
         ("idle_cpu_percent", idle.cpu_percent),
         ("storm_cpu_percent", storm.cpu_percent),
         ("storm_rss_mib", storm.rss_mib),
         ("storm_edits_per_s", storm.edits_per_s),
-        ("ebpf_ns_per_unrelated_write_open", median(&per_open)),
-        ("bpftrace_ns_per_unrelated_write_open", median(&bper_open)),
+        ("ebpf_ns_per_unrelated_write_open", median(per_open)),
+        ("bpftrace_ns_per_unrelated_write_open", median(bper_open)),
         ("noise_daemon_cpu_ms", noise.cpu_ms),
         ("evaluation_us_p50", eval_p50),
         ("evaluation_us_p99", eval_p99),
@@ -349,7 +527,21 @@ pub fn run() -> Result<()> {
         "storm_final_verdict_right",
         json!(storm.verdict_right),
     );
+    summary
+}
 
+/// summary.json's `details` of parts 1-5, 7 and 8: their samples and counts.
+fn details(m: &Measured) -> serde_json::Map<String, Value> {
+    let OneDaemon {
+        idle,
+        noise,
+        ed,
+        ex,
+        storm,
+        idle_after_rss,
+    } = &m.one;
+    let (ed0, eval_us) = (&m.ed0, &m.eval_us);
+    let mut details = serde_json::Map::new();
     put(
         &mut details,
         "edits",
@@ -383,7 +575,7 @@ pub fn run() -> Result<()> {
     put(
         &mut details,
         "evaluation_us",
-        json!({ "edits": EVAL_EDITS, "samples": stats::summary(&eval_us) }),
+        json!({ "edits": EVAL_EDITS, "samples": stats::summary(eval_us) }),
     );
     put(
         &mut details,
@@ -408,67 +600,75 @@ pub fn run() -> Result<()> {
             "final_value": storm.final_value, "ring_records": storm.records, "ring_dropped": storm.dropped, "last_after_restart_effective": storm.last_reported,
         }),
     );
-    let watched = |w: &overhead::Watched, rf: &[f64], re: &[f64]| {
-        json!({
-            "cpu_file_s": stats::summary(&w.cpu_file), "cpu_exec_s": stats::summary(&w.cpu_exec),
-            "ratio_file": stats::summary(rf), "ratio_exec": stats::summary(re),
-            "share_file": stats::summary(&w.share_file), "share_exec": stats::summary(&w.share_exec),
-            "runs_per_file_iteration": stats::summary(&w.runs_per_file_iter),
-            "ns_per_run_file": stats::summary(&w.ns_per_run_file),
-            "ns_per_file_iteration": stats::summary(&w.ns_per_file_iteration()),
-            "runs_per_exec": stats::summary(&w.runs_per_exec),
-            "ns_per_run_exec": stats::summary(&w.ns_per_run_exec),
-            "programs_file": progs(&w.progs_file, workload::FILE_ITERATIONS * ov.rounds),
-            "programs_exec": progs(&w.progs_exec, workload::EXECS * ov.rounds),
-        })
-    };
-    put(
-        &mut details,
-        "overhead",
-        json!({
-            "rounds": ov.rounds,
-            "file_iterations": workload::FILE_ITERATIONS, "execs": workload::EXECS,
-            "off": {"cpu_file_s": stats::summary(&ov.off_file), "cpu_exec_s": stats::summary(&ov.off_exec)},
-            "daemon": watched(&ov.daemon, &rf, &re),
-            "bpftrace": watched(&ov.bpftrace, &bf, &be),
-            "bpftrace_program": procs::BPFTRACE_PROGRAM,
-        }),
-    );
-    put(
-        &mut details,
-        "seconds",
-        json!(started.elapsed().as_secs_f64()),
-    );
-    put(
-        &mut details,
-        "kernel",
-        json!(
-            fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-        ),
-    );
-    put(
-        &mut details,
-        "cpus",
-        json!(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0)
-        ),
-    );
-    summary.insert("details".into(), Value::Object(details));
+    details
+}
 
-    // Table.
-    let pct = |v: f64| format!("{:.2} %", v * 100.0);
-    let spread_pct = |v: &[f64]| format!("{:.2}–{:.2} %", min(v) * 100.0, max(v) * 100.0);
-    let spread_r = |v: &[f64]| format!("{:.3}–{:.3}", min(v), max(v));
-    let share_f = median(&ov.daemon.share_file);
-    let share_e = median(&ov.daemon.share_exec);
-    let bshare_f = median(&ov.bpftrace.share_file);
-    let bshare_e = median(&ov.bpftrace.share_exec);
-    let (mrf, mre, mbf, mbe) = (median(&rf), median(&re), median(&bf), median(&be));
-    let rows: Vec<[String; 5]> = vec![
+/// summary.json's `details.overhead` (part 6).
+fn overhead_details(ov: &overhead::Overhead, f: &Figures) -> Value {
+    json!({
+        "rounds": ov.rounds,
+        "file_iterations": workload::FILE_ITERATIONS, "execs": workload::EXECS,
+        "off": {"cpu_file_s": stats::summary(&ov.off_file), "cpu_exec_s": stats::summary(&ov.off_exec)},
+        "daemon": watched(&ov.daemon, &f.rf, &f.re, ov.rounds),
+        "bpftrace": watched(&ov.bpftrace, &f.bf, &f.be, ov.rounds),
+        "bpftrace_program": procs::BPFTRACE_PROGRAM,
+    })
+}
+
+/// One watcher's overhead samples (`rf`, `re`: its file and exec ratios).
+fn watched(w: &overhead::Watched, rf: &[f64], re: &[f64], rounds: usize) -> Value {
+    json!({
+        "cpu_file_s": stats::summary(&w.cpu_file), "cpu_exec_s": stats::summary(&w.cpu_exec),
+        "ratio_file": stats::summary(rf), "ratio_exec": stats::summary(re),
+        "share_file": stats::summary(&w.share_file), "share_exec": stats::summary(&w.share_exec),
+        "runs_per_file_iteration": stats::summary(&w.runs_per_file_iter),
+        "ns_per_run_file": stats::summary(&w.ns_per_run_file),
+        "ns_per_file_iteration": stats::summary(&w.ns_per_file_iteration()),
+        "runs_per_exec": stats::summary(&w.runs_per_exec),
+        "ns_per_run_exec": stats::summary(&w.ns_per_run_exec),
+        "programs_file": progs(&w.progs_file, workload::FILE_ITERATIONS * rounds),
+        "programs_exec": progs(&w.progs_exec, workload::EXECS * rounds),
+    })
+}
+
+/// Writes target/bench/summary.json and table.md.
+fn write_out(summary: Value, table: String) -> Result<()> {
+    let out = target_dir().join("bench");
+    fs::create_dir_all(&out)?;
+    fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)? + "\n",
+    )?;
+    fs::write(out.join("table.md"), table + "\n")?;
+    setup::say(&format!("wrote {}", out.join("summary.json").display()));
+    Ok(())
+}
+
+/// The table's rows, in order: latency, overhead, resources.
+fn rows(m: &Measured, f: &Figures) -> Vec<[String; 5]> {
+    let mut rows = latency_rows(m, f);
+    rows.extend(overhead_rows(&m.ov, f));
+    rows.extend(resource_rows(&m.one));
+    rows
+}
+
+/// Edit, exec and evaluation times.
+fn latency_rows(m: &Measured, f: &Figures) -> Vec<[String; 5]> {
+    let (ed, ex, ed0, eval_us) = (&m.one.ed, &m.one.ex, &m.ed0, &m.eval_us);
+    let &Figures {
+        edit_p50,
+        edit_p99,
+        ino_p50,
+        ino_p99,
+        exec_p50,
+        exec_p99,
+        e0_p50,
+        e0_p99,
+        eval_p50,
+        eval_p99,
+        ..
+    } = f;
+    vec![
         row(
             "edit_to_finding p50 / p99",
             format!("{edit_p50:.2} / {edit_p99:.2} ms"),
@@ -508,17 +708,40 @@ pub fn run() -> Result<()> {
             "p50 ≤ 150 µs",
             Some(eval_p50 <= 150.0),
         ),
+    ]
+}
+
+/// The eBPF programs' cost, beside bpftrace's.
+fn overhead_rows(ov: &overhead::Overhead, f: &Figures) -> Vec<[String; 5]> {
+    let Figures {
+        per_open,
+        bper_open,
+        rf,
+        re,
+        bf,
+        be,
+        ..
+    } = f;
+    let pct = |v: f64| format!("{:.2} %", v * 100.0);
+    let spread_pct = |v: &[f64]| format!("{:.2}–{:.2} %", min(v) * 100.0, max(v) * 100.0);
+    let spread_r = |v: &[f64]| format!("{:.3}–{:.3}", min(v), max(v));
+    let share_f = median(&ov.daemon.share_file);
+    let share_e = median(&ov.daemon.share_exec);
+    let bshare_f = median(&ov.bpftrace.share_file);
+    let bshare_e = median(&ov.bpftrace.share_exec);
+    let (mrf, mre, mbf, mbe) = (median(rf), median(re), median(bf), median(be));
+    vec![
         row(
             "ebpf per unrelated write open",
-            format!("{:.0} ns", median(&per_open)),
+            format!("{:.0} ns", median(per_open)),
             format!(
                 "{:.0}–{:.0} ns (bpftrace {:.0} ns)",
-                min(&per_open),
-                max(&per_open),
-                median(&bper_open)
+                min(per_open),
+                max(per_open),
+                median(bper_open)
             ),
             "≤ 400 ns",
-            Some(median(&per_open) <= 400.0),
+            Some(median(per_open) <= 400.0),
         ),
         row(
             "ebpf_share_file",
@@ -551,31 +774,44 @@ pub fn run() -> Result<()> {
         row(
             "overhead_file_ratio",
             format!("{mrf:.3}"),
-            spread_r(&rf),
+            spread_r(rf),
             "≤ 1.05",
             Some(mrf <= 1.05),
         ),
         row(
             "bpftrace_file_ratio",
             format!("{mbf:.3}"),
-            spread_r(&bf),
+            spread_r(bf),
             "peer",
             None,
         ),
         row(
             "overhead_exec_ratio",
             format!("{mre:.3}"),
-            spread_r(&re),
+            spread_r(re),
             "≤ 1.05 and < bpftrace",
             Some(mre <= 1.05 && mre < mbe),
         ),
         row(
             "bpftrace_exec_ratio",
             format!("{mbe:.3}"),
-            spread_r(&be),
+            spread_r(be),
             "peer",
             None,
         ),
+    ]
+}
+
+/// Idle, node noise and the storm.
+fn resource_rows(one: &OneDaemon) -> Vec<[String; 5]> {
+    let OneDaemon {
+        idle,
+        noise,
+        storm,
+        idle_after_rss,
+        ..
+    } = one;
+    vec![
         row(
             "idle_rss_mib",
             format!("{:.1} MiB", idle.rss_mib),
@@ -625,25 +861,7 @@ pub fn run() -> Result<()> {
             "true",
             Some(storm.verdict_right),
         ),
-    ];
-    let mut table = render(&rows);
-    table.push_str(
-        "\n\nPer kernel program, during the workloads (bpf_stats on; summed over rounds):\n\n",
-    );
-    table.push_str(&breakdown(&ov.daemon));
-    table.push_str(&large_inputs::table(&bin, &tmp.0)?);
-    println!("{table}");
-    println!("bench took {:.0} s", started.elapsed().as_secs_f64());
-
-    let out = target_dir().join("bench");
-    fs::create_dir_all(&out)?;
-    fs::write(
-        out.join("summary.json"),
-        serde_json::to_string_pretty(&Value::Object(summary))? + "\n",
-    )?;
-    fs::write(out.join("table.md"), table + "\n")?;
-    setup::say(&format!("wrote {}", out.join("summary.json").display()));
-    Ok(())
+    ]
 }
 
 /// Per program: runs per workload iteration and ns per run.
