@@ -93,6 +93,10 @@ pub struct Core {
     /// changed a name, a link or which inode a path leads to (see [`keeps_names`]), or the
     /// watch set changes.
     pub(super) reads: std::cell::RefCell<Vec<KeptRead>>,
+    /// The node's distribution as detected for these running kubelets' pids: a few dozen
+    /// stats of units and marker files (~1 ms here), so kept as long as `reads` is (what
+    /// decides it only changes by a path operation, an exec or exit, or is seen by a rescan).
+    pub(super) detection: std::cell::RefCell<Option<(Vec<u32>, crate::kubelet::distro::Detection)>>,
     out: Vec<Emit>,
     facts: Vec<Fact>,
     batch: Vec<Record>,
@@ -122,6 +126,7 @@ impl Core {
             named_upto: 0,
             blind: Default::default(),
             reads: Default::default(),
+            detection: Default::default(),
             out: Vec::new(),
             facts: Vec::new(),
             batch: Vec::new(),
@@ -140,11 +145,11 @@ impl Core {
     /// Hands what was emitted to `sink`, as reports of this node.
     pub fn flush(&mut self, sink: &mut dyn Sink) {
         let emitted = self.take_emitted();
-        // The node's distribution, as the evaluation detects it (a few stats), once per flush.
+        // The node's distribution, as the evaluation detected it.
         let distribution = emitted
             .iter()
             .any(|e| matches!(e, Emit::Report(_)))
-            .then(|| crate::kubelet::distro::detect(&self.fs, &self.kubelets.running()));
+            .then(|| self.distribution(&self.kubelets.running()));
         for e in emitted {
             match e {
                 Emit::Report(b) => {
@@ -259,7 +264,7 @@ impl Core {
             );
             kernel.apply_watch(&set)?;
             self.watch = set;
-            self.reads.get_mut().clear();
+            self.forget_names();
         }
         // Changed or not, the set reflects every link made before `built_from` (a hard link's
         // st_nlink, a symlink's name): those need no walk of every open any more.
@@ -296,7 +301,7 @@ impl Core {
                 self.fs.forget_kept();
             }
             if !keeps_names(&rec, &self.reads.borrow()) {
-                self.reads.get_mut().clear();
+                self.forget_names();
             }
             if let crate::decode::Event::File(f) = &rec.event
                 && let Some(ts) = crate::blindspots::classify(f, &self.watch, &mut self.blind)

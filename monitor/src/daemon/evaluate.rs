@@ -29,7 +29,8 @@ impl Core {
         }
         let running = self.kubelets.running();
         let (unit, bench) = (&self.settings.kubelet_unit, self.settings.benchmark);
-        let f = node::evaluate_after_restart_of(&self.fs, unit, &running, bench);
+        let detection = self.distribution(&running);
+        let f = node::after_restart_for_unit(&self.fs, unit, &running, bench, &detection);
         let from_command_line = matches!(
             &f.subject,
             Subject::AfterRestart { unit: None, argv, .. } if !argv.is_empty()
@@ -62,6 +63,7 @@ impl Core {
         self.evaluate_started();
         if self.sched.take_full_rescan() {
             self.fs.forget_kept();
+            self.forget_names();
             let t = naming::unnamed(triggers.iter());
             self.rediscover(&t, kernel);
         }

@@ -1,12 +1,16 @@
 //! What the core keeps between evaluations, and which records make it forget: the
 //! assembled unit in the [`RootFs`](crate::kubelet::rootfs::RootFs) (checked against every
-//! lstat its reading made, so only changes a stat cannot show must forget it here), and what
-//! recent findings read as records may name it ([`naming::Read::of`]).
+//! lstat its reading made, so only changes a stat cannot show must forget it here), what
+//! recent findings read as records may name it ([`naming::Read::of`]), and the node's
+//! distribution as detected.
 
 use std::path::PathBuf;
 
-use super::naming;
-use crate::decode::Record;
+use super::{core::Core, naming};
+use crate::{
+    decode::Record,
+    kubelet::{discovery::KubeletProcess, distro::Detection},
+};
 
 /// A finding's inputs and input directories, and what [`naming::Read::of`] found for them.
 pub(super) type KeptRead = (Vec<PathBuf>, Vec<PathBuf>, naming::Read);
@@ -58,5 +62,28 @@ pub(super) fn keeps_names(rec: &Record, reads: &[KeptRead]) -> bool {
                     .any(|(_, _, r)| r.inodes.iter().any(|(i, _)| *i == (f.dev, f.ino)))
         }
         _ => false,
+    }
+}
+
+impl Core {
+    /// The node's distribution for `running` (kept: see [`Core::detection`]).
+    pub(super) fn distribution(&self, running: &[KubeletProcess]) -> Detection {
+        let pids: Vec<u32> = running.iter().map(|p| p.pid).collect();
+        let mut kept = self.detection.borrow_mut();
+        match kept.as_ref() {
+            Some((p, d)) if *p == pids => d.clone(),
+            _ => {
+                let d = crate::kubelet::distro::detect(&self.fs, running);
+                *kept = Some((pids, d.clone()));
+                d
+            }
+        }
+    }
+
+    /// A record may have changed a name, a link or what a path leads to: what was kept of
+    /// the names (naming's reads, the distribution's detection) is read again.
+    pub(super) fn forget_names(&mut self) {
+        self.reads.get_mut().clear();
+        *self.detection.get_mut() = None;
     }
 }
