@@ -7,12 +7,11 @@
 
 use std::{
     collections::BTreeSet,
-    fs,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
 };
 
-use crate::watched::WatchSet;
+use crate::watched::{Canonical, WatchSet};
 
 /// Adds the ancestors of `path` (absolute, normalized), and of its resolved form, to `names`
 /// (basenames) and `paths`. A watched directory counts as its own ancestor (a rename of it).
@@ -21,9 +20,10 @@ pub fn add(
     paths: &mut BTreeSet<PathBuf>,
     path: &Path,
     is_dir: bool,
+    canonical: &Canonical,
 ) {
     let mut chains = vec![path.to_path_buf()];
-    if let Some(real) = resolved(path)
+    if let Some(real) = resolved(path, canonical)
         && real != path
     {
         chains.push(real);
@@ -45,10 +45,10 @@ pub fn add(
 
 /// `path` with symlinks resolved: the deepest existing ancestor canonicalized, the rest
 /// appended (the input may not exist yet).
-fn resolved(path: &Path) -> Option<PathBuf> {
+fn resolved(path: &Path, canonical: &Canonical) -> Option<PathBuf> {
     let mut rest = Vec::new();
     for a in path.ancestors() {
-        if let Ok(real) = fs::canonicalize(a) {
+        if let Some(real) = canonical.of(a) {
             let mut out = real;
             for part in rest.iter().rev() {
                 out.push(part);
@@ -74,6 +74,8 @@ pub fn kernel_names(set: &WatchSet) -> BTreeSet<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -85,7 +87,7 @@ mod tests {
         std::os::unix::fs::symlink(&real, t.path().join("etc/kubernetes")).unwrap();
         let input = t.path().join("etc/kubernetes/kubelet/config.yaml");
         let (mut names, mut paths) = (BTreeSet::new(), BTreeSet::new());
-        add(&mut names, &mut paths, &input, false);
+        add(&mut names, &mut paths, &input, false, &Canonical::default());
         for n in ["etc", "kubernetes", "kubelet", "data", "k8s"] {
             assert!(names.contains(n.as_bytes()), "{n} missing from {names:?}");
         }
@@ -96,7 +98,7 @@ mod tests {
         assert!(!paths.contains(Path::new("/")));
         // A directory is its own ancestor.
         let (mut names, mut paths) = (BTreeSet::new(), BTreeSet::new());
-        add(&mut names, &mut paths, &real, true);
+        add(&mut names, &mut paths, &real, true, &Canonical::default());
         assert!(names.contains(b"k8s".as_slice()));
     }
 }

@@ -97,6 +97,10 @@ pub struct Core {
     /// stats of units and marker files (~1 ms here), so kept as long as `reads` is (what
     /// decides it only changes by a path operation, an exec or exit, or is seen by a rescan).
     pub(super) detection: std::cell::RefCell<Option<(Vec<u32>, crate::kubelet::distro::Detection)>>,
+    /// What the node's files alone say of its distribution: kept until a record may have
+    /// created, removed or replaced a file (not forgotten by an exec or an exit).
+    pub(super) detection_files:
+        std::cell::RefCell<Option<Option<crate::kubelet::distro::Detection>>>,
     out: Vec<Emit>,
     facts: Vec<Fact>,
     batch: Vec<Record>,
@@ -127,6 +131,7 @@ impl Core {
             blind: Default::default(),
             reads: Default::default(),
             detection: Default::default(),
+            detection_files: Default::default(),
             out: Vec::new(),
             facts: Vec::new(),
             batch: Vec::new(),
@@ -264,7 +269,7 @@ impl Core {
             );
             kernel.apply_watch(&set)?;
             self.watch = set;
-            self.forget_names();
+            self.forget_names(true);
         }
         // Changed or not, the set reflects every link made before `built_from` (a hard link's
         // st_nlink, a symlink's name): those need no walk of every open any more.
@@ -301,7 +306,11 @@ impl Core {
                 self.fs.forget_kept();
             }
             if !keeps_names(&rec, &self.reads.borrow()) {
-                self.forget_names();
+                let files = !matches!(
+                    rec.event,
+                    crate::decode::Event::Exec(_) | crate::decode::Event::Exit(_)
+                ) || rec.lost_before > 0;
+                self.forget_names(files);
             }
             if let crate::decode::Event::File(f) = &rec.event
                 && let Some(ts) = crate::blindspots::classify(f, &self.watch, &mut self.blind)

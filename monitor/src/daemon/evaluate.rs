@@ -63,7 +63,7 @@ impl Core {
         self.evaluate_started();
         if self.sched.take_full_rescan() {
             self.fs.forget_kept();
-            self.forget_names();
+            self.forget_names(true);
             let t = naming::unnamed(triggers.iter());
             self.rediscover(&t, kernel);
         }

@@ -73,7 +73,8 @@ impl Core {
         match kept.as_ref() {
             Some((p, d)) if *p == pids => d.clone(),
             _ => {
-                let d = crate::kubelet::distro::detect(&self.fs, running);
+                let files = &mut self.detection_files.borrow_mut();
+                let d = crate::kubelet::distro::detect_keeping(&self.fs, running, files);
                 *kept = Some((pids, d.clone()));
                 d
             }
@@ -81,9 +82,14 @@ impl Core {
     }
 
     /// A record may have changed a name, a link or what a path leads to: what was kept of
-    /// the names (naming's reads, the distribution's detection) is read again.
-    pub(super) fn forget_names(&mut self) {
+    /// the names (naming's reads, the distribution's detection) is read again. `files`: it
+    /// may have changed which files exist (anything but an exec or an exit, which change only
+    /// the processes' part of the detection, decided again without any I/O).
+    pub(super) fn forget_names(&mut self, files: bool) {
         self.reads.get_mut().clear();
         *self.detection.get_mut() = None;
+        if files {
+            *self.detection_files.get_mut() = None;
+        }
     }
 }

@@ -209,11 +209,32 @@ pub fn detect(fs: &RootFs, running: &[KubeletProcess]) -> Detection {
     detect_as(fs, running, given())
 }
 
+/// [`detect`] for the daemon, keeping what the files say (see [`detect_kept`]).
+pub fn detect_keeping(
+    fs: &RootFs,
+    running: &[KubeletProcess],
+    files: &mut Option<Option<Detection>>,
+) -> Detection {
+    detect_kept(fs, running, given(), files)
+}
+
 /// [`detect`], with `given` (from `--distribution`) taking its place when set.
 pub fn detect_as(
     fs: &RootFs,
     running: &[KubeletProcess],
     given: Option<Distribution>,
+) -> Detection {
+    detect_kept(fs, running, given, &mut None)
+}
+
+/// [`detect_as`], with what the node's files say kept in `files` (filled when `None`): the
+/// daemon keeps it until a path operation, a mount or a rescan, while the processes' part is
+/// decided again for every set of running kubelets.
+pub fn detect_kept(
+    fs: &RootFs,
+    running: &[KubeletProcess],
+    given: Option<Distribution>,
+    files: &mut Option<Option<Detection>>,
 ) -> Detection {
     if let Some(d) = given {
         return det(d, "given with --distribution");
@@ -246,8 +267,8 @@ pub fn detect_as(
             );
         }
     }
-    if let Some(d) = detect_files(fs) {
-        return d;
+    if let Some(d) = files.get_or_insert_with(|| detect_files(fs)) {
+        return d.clone();
     }
     det(Distribution::Plain, "no other distribution's files found")
 }
