@@ -364,6 +364,31 @@ fn remove(file: &Path) -> u32 {
     run(Command::new("rm").arg(file))
 }
 
+/// A file that appears (written by a process of ours) and drifts the after-restart state,
+/// its report's `field` naming `names`; then removed, which resolves it. Returns the next
+/// line to look from.
+fn appears_then_goes(
+    d: &Daemon,
+    from: usize,
+    file: &Path,
+    text: &str,
+    (field, names): (&str, &str),
+    what: &str,
+) -> usize {
+    let w = create(file, text);
+    let (m, v) = after_restart_change(d, from, "drift_detected", w, what);
+    let got = match field {
+        "remediation" => v["remediation"]["desc"].as_str(),
+        f => v["unmapped"][f].as_str(),
+    };
+    assert!(
+        got.unwrap_or("").contains(names),
+        "{what}: {field} does not name {names}: {v}"
+    );
+    let w = remove(file);
+    after_restart_change(d, m, "drift_resolved", w, &format!("{what}, removed")).0
+}
+
 // ---------------------------------------------------------------------------------------------
 // k3s
 
@@ -437,20 +462,14 @@ fn k3s_edits_of_its_config_files_and_env_file_and_a_restart() {
 
     // A config.yaml.d file that appears later (its directory too), appending to kubelet-arg.
     let dropin = l.host("/etc/rancher/k3s/config.yaml.d/50-kd.yaml");
-    let w = create(
+    n = appears_then_goes(
+        &d,
+        n,
         &dropin,
         "kubelet-arg+:\n  - make-iptables-util-chains=false\n",
+        ("reason", "config.yaml.d/50-kd.yaml"),
+        "a new config.yaml.d file",
     );
-    let (m, v) = after_restart_change(&d, n, "drift_detected", w, "a new config.yaml.d file");
-    assert!(
-        v["unmapped"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("config.yaml.d/50-kd.yaml"),
-        "{v}"
-    );
-    let w = remove(&dropin);
-    (n, _) = after_restart_change(&d, m, "drift_resolved", w, "the config.yaml.d file removed");
 
     // The unit's env file names another config file (K3S_CONFIG_FILE).
     l.file(
@@ -696,20 +715,14 @@ fn openshift_dropin_and_kubelet_conf_edits_and_a_restart() {
 
     // A drop-in in /etc/openshift/kubelet.conf.d.
     let dropin = l.host("/etc/openshift/kubelet.conf.d/99-kd.conf");
-    let w = create(
+    n = appears_then_goes(
+        &d,
+        n,
         &dropin,
         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmakeIPTablesUtilChains: false\n",
+        ("source", "/etc/openshift/kubelet.conf.d/99-kd.conf"),
+        "an OpenShift drop-in",
     );
-    let (m, v) = after_restart_change(&d, n, "drift_detected", w, "an OpenShift drop-in");
-    assert!(
-        v["unmapped"]["source"]
-            .as_str()
-            .unwrap()
-            .contains("/etc/openshift/kubelet.conf.d/99-kd.conf"),
-        "{v}"
-    );
-    let w = remove(&dropin);
-    (n, _) = after_restart_change(&d, m, "drift_resolved", w, "the drop-in removed");
 
     // /etc/kubernetes/kubelet.conf, rewritten in place (as a KubeletConfig rendering would).
     let conf = l.host("/etc/kubernetes/kubelet.conf");
@@ -785,20 +798,14 @@ fn rke2_new_config_file_and_a_restart_of_rke2() {
 
     // A config.yaml.d file that appears later.
     let dropin = l.host("/etc/rancher/rke2/config.yaml.d/50-kd.yaml");
-    let w = create(
+    n = appears_then_goes(
+        &d,
+        n,
         &dropin,
         "kubelet-arg:\n  - make-iptables-util-chains=false\n",
+        ("remediation", "config.yaml.d/50-kd.yaml"),
+        "a new RKE2 config.yaml.d file",
     );
-    let (m, v) = after_restart_change(&d, n, "drift_detected", w, "a new RKE2 config.yaml.d file");
-    assert!(
-        v["remediation"]["desc"]
-            .as_str()
-            .unwrap()
-            .contains("config.yaml.d/50-kd.yaml"),
-        "{v}"
-    );
-    let w = remove(&dropin);
-    (n, _) = after_restart_change(&d, m, "drift_resolved", w, "the file removed");
 
     // config.yaml itself.
     let cfg = l.host("/etc/rancher/rke2/config.yaml");
