@@ -76,27 +76,6 @@ fn false_text() -> String {
     config_text(false)
 }
 
-/// A python3 that runs `code` with `args`, prints "done" when the change is made and then
-/// lives on for 10 s (so that nothing but the change itself can be what the daemon saw).
-/// Returns the child (killed by the caller) once "done" is read.
-fn python_living_on(code: &str, args: &[&OsStr]) -> Child {
-    let mut c = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "{code}\nprint('done', flush=True)\nimport time\ntime.sleep(10)"
-        ))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(c.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "done\n");
-    c
-}
-
 /// `mv lib lib.old; mv lib.new lib` one level above the config's directory: the config file
 /// itself is never opened, renamed or unlinked, and no name on its path is a watched name.
 #[test]

@@ -7,13 +7,7 @@
 
 use kubelet_drift_tests::daemon as harness;
 
-use std::{
-    ffi::OsStr,
-    fs,
-    io::BufRead,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{ffi::OsStr, fs, time::Duration};
 
 use harness::*;
 
@@ -54,25 +48,6 @@ fn edits_that_keep_the_assembly(node: &Node) {
         fs::write(node.config(), config_text(true)).unwrap();
         std::thread::sleep(Duration::from_millis(150));
     }
-}
-
-/// Runs `code` in a python3 that prints "done" once the change is made, then lives on.
-fn python_living_on(code: &str, args: &[&OsStr]) -> Child {
-    let mut c = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "{code}\nprint('done', flush=True)\nimport time\ntime.sleep(10)"
-        ))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(c.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "done\n");
-    c
 }
 
 fn assert_named(tag: &str, v: &serde_json::Value, writer: u32) {

@@ -625,6 +625,28 @@ pub fn python(code: &str, args: &[&OsStr]) -> u32 {
     run(Command::new("python3").arg("-c").arg(code).args(args))
 }
 
+/// A python3 that runs `code` with `args`, prints "done" when the change is made and then
+/// lives on for 10 s (so that nothing but the change itself can be what the daemon saw).
+/// Returns the child (killed by the caller) once "done" is read.
+pub fn python_living_on(code: &str, args: &[&OsStr]) -> Child {
+    use std::io::BufRead;
+    let mut c = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "{code}\nprint('done', flush=True)\nimport time\ntime.sleep(10)"
+        ))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(c.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "done\n");
+    c
+}
+
 /// The path as bytes, for snippets that need exact bytes.
 pub fn bytes(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
