@@ -334,6 +334,34 @@ fn restarted(d: &Daemon, from: usize, old: u32, new: u32, new_parent: Option<u32
     n
 }
 
+/// A process that starts the kubelet as its child, with the arguments `kubelet_args`
+/// (kubenswrapper, rke2; the stand-in reads them from `KD_CHILD`).
+struct Wrapper<'a> {
+    exe: &'a str,
+    args: &'a [&'a str],
+    kubelet: &'a str,
+    kubelet_args: String,
+}
+
+impl Wrapper<'_> {
+    /// Starts it; returns it and its kubelet's pid.
+    fn start(&self, l: &Layout) -> (Running, u32) {
+        let w = l.start(self.exe, self.args, &[("KD_CHILD", &self.kubelet_args)]);
+        let kubelet = w.child_pid(&l.host(self.kubelet));
+        (w, kubelet)
+    }
+
+    /// Stops `w` and starts it again: `kubelet` is reported stopped, and the new kubelet
+    /// started with the new wrapper as its parent; every line was valid.
+    fn restart(&self, l: &Layout, d: &Daemon, from: usize, kubelet: u32, mut w: Running) {
+        w.stop();
+        let (w, new) = self.start(l);
+        restarted(d, from, kubelet, new, Some(w.pid()));
+        assert_all_valid(d);
+        eprintln!("{}", d.summary());
+    }
+}
+
 /// When the last change began (ms since the epoch): each report's delay is printed from it.
 static ACTED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -688,28 +716,24 @@ fn openshift_dropin_and_kubelet_conf_edits_and_a_restart() {
         .install("/usr/bin/kubenswrapper", "v1.32.6")
         .install("/usr/bin/kubelet", "v1.32.6");
     // The kubelet's argv as systemd assembles it, the wrapper stripped.
-    let kubelet_args = [
-        "/usr/bin/kubelet",
-        "--config=/etc/kubernetes/kubelet.conf",
-        "--config-dir=/etc/openshift/kubelet.conf.d",
-        "--bootstrap-kubeconfig=/etc/kubernetes/kubeconfig",
-        "--kubeconfig=/var/lib/kubelet/kubeconfig",
-        "--container-runtime-endpoint=/var/run/crio/crio.sock",
-        "--node-labels=node-role.kubernetes.io/worker,node.openshift.io/os_id=rhcos",
-        "--system-reserved=cpu=500m,memory=1Gi",
-        "--v=2",
-    ]
-    .join("\x1f");
-    let start = |l: &Layout| {
-        l.start(
-            "/usr/bin/kubenswrapper",
-            &["/usr/bin/kubelet"],
-            &[("KD_CHILD", kubelet_args.as_str())],
-        )
+    let wrapper = Wrapper {
+        exe: "/usr/bin/kubenswrapper",
+        args: &["/usr/bin/kubelet"],
+        kubelet: "/usr/bin/kubelet",
+        kubelet_args: [
+            "/usr/bin/kubelet",
+            "--config=/etc/kubernetes/kubelet.conf",
+            "--config-dir=/etc/openshift/kubelet.conf.d",
+            "--bootstrap-kubeconfig=/etc/kubernetes/kubeconfig",
+            "--kubeconfig=/var/lib/kubelet/kubeconfig",
+            "--container-runtime-endpoint=/var/run/crio/crio.sock",
+            "--node-labels=node-role.kubernetes.io/worker,node.openshift.io/os_id=rhcos",
+            "--system-reserved=cpu=500m,memory=1Gi",
+            "--v=2",
+        ]
+        .join("\x1f"),
     };
-    let kubelet_exe = l.host("/usr/bin/kubelet");
-    let mut wrapper = start(&l);
-    let kubelet = wrapper.child_pid(&kubelet_exe);
+    let (running, kubelet) = wrapper.start(&l);
     let d = daemon(&l, "ocp", &["kubelet", "kubenswrapper"]);
     let mut n = baseline(&d, kubelet, "openshift", "OpenShift");
 
@@ -745,12 +769,7 @@ fn openshift_dropin_and_kubelet_conf_edits_and_a_restart() {
     (n, _) = after_restart_change(&d, m, "drift_resolved", w, "kubelet.conf restored");
 
     // A restart through the wrapper: the new kubelet is named, its parent the wrapper.
-    wrapper.stop();
-    let wrapper = start(&l);
-    let new = wrapper.child_pid(&kubelet_exe);
-    restarted(&d, n, kubelet, new, Some(wrapper.pid()));
-    assert_all_valid(&d);
-    eprintln!("{}", d.summary());
+    wrapper.restart(&l, &d, n, kubelet, running);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,22 +796,18 @@ fn rke2_new_config_file_and_a_restart_of_rke2() {
     .install("/var/lib/rancher/rke2/bin/kubelet", "v1.33.5+rke2r1");
     // rke2 starts the kubelet from its data directory with the managed --config-dir
     // (pkg/executor/staticpod, k3s's GetArgs).
-    let kubelet_args = [
-        "/var/lib/rancher/rke2/bin/kubelet",
-        "--config-dir=/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
-        "--kubeconfig=/var/lib/rancher/rke2/agent/kubelet.kubeconfig",
-    ]
-    .join("\x1f");
-    let start = |l: &Layout| {
-        l.start(
-            "/usr/local/bin/rke2",
-            &["server"],
-            &[("KD_CHILD", kubelet_args.as_str())],
-        )
+    let wrapper = Wrapper {
+        exe: "/usr/local/bin/rke2",
+        args: &["server"],
+        kubelet: "/var/lib/rancher/rke2/bin/kubelet",
+        kubelet_args: [
+            "/var/lib/rancher/rke2/bin/kubelet",
+            "--config-dir=/var/lib/rancher/rke2/agent/etc/kubelet.conf.d",
+            "--kubeconfig=/var/lib/rancher/rke2/agent/kubelet.kubeconfig",
+        ]
+        .join("\x1f"),
     };
-    let kubelet_exe = l.host("/var/lib/rancher/rke2/bin/kubelet");
-    let mut rke2 = start(&l);
-    let kubelet = rke2.child_pid(&kubelet_exe);
+    let (running, kubelet) = wrapper.start(&l);
     let d = daemon(&l, "rke2", &["rke2", "kubelet"]);
     let mut n = baseline(&d, kubelet, "rke2", "RKE2");
 
@@ -815,12 +830,7 @@ fn rke2_new_config_file_and_a_restart_of_rke2() {
     (n, _) = after_restart_change(&d, m, "drift_resolved", w, "config.yaml restored");
 
     // A restart of rke2: it starts a new kubelet, named with rke2 as its parent.
-    rke2.stop();
-    let rke2 = start(&l);
-    let new = rke2.child_pid(&kubelet_exe);
-    restarted(&d, n, kubelet, new, Some(rke2.pid()));
-    assert_all_valid(&d);
-    eprintln!("{}", d.summary());
+    wrapper.restart(&l, &d, n, kubelet, running);
 }
 
 // ---------------------------------------------------------------------------------------------
