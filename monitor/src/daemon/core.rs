@@ -97,8 +97,8 @@ pub struct Core {
     /// stats of units and marker files (~1 ms here), so kept as long as `reads` is. The
     /// distributions' units and config paths are watched, so a path operation on them
     /// forgets it; OpenShift's marker files and /etc/os-release are not watched, and a
-    /// change of those is seen at the next rescan. A stale detection keeps reading the node
-    /// as it was read before: it never makes a verdict from files the kubelet does not read.
+    /// change of those is seen at the next rescan (until then the node is read as the last
+    /// detection read it; the kubelet itself reads neither).
     pub(super) detection: std::cell::RefCell<Option<(Vec<u32>, crate::kubelet::distro::Detection)>>,
     /// What the node's files alone say of its distribution: kept until a record may have
     /// created, removed or replaced a file (not forgotten by an exec or an exit).
