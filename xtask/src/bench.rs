@@ -211,7 +211,38 @@ fn run_only(only: &str, b: &Bench) -> Result<()> {
                 }
             }
         }
-        other => bail!("KD_BENCH_ONLY={other}: known parts are eval and overhead"),
+        "latency" => {
+            let ino = procs::Inotify::start(b.config.parent().unwrap(), "config.yaml")?;
+            let mut d = Daemon::start(bin, base_args, stderr)?;
+            // The kernel watch is armed after the baseline (see one_daemon).
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            d.drain();
+            let ed = latency::edits(&mut d, Some(&ino), &b.config, EDITS)?;
+            let ex = latency::execs(&mut d, &b.stand_in, EXEC_STARTS)?;
+            d.stop();
+            let line = |what: &str, v: &[f64]| {
+                if !v.is_empty() {
+                    println!(
+                        "{what}: n={} p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                        v.len(),
+                        percentile(v, 0.5),
+                        percentile(v, 0.9),
+                        percentile(v, 0.99),
+                        max(v)
+                    );
+                }
+            };
+            line("edit to finding", &ed.daemon_ms);
+            line("  truncate", &ed.daemon_ms_by_kind[0]);
+            line("  rename-over", &ed.daemon_ms_by_kind[1]);
+            line("inotifywait", &ed.inotify_ms);
+            line("exec to finding", &ex.ms);
+            println!(
+                "missing: {} findings, {} inotify, {} starts",
+                ed.missing_findings, ed.missing_inotify, ex.missing
+            );
+        }
+        other => bail!("KD_BENCH_ONLY={other}: known parts are eval, overhead and latency"),
     }
     Ok(())
 }
@@ -245,7 +276,7 @@ pub fn run() -> Result<()> {
     let bin = binary()?;
     let started = Instant::now();
     let b = Bench::new(bin)?;
-    // KD_BENCH_ONLY=eval|overhead: only that part, printed (nothing written); for comparing
+    // KD_BENCH_ONLY=eval|overhead|latency: only that part, printed (nothing written); for comparing
     // a change before and after without the whole four minutes.
     if let Ok(only) = std::env::var("KD_BENCH_ONLY") {
         return run_only(&only, &b);
