@@ -290,6 +290,14 @@ pub struct CommKey {
     pub comm: [u8; COMM_LEN],
 }
 
+/// Offset of the first argument in a `syscalls:sys_enter_*` record (`struct
+/// trace_event_raw_sys_enter`: the 8-byte common header, `__syscall_nr` padded to 8, then
+/// `args[6]` of 8 bytes each), and of `ret` in a `sys_exit_*` record. The programs load them
+/// at these constant offsets straight from their context (a verifier requirement for a direct
+/// load); userspace checks every tracepoint's tracefs `format` against them before loading.
+pub const SYS_ARG0: u32 = 16;
+pub const SYS_RET: u32 = 16;
+
 /// Offsets the kernel programs need, found at load time by userspace: tracepoint fields from
 /// tracefs `format` files, kernel structure members from BTF. A zero `task_real_parent`
 /// means "unknown" and the program leaves the dependent fields at 0.

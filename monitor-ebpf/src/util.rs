@@ -2,10 +2,10 @@
 //! and the matchers (by inode through the task's file table; by (directory, name)).
 
 use aya_ebpf::{
+    EbpfContext as _,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
-        bpf_probe_read_user_str_bytes,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes,
     },
     programs::TracePointContext,
 };
@@ -307,12 +307,12 @@ pub struct Comp {
 }
 
 /// The component of the NUL-free string at `buf` that ends at byte `end` (exclusive): its
-/// hash, length and kind. Only the NAME_LEN bytes that END at `end` are copied to the stack,
-/// so that the component's last byte is always `tail[NAME_LEN - 1]`, and scanned back with
-/// a constant-bounded index (a bound taken from the data would multiply the verifier's
-/// states). For a short string the bytes before `buf` are the preceding field of the same
-/// map value (every caller's buffer has at least NAME_LEN bytes in front of it); the scan
-/// stops at the string's first byte before it reaches them.
+/// hash, length and kind. `buf` must point into a map value with PATH_LEN bytes from it
+/// (every caller's is a `[u8; PATH_LEN]` field of a map value): its bytes are loaded in place
+/// with the index masked to PATH_LEN (a power of two), so the verifier sees a bounded offset
+/// and no helper is called (a `bpf_probe_read_kernel` copy of the tail cost a helper call on
+/// every write-intent open). The scan goes back from `end` with a constant-bounded counter (a
+/// loop bound taken from the data would multiply the verifier's states).
 #[inline(always)]
 pub fn component(buf: *const u8, end: usize) -> Comp {
     let mut c = Comp {
@@ -321,25 +321,19 @@ pub fn component(buf: *const u8, end: usize) -> Comp {
         slash: -1,
         flags: 0,
     };
-    let mut tail = [0u8; NAME_LEN];
-    let base = buf as u64 + end as u64 - NAME_LEN as u64;
-    if unsafe { bpf_probe_read_kernel_buf(base as *const u8, &mut tail) }.is_err() {
-        c.flags = C_UNREADABLE;
-        return c;
-    }
-    let first = NAME_LEN.saturating_sub(end);
+    // SAFETY: the index is masked into the PATH_LEN bytes at `buf` (see above).
+    let at = |i: usize| unsafe { core::ptr::read_volatile(buf.add(i & (PATH_LEN - 1))) };
     let mut hexdash = true;
     let mut stopped = false;
-    let mut j = NAME_LEN;
-    while j > 0 {
-        j -= 1;
-        if j < first {
+    let mut j = 0usize;
+    while j < NAME_LEN {
+        if j >= end {
             stopped = true;
             break;
         }
-        let b = tail[j];
+        let b = at(end - 1 - j);
         if b == b'/' {
-            c.slash = (end + j) as i64 - NAME_LEN as i64;
+            c.slash = (end - 1 - j) as i64;
             stopped = true;
             break;
         }
@@ -349,6 +343,7 @@ pub fn component(buf: *const u8, end: usize) -> Comp {
         if !(b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-') {
             hexdash = false;
         }
+        j += 1;
     }
     if !stopped {
         c.flags |= C_TOO_LONG;
@@ -375,7 +370,8 @@ pub fn component(buf: *const u8, end: usize) -> Comp {
     }
     let hexdash = c.flags & C_NOT_HEXDASH == 0;
     c.flags &= !C_NOT_HEXDASH;
-    let t = |i: usize| tail[(NAME_LEN - (i & 7)) & (NAME_LEN - 1)];
+    // The ith byte from the end (1-based); only read for i <= c.len, so within the component.
+    let t = |i: usize| at(end.wrapping_sub(i & 7));
     if c.len >= 5 && t(5) == b'.' && t(4) == b'c' && t(3) == b'o' && t(2) == b'n' && t(1) == b'f' {
         c.flags |= C_CONF;
     }
@@ -533,17 +529,23 @@ pub fn submit_file(ev: &mut FileEvent) {
     count(counter::SENT);
 }
 
-/// The nth argument of a `sys_enter_*` tracepoint, at the offset read from tracefs.
+/// The nth argument of a `sys_enter_*` tracepoint: a direct load from the context at a
+/// constant offset (userspace checked tracefs against [`monitor_common::SYS_ARG0`] before
+/// load). `TracePointContext::read_at` would be a helper call per argument.
 #[inline(always)]
 pub fn arg(ctx: &TracePointContext, n: usize) -> u64 {
-    let o = unsafe { core::ptr::read_volatile(&raw const OFFSETS.sys_arg[n]) };
-    unsafe { ctx.read_at::<u64>(o as usize) }.unwrap_or(0)
+    let at = monitor_common::SYS_ARG0 as usize + 8 * n;
+    // SAFETY: a tracepoint's context is readable at constant 8-aligned offsets within its
+    // record; `n` < 6 is a literal at every call site.
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(at) as *const u64) }
 }
 
-/// The `ret` of a `sys_exit_*` tracepoint.
+/// The `ret` of a `sys_exit_*` tracepoint (a direct load, see [`arg`]).
 #[inline(always)]
 pub fn ret(ctx: &TracePointContext) -> i64 {
-    unsafe { ctx.read_at::<i64>(off!(sys_ret) as usize) }.unwrap_or(-1)
+    let at = monitor_common::SYS_RET as usize;
+    // SAFETY: as in `arg`.
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(at) as *const i64) }
 }
 
 /// Adds `delta` to the writers count (see `WRITERS`).

@@ -121,6 +121,17 @@ impl Probes {
         }
         let exit_fmt = tracefs::Format::read(&tracefs, "syscalls", "sys_exit_openat")?;
         off.sys_ret = exit_fmt.field("ret")?.offset;
+        // The programs load arguments and `ret` at constant offsets (see SYS_ARG0).
+        let expected: Vec<u32> = (0..6).map(|i| monitor_common::SYS_ARG0 + 8 * i).collect();
+        if off.sys_arg[..] != expected[..] || off.sys_ret != monitor_common::SYS_RET {
+            bail!(
+                "this kernel's syscall tracepoint records are laid out differently (arguments at \
+                 {:?}, ret at {}; the programs expect {expected:?} and {}): not supported",
+                off.sys_arg,
+                off.sys_ret,
+                monitor_common::SYS_RET
+            );
+        }
         let mut present = Vec::new();
         for &(prog, sc, required) in SYSCALLS {
             match tracefs::Format::read(&tracefs, "syscalls", &format!("sys_enter_{sc}")) {
