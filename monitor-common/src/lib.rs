@@ -121,6 +121,22 @@ pub mod mode {
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
+/// The watched-names filter: a bitmap of `NAME_FILTER_WORDS` u64 words (an Array map, whose
+/// lookups the kernel inlines) with one bit per watched [`name_hash`]. The programs look a
+/// basename up in the watched-names hash map (a helper call) only when its bit is set, so an
+/// unrelated write-intent open costs a load and a mask instead. Userspace sets a name's bit
+/// before the name enters the map and clears it only after the name has left, so a watched
+/// name's bit is always set.
+pub const NAME_FILTER_WORDS: u32 = 1024;
+
+/// (word index, bit mask) of a [`name_hash`] in the watched-names filter: the hash's top 16
+/// bits (FNV-1a's last step is a multiplication, so they depend on every byte).
+#[inline(always)]
+pub const fn name_filter_bit(hash: u64) -> (u32, u64) {
+    let bit = hash >> 48;
+    ((bit >> 6) as u32, 1u64 << (bit & 63))
+}
+
 /// The key of a basename in the watched-names and watched-entries maps: FNV-1a over its
 /// bytes taken from the LAST to the first (the kernel finds a basename by scanning back
 /// from the end of the path). A collision only makes the kernel look closer (a walk, or a

@@ -111,6 +111,12 @@ static WATCHED_COMMS: HashMap<CommKey, u8> = HashMap::with_max_entries(64, 0);
 #[map]
 static WATCHED_NAMES: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 
+/// `monitor_common::name_filter_bit` of every key of WATCHED_NAMES (see NAME_FILTER_WORDS):
+/// most basenames are ruled out here, without the hash lookup.
+#[cfg(target_arch = "bpf")]
+#[map]
+static NAME_FILTER: Array<u64> = Array::with_max_entries(monitor_common::NAME_FILTER_WORDS, 0);
+
 /// Inodes of watched files and directories; values are `watch::*` bits.
 #[cfg(target_arch = "bpf")]
 #[map]

@@ -230,6 +230,10 @@ pub fn entry_watched(dir: &InodeKey, name: u64) -> bool {
 /// `name_bits::*` of a basename hash (0: not watched).
 #[inline(always)]
 pub fn name_lookup(hash: u64) -> u8 {
+    let (word, mask) = monitor_common::name_filter_bit(hash);
+    if crate::NAME_FILTER.get(word).is_none_or(|w| *w & mask == 0) {
+        return 0;
+    }
     unsafe { WATCHED_NAMES.get(&hash) }.copied().unwrap_or(0)
 }
 

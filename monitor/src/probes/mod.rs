@@ -89,6 +89,8 @@ pub struct Probes {
     pub warnings: Vec<String>,
     comms: BTreeSet<Vec<u8>>,
     names: BTreeMap<Vec<u8>, u8>,
+    /// The watched-names filter's words as last written (see `set_names`).
+    name_filter: Vec<u64>,
     inodes: BTreeMap<InodeKey, u32>,
     entries: BTreeSet<EntryKey>,
     mode: u64,
@@ -195,6 +197,7 @@ impl Probes {
             warnings,
             comms: BTreeSet::new(),
             names: BTreeMap::new(),
+            name_filter: vec![0; monitor_common::NAME_FILTER_WORDS as usize],
             inodes: BTreeMap::new(),
             entries: BTreeSet::new(),
             mode: 0,
@@ -239,6 +242,9 @@ impl Probes {
             h
         };
         let (old, new) = (by_hash(&self.names), by_hash(names));
+        // The filter's bits of the names coming in are set before they enter the map, and
+        // those of the names going out cleared after they left (see NAME_FILTER_WORDS).
+        self.set_name_filter(&name_filter(old.keys().chain(new.keys())))?;
         let mut map: BpfHashMap<_, u64, u8> =
             BpfHashMap::try_from(self.ebpf.map_mut("WATCHED_NAMES").unwrap())?;
         for k in old.keys() {
@@ -252,6 +258,19 @@ impl Probes {
             }
         }
         self.names = names.clone();
+        self.set_name_filter(&name_filter(new.keys()))
+    }
+
+    /// Writes the words of the watched-names filter that differ from `words`.
+    fn set_name_filter(&mut self, words: &[u64]) -> Result<()> {
+        let mut map: aya::maps::Array<_, u64> =
+            aya::maps::Array::try_from(self.ebpf.map_mut("NAME_FILTER").unwrap())?;
+        for (i, (have, want)) in self.name_filter.iter_mut().zip(words).enumerate() {
+            if have != want {
+                map.set(i as u32, *want, 0)?;
+                *have = *want;
+            }
+        }
         Ok(())
     }
 
@@ -391,4 +410,70 @@ pub fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
 /// The key for `path` (following symlinks), or `None` if it does not exist.
 pub fn inode_key_of(path: &Path) -> Option<InodeKey> {
     std::fs::metadata(path).ok().map(|m| inode_key(&m))
+}
+
+/// The watched-names filter's words for these name hashes (see
+/// `monitor_common::NAME_FILTER_WORDS`).
+fn name_filter<'a>(hashes: impl Iterator<Item = &'a u64>) -> Vec<u64> {
+    let mut words = vec![0u64; monitor_common::NAME_FILTER_WORDS as usize];
+    for h in hashes {
+        let (word, mask) = monitor_common::name_filter_bit(*h);
+        words[word as usize] |= mask;
+    }
+    words
+}
+
+#[cfg(test)]
+mod name_filter_tests {
+    use monitor_common::{name_filter_bit, name_hash};
+
+    use super::name_filter;
+
+    #[test]
+    fn every_hash_has_its_bit_and_the_words_fit_the_map() {
+        let names: Vec<u64> = [
+            &b"config.yaml"[..],
+            b"kubelet.service",
+            b"10-kubeadm.conf",
+            b"kubelet",
+        ]
+        .iter()
+        .map(|n| name_hash(n))
+        .collect();
+        let words = name_filter(names.iter());
+        assert_eq!(words.len(), monitor_common::NAME_FILTER_WORDS as usize);
+        for h in &names {
+            let (w, m) = name_filter_bit(*h);
+            assert_ne!(words[w as usize] & m, 0);
+        }
+        assert_eq!(words.iter().map(|w| w.count_ones()).sum::<u32>(), 4);
+    }
+
+    #[test]
+    fn the_bit_is_in_range_for_any_hash() {
+        for h in [0, u64::MAX, 1 << 63, 0xffff << 48] {
+            let (w, m) = name_filter_bit(h);
+            assert!(w < monitor_common::NAME_FILTER_WORDS);
+            assert_eq!(m.count_ones(), 1);
+        }
+    }
+
+    #[test]
+    fn unrelated_names_are_mostly_ruled_out() {
+        let watched: Vec<u64> = (0..200)
+            .map(|i| name_hash(format!("watched-{i}.conf").as_bytes()))
+            .collect();
+        let words = name_filter(watched.iter());
+        let passed = (0..100_000)
+            .filter(|i| {
+                let (w, m) = name_filter_bit(name_hash(format!("data-{i}.bin").as_bytes()));
+                words[w as usize] & m != 0
+            })
+            .count();
+        // 200 of 65 536 bits set: about 0.3 % pass to the hash lookup.
+        assert!(
+            passed < 1_000,
+            "{passed} of 100 000 unrelated names passed the filter"
+        );
+    }
 }
