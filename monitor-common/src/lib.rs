@@ -276,6 +276,14 @@ pub struct FileEvent {
     pub ino: u64,
     pub path2_len: u32,
     pub _pad: u32,
+    /// Path operations: the directory a relative `path` / `path2` was given against (the
+    /// dirfd's or the cwd's inode, read at sys_enter), so that userspace can place the path
+    /// when the process is gone before its /proc entries could be read; 0 for an absolute
+    /// path, a symlink's target, or without BTF.
+    pub base_dev: u32,
+    pub base2_dev: u32,
+    pub base_ino: u64,
+    pub base2_ino: u64,
     /// The path as the process gave it (old name for rename/link, the link path for symlink).
     pub path: [u8; PATH_LEN],
     /// The second path: rename/link new name, symlink target.
@@ -427,6 +435,8 @@ const _: () = {
                 + 2 * U32
                 + U64
                 + 2 * U32
+                + 2 * U32
+                + 2 * U64
                 + 2 * PATH_LEN
     );
     assert!(size_of::<InodeKey>() == 2 * U32 + U64);

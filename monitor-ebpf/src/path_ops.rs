@@ -160,6 +160,20 @@ fn path_op(
     ev.dirfd = d1;
     ev.dirfd2 = d2;
     ev.sys_flags = if flags != NONE { arg(ctx, flags) } else { 0 };
+    // Where a relative path was given: the process (and with it its cwd and fds in /proc)
+    // may be gone before userspace reads the record. A symlink's target is only a string.
+    if op != monitor_common::op::SYMLINK && ev.path_len > 0 && ev.path[0] != b'/' {
+        if let Some(d) = dir_inode(d1 as i64) {
+            ev.base_dev = d.dev;
+            ev.base_ino = d.ino;
+        }
+    }
+    if p2 != NONE && ev.path2_len > 0 && ev.path2[0] != b'/' {
+        if let Some(d) = dir_inode(d2 as i64) {
+            ev.base2_dev = d.dev;
+            ev.base2_ino = d.ino;
+        }
+    }
     if PATH_STASH
         .insert(&bpf_get_current_pid_tgid(), &*ev, 0)
         .is_err()

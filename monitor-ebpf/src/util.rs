@@ -15,7 +15,7 @@ use monitor_common::{
 };
 
 use crate::{
-    COMP, COUNTERS, EVENTS, LOST, OFFSETS, SCRATCH, WATCHED_ENTRIES, WATCHED_INODES, WATCHED_NAMES,
+    COMP, COUNTERS, EVENTS, LOST, SCRATCH, WATCHED_ENTRIES, WATCHED_INODES, WATCHED_NAMES,
 };
 
 /// Reads one field of the `OFFSETS` global. `read_volatile` keeps the compiler from folding
@@ -511,6 +511,10 @@ pub fn scratch() -> Option<&'static mut FileEvent> {
     ev.path_len = 0;
     ev.path2_len = 0;
     ev._pad = 0;
+    ev.base_dev = 0;
+    ev.base2_dev = 0;
+    ev.base_ino = 0;
+    ev.base2_ino = 0;
     Some(ev)
 }
 

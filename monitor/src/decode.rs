@@ -214,6 +214,11 @@ pub struct FileInfo {
     #[serde(serialize_with = "ser_opt_path")]
     pub path2: Option<PathBuf>,
     pub path2_truncated: bool,
+    /// Path operations: the directory (kernel device number, inode) a relative `path` /
+    /// `path2` was given against, read by the kernel at the call; `None` for an absolute
+    /// path, a symlink's target, or without BTF.
+    pub base: Option<(u32, u64)>,
+    pub base2: Option<(u32, u64)>,
 }
 
 fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -405,6 +410,8 @@ pub fn record(buf: &[u8]) -> Result<Record, RecordError> {
                 path_truncated: e.flags & FLAG_PATH_TRUNCATED != 0,
                 path2: has_path2.then(|| path(cstr(&e.path2, e.path2_len))),
                 path2_truncated: has_path2 && e.flags & FLAG_PATH2_TRUNCATED != 0,
+                base: (e.base_ino != 0).then_some((e.base_dev, e.base_ino)),
+                base2: (has_path2 && e.base2_ino != 0).then_some((e.base2_dev, e.base2_ino)),
             })
         }
     };

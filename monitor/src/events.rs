@@ -120,6 +120,8 @@ mod tests {
                 path_truncated: false,
                 path2: None,
                 path2_truncated: false,
+                base: None,
+                base2: None,
             }),
         }
     }

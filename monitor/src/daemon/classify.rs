@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{
+    placed,
     proc::ProcView,
     schedule::{FdKey, Scheduler},
 };
@@ -88,11 +89,19 @@ fn classify_file(f: FileInfo, cx: &Context<'_>, out: &mut Vec<Fact>) {
     if f.ret < 0 {
         return; // a failed syscall changed nothing
     }
-    let resolved = cx.proc.resolve(f.actor.tgid, f.dirfd, &f.path);
-    let resolved2 = f
+    let mut resolved = cx.proc.resolve(f.actor.tgid, f.dirfd, &f.path);
+    let mut resolved2 = f
         .path2
         .as_ref()
         .and_then(|p| cx.proc.resolve(f.actor.tgid, f.dirfd2, p));
+    // A process gone before its cwd or dirfd could be read: the directory the kernel saw.
+    if (resolved.is_none() && f.base.is_some()) || (resolved2.is_none() && f.base2.is_some()) {
+        let empty = PathBuf::new();
+        let p2 = f.path2.as_ref().unwrap_or(&empty);
+        let (a, b) = placed::pair(cx.watch, (f.base, &f.path), (f.base2, p2));
+        resolved = resolved.or(a);
+        resolved2 = resolved2.or(b.filter(|_| f.path2.is_some()));
+    }
     let Some(exact) = relevance(&f, &resolved, &resolved2, cx) else {
         return;
     };
@@ -120,7 +129,11 @@ fn relevance(
         return Some(true);
     }
     let tgid = f.actor.tgid;
-    let check = |r: &Option<PathBuf>, given: &Path, dirfd: i32, truncated: bool| {
+    let check = |r: &Option<PathBuf>,
+                 given: &Path,
+                 dirfd: i32,
+                 truncated: bool,
+                 base: Option<(u32, u64)>| {
         if truncated {
             // A cut path resolves to a path that does not exist: compare its head.
             return cx
@@ -130,16 +143,20 @@ fn relevance(
         }
         match r {
             Some(p) => cx.watch.matches(p).then_some(true),
+            // A bare name given in a directory the kernel saw, and that directory holds no
+            // watched path: a same-named file elsewhere. (The kernel decides bare names by
+            // this same directory key, so a name in a watched directory is always placed.)
+            None if base.is_some() && placed::bare(given) => None,
             // Unresolvable (the process is gone): decide by name, err on the side of
             // re-evaluating.
             None => watched::name_matches(cx.watch, given).then_some(false),
         }
     };
-    let first = check(resolved, &f.path, f.dirfd, f.path_truncated);
+    let first = check(resolved, &f.path, f.dirfd, f.path_truncated, f.base);
     let second = f
         .path2
         .as_ref()
-        .and_then(|p| check(resolved2, p, f.dirfd2, f.path2_truncated));
+        .and_then(|p| check(resolved2, p, f.dirfd2, f.path2_truncated, f.base2));
     match (first, second) {
         (Some(true), _) | (_, Some(true)) => Some(true),
         (Some(false), _) | (_, Some(false)) => Some(false),

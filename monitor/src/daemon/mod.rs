@@ -19,6 +19,7 @@ pub mod inventory;
 mod kept;
 pub mod naming;
 pub mod observe;
+pub mod placed;
 pub mod proc;
 pub mod schedule;
 pub mod source;

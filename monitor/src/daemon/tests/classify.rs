@@ -115,3 +115,39 @@ fn writes_exec_exit_and_losses() {
         "{got:?}"
     );
 }
+
+/// The same, with the directory the kernel saw the path given against (`FileEvent::base_*`):
+/// placed exactly when that directory holds the input, dropped when it is another one.
+#[test]
+fn a_gone_process_s_relative_path_is_placed_by_the_directory_the_kernel_saw() {
+    let r = Replay::new(FakeProc::default());
+    let s = sched();
+    let p = FakeProc::default();
+    let config = r.path("var/lib/kubelet/config.yaml");
+    let key = |d: &std::path::Path| {
+        let k = crate::probes::inode_key_of(d).unwrap();
+        Some((k.dev, k.ino))
+    };
+    let mut f = file(1, "x", FileOp::Unlink, "config.yaml");
+    f.base = key(config.parent().unwrap());
+    let got = facts(&r, &p, &s, rec(f));
+    assert!(
+        matches!(&got[..], [Fact::Change(t)] if !t.guessed && t.path.as_deref() == Some(config.as_path())),
+        "{got:?}"
+    );
+    let mut f = file(1, "x", FileOp::Unlink, "config.yaml");
+    f.base = key(r.dir.path());
+    assert!(facts(&r, &p, &s, rec(f)).is_empty(), "placed elsewhere");
+    // sed -i: its temporary file renamed over the config, both given against its cwd.
+    let mut f = file(1, "sed", FileOp::Rename, "./sedAb12");
+    f.path2 = Some("config.yaml".into());
+    f.base = key(config.parent().unwrap());
+    f.base2 = f.base;
+    let got = facts(&r, &p, &s, rec(f));
+    assert!(
+        matches!(&got[..], [Fact::Change(t)] if !t.guessed
+            && t.path2.as_deref() == Some(config.as_path())
+            && t.path.as_deref() == Some(config.with_file_name("sedAb12").as_path())),
+        "{got:?}"
+    );
+}

@@ -204,6 +204,8 @@ pub fn file(pid: u32, comm: &str, op: FileOp, path: &str) -> FileInfo {
         path_truncated: false,
         path2: None,
         path2_truncated: false,
+        base: None,
+        base2: None,
     }
 }
 
