@@ -32,8 +32,8 @@ impl Read {
     /// names (symlinks) that lead to one of its files.
     pub fn of(f: &Finding, proc: &dyn ProcView, watched: &[PathBuf]) -> Read {
         let mut r = Read::plain(f);
-        for w in watched {
-            if let Some(target) = proc.target(w)
+        for (w, target) in watched.iter().zip(proc.targets(watched)) {
+            if let Some(target) = target
                 && f.inputs.contains(&target)
                 && !r.files.contains(w)
             {

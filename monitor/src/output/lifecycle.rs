@@ -16,6 +16,7 @@ use std::{
     io::Write,
     os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     path::{Path, PathBuf},
+    sync::Arc,
     time::SystemTime,
 };
 
@@ -39,7 +40,8 @@ pub fn default_state_path() -> Option<PathBuf> {
 pub struct Lifecycle {
     path: Option<PathBuf>,
     /// Finding uid -> the last line written about it, for every open finding of every node.
-    open: BTreeMap<String, Value>,
+    /// Shared, so that [`Lifecycle::snapshot`] (taken before every line) copies no line.
+    open: BTreeMap<String, Arc<Value>>,
     /// Nodes whose findings left open by an earlier run were checked.
     checked: Vec<String>,
     /// Open findings read from the state file that no line of this run was about yet: the
@@ -67,7 +69,7 @@ impl Lifecycle {
             match read_state(p) {
                 Ok(open) => {
                     l.carried = open.keys().cloned().collect();
-                    l.open = open;
+                    l.open = open.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
                 }
                 Err(e) => {
                     l.problem = Some(format!(
@@ -98,7 +100,7 @@ impl Lifecycle {
                 .collect();
             for k in stale {
                 if let Some(o) = self.open.remove(&k) {
-                    closes.push(closed(o));
+                    closes.push(closed(Arc::unwrap_or_clone(o)));
                 }
             }
         }
@@ -122,7 +124,7 @@ impl Lifecycle {
         };
         set_activity(v, activity);
         if !gone {
-            self.open.insert(uid, v.clone());
+            self.open.insert(uid, Arc::new(v.clone()));
         }
         (closes, true)
     }
@@ -170,7 +172,7 @@ impl Lifecycle {
             self.open
                 .iter()
                 .filter(|(_, v)| node_of(v) == node)
-                .map(|(k, v)| (k.clone(), v.clone())),
+                .map(|(k, v)| (k.clone(), Value::clone(v))),
         );
         let tmp = path.with_extension("tmp");
         let mut f = fs::OpenOptions::new()
@@ -186,7 +188,7 @@ impl Lifecycle {
 }
 
 /// What [`Lifecycle::snapshot`] keeps.
-pub struct Snapshot(BTreeMap<String, Value>, Vec<String>, BTreeSet<String>);
+pub struct Snapshot(BTreeMap<String, Arc<Value>>, Vec<String>, BTreeSet<String>);
 
 /// The line is the daemon's own baseline at its start (not a resync to an output that
 /// missed records, which restates on purpose).
