@@ -30,12 +30,19 @@ pub trait ProcView {
     fn real_path(&self, path: &Path) -> Option<PathBuf>;
     /// What a symlink at `path` leads to (the file itself for anything else).
     fn target(&self, path: &Path) -> Option<PathBuf>;
-    /// [`ProcView::target`] of each of `paths`, in order. The live procfs resolves each
-    /// directory once for all of them (see [`Resolver`]).
-    fn targets(&self, paths: &[PathBuf]) -> Vec<Option<PathBuf>> {
-        paths.iter().map(|p| self.target(p)).collect()
+    /// [`ProcView::target`] of each of `targets` and [`ProcView::real_path`] of each of
+    /// `real`, in order. The live procfs resolves each directory once for all of them (see
+    /// [`Resolver`]).
+    fn resolve_many(&self, targets: &[PathBuf], real: &[&Path]) -> Resolved {
+        (
+            targets.iter().map(|p| self.target(p)).collect(),
+            real.iter().map(|p| self.real_path(p)).collect(),
+        )
     }
 }
+
+/// What [`ProcView::resolve_many`] found: the targets, then the real paths.
+pub type Resolved = (Vec<Option<PathBuf>>, Vec<Option<PathBuf>>);
 
 /// The host's procfs.
 pub struct LiveProc;
@@ -90,9 +97,12 @@ impl ProcView for LiveProc {
         std::fs::canonicalize(path).ok()
     }
 
-    fn targets(&self, paths: &[PathBuf]) -> Vec<Option<PathBuf>> {
+    fn resolve_many(&self, targets: &[PathBuf], real: &[&Path]) -> Resolved {
         let mut r = Resolver::default();
-        paths.iter().map(|p| r.real(p)).collect()
+        (
+            targets.iter().map(|p| r.real(p)).collect(),
+            real.iter().map(|p| r.real_path(p)).collect(),
+        )
     }
 
     fn real_path(&self, path: &Path) -> Option<PathBuf> {
@@ -133,8 +143,18 @@ impl Resolver {
         }
     }
 
-    /// realpath(3) of a directory `dir` (absolute), kept for the next paths; `None` when it
-    /// does not resolve or is no directory.
+    /// [`LiveProc::real_path`]: `path` through its directory's realpath(3), when that
+    /// differs.
+    pub fn real_path(&mut self, path: &Path) -> Option<PathBuf> {
+        if !path.is_absolute() {
+            return LiveProc.real_path(path);
+        }
+        let real = self.dir(path.parent()?)?.join(path.file_name()?);
+        (real != path).then_some(real)
+    }
+
+    /// realpath(3) of `dir` (absolute), kept for the next paths; `None` when it does not
+    /// resolve. (A name under something that is no directory fails its own `lstat`.)
     fn dir(&mut self, dir: &Path) -> Option<PathBuf> {
         if dir == Path::new("/") {
             return Some(dir.to_path_buf());
@@ -142,7 +162,7 @@ impl Resolver {
         if let Some(r) = self.dirs.get(dir) {
             return r.clone();
         }
-        let r = self.real(dir).filter(|r| r.is_dir());
+        let r = self.real(dir);
         self.dirs.insert(dir.to_path_buf(), r.clone());
         r
     }
@@ -199,9 +219,16 @@ mod tests {
         .map(|s| p(s))
         .chain([PathBuf::from("/"), PathBuf::from("/proc/self/exe")])
         .collect();
-        let got = LiveProc.targets(&paths);
-        for (path, got) in paths.iter().zip(got) {
-            assert_eq!(got, std::fs::canonicalize(path).ok(), "{}", path.display());
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let (targets, real) = LiveProc.resolve_many(&paths, &refs);
+        for ((path, target), real) in paths.iter().zip(targets).zip(real) {
+            assert_eq!(
+                target,
+                std::fs::canonicalize(path).ok(),
+                "{}",
+                path.display()
+            );
+            assert_eq!(real, LiveProc.real_path(path), "{}", path.display());
         }
     }
 }

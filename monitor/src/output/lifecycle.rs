@@ -88,7 +88,28 @@ impl Lifecycle {
     /// written: the daemon's baseline about a finding an earlier run left open, with nothing
     /// changed since, is not (a restart of the daemon is no event of the finding).
     pub fn apply(&mut self, v: &mut Value, gone: bool) -> (Vec<Value>, bool) {
-        let node = node_of(v).to_string();
+        let (closes, line) = self.apply_owned(std::mem::take(v), gone);
+        match line {
+            Ok(l) => {
+                *v = Value::clone(&l);
+                (closes, true)
+            }
+            Err(back) => {
+                *v = back;
+                (closes, false)
+            }
+        }
+    }
+
+    /// [`Lifecycle::apply`] without copying the line: `Ok` with the line to write (the same
+    /// value the lifecycle keeps as its finding's last line), `Err` with `v` back when it is
+    /// not to be written.
+    pub fn apply_owned(
+        &mut self,
+        mut v: Value,
+        gone: bool,
+    ) -> (Vec<Value>, Result<Arc<Value>, Value>) {
+        let node = node_of(&v).to_string();
         let mut closes = Vec::new();
         if !self.checked.contains(&node) {
             self.checked.push(node.clone());
@@ -106,13 +127,13 @@ impl Lifecycle {
         }
         let uid = v["finding_info"]["uid"].as_str().unwrap_or("").to_string();
         if self.carried.remove(&uid)
-            && is_restart_baseline(v)
+            && is_restart_baseline(&v)
             && self
                 .open
                 .get(&uid)
-                .is_some_and(|o| state_of(o) == state_of(v))
+                .is_some_and(|o| state_of(o) == state_of(&v))
         {
-            return (closes, false);
+            return (closes, Err(v));
         }
         let activity = if gone {
             self.open.remove(&uid);
@@ -122,11 +143,12 @@ impl Lifecycle {
         } else {
             1
         };
-        set_activity(v, activity);
+        set_activity(&mut v, activity);
+        let line = Arc::new(v);
         if !gone {
-            self.open.insert(uid, Arc::new(v.clone()));
+            self.open.insert(uid, line.clone());
         }
-        (closes, true)
+        (closes, Ok(line))
     }
 
     /// What [`Lifecycle::apply`] changes, to put back when the lines could not be written.
