@@ -220,7 +220,8 @@ mod tests {
     #[test]
     fn small_reads_are_whole() {
         let me = std::process::id();
-        for leaf in ["cmdline", "cgroup", "status"] {
+        // (Not `status`: its counters move between two reads while other tests run.)
+        for leaf in ["cmdline", "cgroup"] {
             let p = std::path::PathBuf::from(format!("/proc/{me}/{leaf}"));
             assert_eq!(read_small(&p), fs::read(&p).ok(), "{leaf}");
         }
