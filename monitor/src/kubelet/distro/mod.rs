@@ -174,9 +174,8 @@ pub fn host_kind(exe_name: &str, argv: &[String]) -> Option<HostKind> {
 
 /// Whether `path` (inside the root) exists, symlinks followed inside the root.
 pub(crate) fn exists(fs: &RootFs, path: &str) -> bool {
-    fs.resolve(Path::new(path), Path::new("/"))
-        .map(|h| h.symlink_metadata().is_ok())
-        .unwrap_or(false)
+    // The resolution knows: no second `lstat` of each path (detection asks ~80 of them).
+    fs.kind(Path::new(path), Path::new("/")).is_some()
 }
 
 /// Whether a systemd unit of that name exists in any unit directory.

@@ -181,8 +181,8 @@ pub fn of_program(
             .collect()
     };
     for c in &candidates {
-        if let Ok(h) = fs.resolve(c, Path::new("/"))
-            && h.is_file()
+        if fs.kind(c, Path::new("/")) == Some(super::super::rootfs::FileKind::File)
+            && let Ok(h) = fs.resolve(c, Path::new("/"))
         {
             return of_executable(&h);
         }
