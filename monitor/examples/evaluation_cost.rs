@@ -3,8 +3,10 @@
 //! config file), without the daemon's own attribution and watch-set work.
 //!
 //! `cargo run --release -p kubelet-drift --example evaluation_cost [ITERATIONS] [--daemon]`
-//! (`--daemon`: what the daemon evaluates, `kubelet.service` with the assembly kept; without
-//! it, what `check` evaluates: distribution detection first, nothing kept)
+//! (`--daemon`: what the daemon evaluates, `kubelet.service` with the assembly kept and the
+//! distribution detected once, as the daemon keeps it; then what naming a change reads
+//! (`daemon::naming::Read::of`) after a rename made the daemon forget it. Without it, what
+//! `check` evaluates: distribution detection first, nothing kept)
 //!
 //! A kubeadm-style node in a temporary directory (the upstream unit, a drop-in that reads an
 //! env file, config.yaml); each iteration rewrites config.yaml (O_TRUNC, true/false in turn),
@@ -13,8 +15,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use kubelet_drift::finding::{Benchmark, Status};
-use kubelet_drift::kubelet::node::{evaluate_after_restart, evaluate_after_restart_of};
+use kubelet_drift::finding::{Benchmark, Finding, Status};
+use kubelet_drift::kubelet::distro;
+use kubelet_drift::kubelet::node::{after_restart_for_unit, evaluate_after_restart};
 use kubelet_drift::kubelet::rootfs::RootFs;
 
 const UNIT: &str =
@@ -81,14 +84,17 @@ fn main() {
     } else {
         RootFs::new(root)
     };
+    // The daemon detects the node's distribution once and keeps it until a path operation.
+    let detection = distro::detect(&fs, &[]);
     let mut us = Vec::with_capacity(n);
     let mut cpu = Vec::with_capacity(n);
+    let mut last = None;
     for i in 0..n {
         let value = i % 2 == 1;
         write(root, "/var/lib/kubelet/config.yaml", &config(value));
         let (t, c) = (Instant::now(), cpu_now());
         let f = if daemon {
-            evaluate_after_restart_of(&fs, "kubelet.service", &[], Benchmark::Cis16)
+            after_restart_for_unit(&fs, "kubelet.service", &[], Benchmark::Cis16, &detection)
         } else {
             evaluate_after_restart(&fs, &[], Benchmark::Cis16)
         };
@@ -96,16 +102,56 @@ fn main() {
         us.push(t.elapsed().as_secs_f64() * 1e6);
         let want = if value { Status::Pass } else { Status::Fail };
         assert_eq!(f.status, want, "iteration {i}: {}", f.reason);
+        last = Some(f);
     }
-    for (what, v) in [("wall", &mut us), ("cpu", &mut cpu)] {
+    print(
+        "evaluate_after_restart after a config edit",
+        &mut us,
+        &mut cpu,
+    );
+    if daemon && let Some(f) = last {
+        naming_cost(root, &f, n.min(500));
+    }
+}
+
+fn print(what: &str, us: &mut [f64], cpu: &mut [f64]) {
+    for (clock, v) in [("wall", us), ("cpu", cpu)] {
         v.sort_by(f64::total_cmp);
         let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
         println!(
-            "evaluate_after_restart after a config edit, {what} time: n={n} p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, min {:.0} µs",
+            "{what}, {clock} time: n={} p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, min {:.0} µs",
+            v.len(),
             q(0.5),
             q(0.9),
             q(0.99),
             v[0]
         );
     }
+}
+
+/// What naming a change reads when nothing of it is kept (after a rename): every watched
+/// path's target and the inputs' inodes, against the daemon's watch set for this node.
+fn naming_cost(root: &Path, f: &Finding, n: usize) {
+    use kubelet_drift::daemon::{naming::Read, proc::LiveProc};
+    let mut set = kubelet_drift::watched::WatchSet::new();
+    for p in kubelet_drift::watched::DEFAULT_PATHS {
+        set.add(&root.join(p.trim_start_matches('/')));
+    }
+    for p in f.inputs.iter().chain(&f.input_dirs) {
+        set.add(p);
+    }
+    let watched: Vec<_> = set.files.iter().cloned().collect();
+    let (mut us, mut cpu) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let (t, c) = (Instant::now(), cpu_now());
+        let r = Read::of(f, &LiveProc, &watched);
+        cpu.push(cpu_now() - c);
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(!r.inodes.is_empty());
+    }
+    print(
+        &format!("naming's reads of {} watched paths", watched.len()),
+        &mut us,
+        &mut cpu,
+    );
 }

@@ -32,27 +32,31 @@ impl Read {
     /// names (symlinks) that lead to one of its files.
     pub fn of(f: &Finding, proc: &dyn ProcView, watched: &[PathBuf]) -> Read {
         let mut r = Read::plain(f);
-        for w in watched {
-            if let Some(target) = proc.target(w)
+        let asked: Vec<&Path> = f
+            .inputs
+            .iter()
+            .chain(&f.input_dirs)
+            .map(PathBuf::as_path)
+            .collect();
+        let (targets, real) = proc.resolve_many(watched, &asked);
+        for (w, target) in watched.iter().zip(targets) {
+            if let Some(target) = target
                 && f.inputs.contains(&target)
                 && !r.files.contains(w)
             {
                 r.files.push(w.clone());
             }
         }
-        for i in &f.inputs {
-            if let Some(a) = proc.real_path(i) {
-                r.files.push(a);
+        let (real_files, real_dirs) = real.split_at(f.inputs.len());
+        for (i, a) in f.inputs.iter().zip(real_files) {
+            if let Some(a) = a {
+                r.files.push(a.clone());
             }
             if let Some(ino) = proc.file_inode(i) {
                 r.inodes.push((ino, i.clone()));
             }
         }
-        for d in &f.input_dirs {
-            if let Some(a) = proc.real_path(d) {
-                r.dirs.push(a);
-            }
-        }
+        r.dirs.extend(real_dirs.iter().flatten().cloned());
         r
     }
 

@@ -31,3 +31,5 @@ pub use systemd::envfile;
 
 #[cfg(test)]
 mod corpus_tests;
+#[cfg(test)]
+mod kept_tests;

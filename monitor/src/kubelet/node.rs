@@ -121,14 +121,15 @@ pub(crate) fn merge(mut a: Vec<PathBuf>, b: Vec<PathBuf>) -> Vec<PathBuf> {
     // hashing a `Path` goes component by component and cost more than the rest of a config
     // edit's evaluation; these paths are built by joining components (no `//`, `.` or
     // trailing `/`), so their bytes compare as their components do.
-    let mut seen: std::collections::HashSet<Vec<u8>> = a
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .collect();
-    a.extend(
-        b.into_iter()
-            .filter(|p| seen.insert(p.as_os_str().as_bytes().to_vec())),
-    );
+    // The set borrows the paths (no copy of each): which of `b` are new is decided first.
+    let new: Vec<bool> = {
+        let mut seen: std::collections::HashSet<&[u8]> =
+            a.iter().map(|p| p.as_os_str().as_bytes()).collect();
+        b.iter()
+            .map(|p| seen.insert(p.as_os_str().as_bytes()))
+            .collect()
+    };
+    a.extend(b.into_iter().zip(new).filter_map(|(p, n)| n.then_some(p)));
     a
 }
 

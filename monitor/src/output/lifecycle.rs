@@ -16,6 +16,7 @@ use std::{
     io::Write,
     os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     path::{Path, PathBuf},
+    sync::Arc,
     time::SystemTime,
 };
 
@@ -39,7 +40,8 @@ pub fn default_state_path() -> Option<PathBuf> {
 pub struct Lifecycle {
     path: Option<PathBuf>,
     /// Finding uid -> the last line written about it, for every open finding of every node.
-    open: BTreeMap<String, Value>,
+    /// Shared, so that [`Lifecycle::snapshot`] (taken before every line) copies no line.
+    open: BTreeMap<String, Arc<Value>>,
     /// Nodes whose findings left open by an earlier run were checked.
     checked: Vec<String>,
     /// Open findings read from the state file that no line of this run was about yet: the
@@ -67,7 +69,7 @@ impl Lifecycle {
             match read_state(p) {
                 Ok(open) => {
                     l.carried = open.keys().cloned().collect();
-                    l.open = open;
+                    l.open = open.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
                 }
                 Err(e) => {
                     l.problem = Some(format!(
@@ -86,7 +88,28 @@ impl Lifecycle {
     /// written: the daemon's baseline about a finding an earlier run left open, with nothing
     /// changed since, is not (a restart of the daemon is no event of the finding).
     pub fn apply(&mut self, v: &mut Value, gone: bool) -> (Vec<Value>, bool) {
-        let node = node_of(v).to_string();
+        let (closes, line) = self.apply_owned(std::mem::take(v), gone);
+        match line {
+            Ok(l) => {
+                *v = Value::clone(&l);
+                (closes, true)
+            }
+            Err(back) => {
+                *v = back;
+                (closes, false)
+            }
+        }
+    }
+
+    /// [`Lifecycle::apply`] without copying the line: `Ok` with the line to write (the same
+    /// value the lifecycle keeps as its finding's last line), `Err` with `v` back when it is
+    /// not to be written.
+    pub fn apply_owned(
+        &mut self,
+        mut v: Value,
+        gone: bool,
+    ) -> (Vec<Value>, Result<Arc<Value>, Value>) {
+        let node = node_of(&v).to_string();
         let mut closes = Vec::new();
         if !self.checked.contains(&node) {
             self.checked.push(node.clone());
@@ -98,19 +121,19 @@ impl Lifecycle {
                 .collect();
             for k in stale {
                 if let Some(o) = self.open.remove(&k) {
-                    closes.push(closed(o));
+                    closes.push(closed(Arc::unwrap_or_clone(o)));
                 }
             }
         }
         let uid = v["finding_info"]["uid"].as_str().unwrap_or("").to_string();
         if self.carried.remove(&uid)
-            && is_restart_baseline(v)
+            && is_restart_baseline(&v)
             && self
                 .open
                 .get(&uid)
-                .is_some_and(|o| state_of(o) == state_of(v))
+                .is_some_and(|o| state_of(o) == state_of(&v))
         {
-            return (closes, false);
+            return (closes, Err(v));
         }
         let activity = if gone {
             self.open.remove(&uid);
@@ -120,11 +143,12 @@ impl Lifecycle {
         } else {
             1
         };
-        set_activity(v, activity);
+        set_activity(&mut v, activity);
+        let line = Arc::new(v);
         if !gone {
-            self.open.insert(uid, v.clone());
+            self.open.insert(uid, line.clone());
         }
-        (closes, true)
+        (closes, Ok(line))
     }
 
     /// What [`Lifecycle::apply`] changes, to put back when the lines could not be written.
@@ -170,7 +194,7 @@ impl Lifecycle {
             self.open
                 .iter()
                 .filter(|(_, v)| node_of(v) == node)
-                .map(|(k, v)| (k.clone(), v.clone())),
+                .map(|(k, v)| (k.clone(), Value::clone(v))),
         );
         let tmp = path.with_extension("tmp");
         let mut f = fs::OpenOptions::new()
@@ -186,7 +210,7 @@ impl Lifecycle {
 }
 
 /// What [`Lifecycle::snapshot`] keeps.
-pub struct Snapshot(BTreeMap<String, Value>, Vec<String>, BTreeSet<String>);
+pub struct Snapshot(BTreeMap<String, Arc<Value>>, Vec<String>, BTreeSet<String>);
 
 /// The line is the daemon's own baseline at its start (not a resync to an output that
 /// missed records, which restates on purpose).

@@ -75,7 +75,7 @@ struct Hub {
     /// Where failures of sinks are told besides the other sinks (stderr; a buffer in tests).
     stderr: Mutex<Box<dyn Write + Send>>,
     /// The last report of every current subject, restated to a sink after its outage.
-    current: Mutex<BTreeMap<String, DriftReport>>,
+    current: Mutex<BTreeMap<String, Arc<DriftReport>>>,
 }
 
 /// Fan-out to several sinks. See the module documentation for the failure rules.
@@ -220,8 +220,10 @@ impl Outputs {
 
     /// Queues a report for every sink (failing ones included: that is the retry). Never waits.
     pub fn report(&mut self, r: &DriftReport) {
-        self.hub.remember(r);
-        self.push(Item::Report(Arc::new(r.clone())));
+        // One copy, shared by the queues and the state kept for resyncs.
+        let r = Arc::new(r.clone());
+        self.hub.remember(&r);
+        self.push(Item::Report(r));
     }
 
     /// Queues a notice for every sink (failing ones included). Never waits.
@@ -288,7 +290,7 @@ impl Hub {
     }
 
     /// Keeps the last report of every current subject, for resyncs.
-    fn remember(&self, r: &DriftReport) {
+    fn remember(&self, r: &Arc<DriftReport>) {
         let key = r.finding.subject.key();
         let mut cur = lock(&self.current);
         match r.change {

@@ -110,7 +110,7 @@ fn scan(host_path: &Path) -> Result<String, String> {
     }
 }
 
-type Key = (u64, u64, u64, i64, i64);
+type Key = (u64, u64, u64, i64, i64, i64, i64);
 static CACHE: Mutex<Option<HashMap<Key, Result<String, String>>>> = Mutex::new(None);
 
 /// The version stamped in the executable at `host_path`.
@@ -120,7 +120,17 @@ pub fn of_executable(host_path: &Path) -> Result<KubeletVersion, String> {
     if !m.is_file() {
         return Err(format!("{} is not a regular file", host_path.display()));
     }
-    let key = (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec());
+    // ctime too: an executable rewritten in place with the same size and its mtime set back
+    // (`touch -r`) is another kubelet; only ctime cannot be set back.
+    let key = (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    );
     let cached = CACHE
         .lock()
         .ok()
@@ -171,8 +181,8 @@ pub fn of_program(
             .collect()
     };
     for c in &candidates {
-        if let Ok(h) = fs.resolve(c, Path::new("/"))
-            && h.is_file()
+        if fs.kind(c, Path::new("/")) == Some(super::super::rootfs::FileKind::File)
+            && let Ok(h) = fs.resolve(c, Path::new("/"))
         {
             return of_executable(&h);
         }

@@ -242,6 +242,19 @@ impl RootFs {
         })
     }
 
+    /// What `path` (absolute inside the root, or relative to `cwd`) leads to, symlinks
+    /// followed inside the root; `None` when it does not exist or does not resolve. In a
+    /// snapshot this costs no system call beyond the resolution's own `lstat`s.
+    pub fn kind(&self, path: &Path, cwd: &Path) -> Option<FileKind> {
+        let r = self.resolve_inner(path, cwd).ok()?;
+        if r.missing {
+            return None;
+        }
+        self.lstat(&r.host)
+            .ok()
+            .map(|m| FileKind::of(m.file_type()))
+    }
+
     /// Reads a regular file as UTF-8 text, refusing anything else with a plain error.
     pub fn read_text(&self, path: &Path, cwd: &Path) -> Result<Text, FsError> {
         let r = self.resolve_inner(path, cwd)?;

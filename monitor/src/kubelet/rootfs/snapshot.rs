@@ -13,11 +13,22 @@ use crate::kubelet::fscache::StatKey;
 /// One snapshot's `lstat` and `readlink` results by host path (errors as errno values), and
 /// its resolutions by path inside the root. Keyed by the paths' bytes: hashing a `Path`
 /// component by component cost more than the system calls saved.
-#[derive(Default)]
 pub(super) struct Memo {
     lstat: HashMap<Vec<u8>, Result<Metadata, i32>>,
     readlink: HashMap<Vec<u8>, Result<PathBuf, i32>>,
     resolved: HashMap<Vec<u8>, Result<Resolved, FsError>>,
+}
+
+impl Default for Memo {
+    /// Sized for an evaluation of a kubeadm node (~30 paths `lstat`ed and resolved): the
+    /// tables are not grown and rehashed on the way.
+    fn default() -> Memo {
+        Memo {
+            lstat: HashMap::with_capacity(64),
+            readlink: HashMap::new(),
+            resolved: HashMap::with_capacity(32),
+        }
+    }
 }
 
 impl Memo {
