@@ -65,16 +65,37 @@ pub(super) fn keeps_names(rec: &Record, reads: &[KeptRead]) -> bool {
     }
 }
 
+/// Where the [`RootFs`](crate::kubelet::rootfs::RootFs) keeps what the node's files say of
+/// its distribution.
+const DETECTION_FILES: &str = "daemon.detection_files";
+
 impl Core {
-    /// The node's distribution for `running` (kept: see [`Core::detection`]).
+    /// The node's distribution for `running` (kept: see [`Core::detection`]). What the files
+    /// alone say (a few dozen `lstat`s of units and marker files, /etc/os-release read) is
+    /// kept by the root with every `lstat` it made, as the assembled unit is: a path
+    /// operation elsewhere (a rename over config.yaml) keeps it, a unit or marker that
+    /// appears, goes or changes does not, whether watched or not.
     pub(super) fn distribution(&self, running: &[KubeletProcess]) -> Detection {
         let pids: Vec<u32> = running.iter().map(|p| p.pid).collect();
         let mut kept = self.detection.borrow_mut();
         match kept.as_ref() {
             Some((p, d)) if *p == pids => d.clone(),
             _ => {
-                let files = &mut self.detection_files.borrow_mut();
-                let d = crate::kubelet::distro::detect_keeping(&self.fs, running, files);
+                let snap = self.fs.snapshot();
+                let mut files = snap.kept::<Option<Detection>>(DETECTION_FILES);
+                let d = match files {
+                    Some(_) => crate::kubelet::distro::detect_keeping(&snap, running, &mut files),
+                    None => {
+                        // Read on a snapshot of its own: its lstats are the detection's alone.
+                        let snap = self.fs.snapshot();
+                        let start = snap.keep_start();
+                        let d = crate::kubelet::distro::detect_keeping(&snap, running, &mut files);
+                        if let Some(f) = files {
+                            snap.keep(DETECTION_FILES, f, start);
+                        }
+                        d
+                    }
+                };
                 *kept = Some((pids, d.clone()));
                 d
             }
@@ -82,14 +103,9 @@ impl Core {
     }
 
     /// A record may have changed a name, a link or what a path leads to: what was kept of
-    /// the names (naming's reads, the distribution's detection) is read again. `files`: it
-    /// may have changed which files exist (anything but an exec or an exit, which change only
-    /// the processes' part of the detection, decided again without any I/O).
-    pub(super) fn forget_names(&mut self, files: bool) {
+    /// the names (naming's reads, the distribution's detection for these pids) is read again.
+    pub(super) fn forget_names(&mut self) {
         self.reads.get_mut().clear();
         *self.detection.get_mut() = None;
-        if files {
-            *self.detection_files.get_mut() = None;
-        }
     }
 }
