@@ -13,7 +13,7 @@ use anyhow::Result;
 use super::{
     classify::{self, Context, Fact},
     inventory::{Candidate, Inventory},
-    kept::{KeptRead, forgets_kept, keeps_names},
+    kept::{KeptRead, forgets_kept, keeps_names, names_placed},
     proc::ProcView,
     schedule::{Scheduler, loss_notice},
     source::RecordSource,
@@ -79,6 +79,10 @@ pub struct Core {
     /// changed a name, a link or which inode a path leads to (see [`keeps_names`]), or the
     /// watch set changes.
     pub(super) reads: std::cell::RefCell<Vec<KeptRead>>,
+    /// Reads forgotten since, and the paths records named since they were forgotten (see
+    /// `super::kept`): a read no such path can have changed is used again with its input
+    /// files' inodes taken anew.
+    pub(super) stale_reads: std::cell::RefCell<(Vec<KeptRead>, crate::watched::parts::Dirty)>,
     /// The node's distribution as detected for these running kubelets' pids, kept as long as
     /// `reads` is (the processes' part is decided again without I/O; what the files say is
     /// kept in the [`RootFs`] and checked by the `lstat`s it made, see `super::kept`).
@@ -113,6 +117,10 @@ impl Core {
             named_upto: 0,
             blind: Default::default(),
             reads: Default::default(),
+            stale_reads: std::cell::RefCell::new((
+                Vec::new(),
+                crate::watched::parts::Dirty::Nothing,
+            )),
             detection: Default::default(),
             out: Vec::new(),
             facts: Vec::new(),
@@ -231,8 +239,15 @@ impl Core {
             if forgets_kept(&rec) {
                 self.fs.forget_kept();
             }
+            // A record that may change names: its facts tell the kept reads which paths (see
+            // `super::kept`); one with no fact on a watched path tells them nothing exact.
+            let mut placed = false;
             if !keeps_names(&rec, &self.reads.borrow()) {
                 self.forget_names();
+                placed = names_placed(&rec);
+                if !placed {
+                    self.names_changed(None);
+                }
             }
             if let crate::decode::Event::File(f) = &rec.event
                 && let Some(ts) = crate::blindspots::classify(f, &self.watch, &mut self.blind)
@@ -251,6 +266,13 @@ impl Core {
                 proc: self.proc.as_ref(),
             };
             classify::classify(rec, &cx, &mut facts);
+            if placed
+                && !facts
+                    .iter()
+                    .any(|f| matches!(f, Fact::Change(_) | Fact::OpenWrite { .. }))
+            {
+                self.names_changed(None);
+            }
             for f in facts.drain(..) {
                 self.apply(f, now);
             }
@@ -281,8 +303,14 @@ impl Core {
                 }
                 self.sched.push(trigger, now);
             }
-            Fact::Change(t) => self.sched.push(t, now),
-            Fact::OpenWrite { key, trigger } => self.sched.open_write(key, trigger, now),
+            Fact::Change(t) => {
+                self.names_changed_by(&t);
+                self.sched.push(t, now)
+            }
+            Fact::OpenWrite { key, trigger } => {
+                self.names_changed_by(&trigger);
+                self.sched.open_write(key, trigger, now)
+            }
             Fact::WriteClosed { key, dup } => self.sched.close(key, dup, now),
             Fact::WriterExit { tgid } => self.sched.writer_exited(tgid, now),
         }

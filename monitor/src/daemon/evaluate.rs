@@ -181,10 +181,12 @@ impl Core {
         {
             return r.clone();
         }
-        // Only a watched path that leads elsewhere can name an input under another path: the
-        // others resolve to themselves (or to nothing), which adds nothing to the read.
-        let watched: Vec<_> = self.watch.linked.iter().cloned().collect();
-        let r = naming::Read::of(f, self.proc.as_ref(), &watched);
+        let r = self.read_kept(f).unwrap_or_else(|| {
+            // Only a watched path that leads elsewhere can name an input under another path:
+            // the others resolve to themselves (or to nothing), which adds nothing.
+            let watched: Vec<_> = self.watch.linked.iter().cloned().collect();
+            naming::Read::of(f, self.proc.as_ref(), &watched)
+        });
         if reads.len() >= 8 {
             reads.remove(0);
         }

@@ -10,6 +10,7 @@ use super::{core::Core, naming};
 use crate::{
     decode::Record,
     kubelet::{discovery::KubeletProcess, distro::Detection},
+    watched::parts::Dirty,
 };
 
 /// A finding's inputs and input directories, and what [`naming::Read::of`] found for them.
@@ -65,6 +66,41 @@ pub(super) fn keeps_names(rec: &Record, reads: &[KeptRead]) -> bool {
     }
 }
 
+/// Whether a record that may change names is told to the kept reads by its facts (the
+/// paths its trigger names, see [`Core::names_changed_by`]): a path operation or an open, with
+/// no records lost before it. Any other (exec, exit, mount, mapping, io_uring, lost records)
+/// forgets every read.
+pub(super) fn names_placed(rec: &Record) -> bool {
+    use crate::decode::{Event, FileOp};
+    rec.lost_before == 0
+        && matches!(&rec.event, Event::File(f) if matches!(
+            f.op,
+            FileOp::Rename
+                | FileOp::Unlink
+                | FileOp::Symlink
+                | FileOp::Mkdir
+                | FileOp::Rmdir
+                | FileOp::Open
+        ))
+}
+
+/// Whether a path operation on `touched` (absolute, and through their directories' real
+/// paths) leaves `read` of `inputs` and `dirs` true but for its inodes: it names no
+/// directory on the path of an input, an input directory or an alias of one (which decide
+/// the real paths [`naming::Read::of`] found), and there is no watched link (which decide its
+/// aliases through their targets).
+fn read_survives((inputs, dirs, read): &KeptRead, touched: &[PathBuf], links: bool) -> bool {
+    let above = |p: &PathBuf| {
+        inputs
+            .iter()
+            .chain(dirs)
+            .chain(&read.files)
+            .chain(&read.dirs)
+            .any(|i| i != p && i.starts_with(p))
+    };
+    !links && !touched.iter().any(above)
+}
+
 /// Where the [`RootFs`](crate::kubelet::rootfs::RootFs) keeps what the node's files say of
 /// its distribution.
 const DETECTION_FILES: &str = "daemon.detection_files";
@@ -103,9 +139,119 @@ impl Core {
     }
 
     /// A record may have changed a name, a link or what a path leads to: what was kept of
-    /// the names (naming's reads, the distribution's detection for these pids) is read again.
+    /// the names (naming's reads, the distribution's detection for these pids) is read again,
+    /// but for the reads the records' paths cannot have changed (see [`Core::read_kept`]).
     pub(super) fn forget_names(&mut self) {
-        self.reads.get_mut().clear();
+        let reads = std::mem::take(self.reads.get_mut());
+        let (stale, _) = self.stale_reads.get_mut();
+        stale.extend(reads);
+        if stale.len() > 16 {
+            self.names_changed(None);
+        }
         *self.detection.get_mut() = None;
+    }
+
+    /// Paths (`None`: any) that records named since the stale reads were forgotten.
+    pub(super) fn names_changed(&mut self, paths: Option<Vec<PathBuf>>) {
+        let (stale, dirty) = self.stale_reads.get_mut();
+        dirty.add(paths);
+        if *dirty == Dirty::All || stale.is_empty() {
+            stale.clear();
+            *dirty = Dirty::Nothing;
+        }
+    }
+
+    /// The paths a trigger's record may have created, removed or replaced, told to the
+    /// stale reads.
+    pub(super) fn names_changed_by(&mut self, t: &crate::report::Trigger) {
+        if let crate::report::TriggerOp::File(op) = t.op
+            && !self.stale_reads.get_mut().0.is_empty()
+        {
+            let paths = self.touched(t, op);
+            self.names_changed(paths);
+        }
+    }
+
+    /// A read of `f` forgotten since, that the paths records named cannot have changed, with
+    /// its input files' inodes taken now (as [`naming::Read::of`] takes them).
+    pub(super) fn read_kept(&self, f: &crate::finding::Finding) -> Option<naming::Read> {
+        let mut guard = self.stale_reads.borrow_mut();
+        let (stale, dirty) = &mut *guard;
+        let at = stale
+            .iter()
+            .rposition(|(i, d, _)| *i == f.inputs && *d == f.input_dirs)?;
+        let kept = stale.remove(at);
+        let touched = match dirty {
+            Dirty::Nothing => Some(Vec::new()),
+            Dirty::Paths(p) => crate::watched::parts::candidates(p, &Default::default()),
+            Dirty::All => None,
+        };
+        if stale.is_empty() {
+            *dirty = Dirty::Nothing;
+        }
+        let survives =
+            touched.is_some_and(|t| read_survives(&kept, &t, !self.watch.linked.is_empty()));
+        if !survives {
+            return None;
+        }
+        let mut r = kept.2;
+        r.inodes = f
+            .inputs
+            .iter()
+            .filter_map(|i| Some((self.proc.file_inode(i)?, i.clone())))
+            .collect();
+        Some(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read stays true but for its inodes after a path operation on an input itself or
+    /// inside an input directory; not after one on a directory above an input, an input
+    /// directory or an alias, nor while any watched path is a link.
+    #[test]
+    fn which_path_operations_a_read_survives() {
+        let p = PathBuf::from;
+        let read = naming::Read {
+            files: vec![
+                p("/n/var/lib/kubelet/config.yaml"),
+                p("/real/kubelet/config.yaml"),
+            ],
+            dirs: vec![p("/n/etc/systemd/system/kubelet.service.d")],
+            inodes: vec![],
+        };
+        let kept: KeptRead = (
+            vec![p("/n/var/lib/kubelet/config.yaml")],
+            vec![p("/n/etc/systemd/system/kubelet.service.d")],
+            read,
+        );
+        let cases: &[(&str, bool, bool)] = &[
+            ("/n/var/lib/kubelet/config.yaml", false, true),
+            ("/n/var/lib/kubelet/.config.yaml.tmp", false, true),
+            (
+                "/n/etc/systemd/system/kubelet.service.d/20.conf",
+                false,
+                true,
+            ),
+            ("/n/etc/systemd/system/kubelet.service.d", false, true),
+            ("/n/other/file", false, true),
+            ("/n/var/lib/kubelet/config.yaml", true, false),
+            ("/n/var/lib/kubelet", false, false),
+            ("/n/var", false, false),
+            ("/n", false, false),
+            ("/n/etc/systemd/system", false, false),
+            ("/real/kubelet", false, false),
+            ("/real", false, false),
+        ];
+        for (touched, links, survives) in cases {
+            assert_eq!(
+                read_survives(&kept, &[p(touched)], *links),
+                *survives,
+                "{touched} (links: {links})"
+            );
+        }
+        assert!(read_survives(&kept, &[], false));
     }
 }

@@ -75,6 +75,10 @@ impl Core {
                 "watch set updated"
             );
             kernel.apply_watch(&set)?;
+            if set.linked != self.watch.linked {
+                // Naming's reads depend on the watched links (see `Core::read_of`).
+                self.names_changed(None);
+            }
             self.watch = set;
             self.forget_names();
         }
@@ -119,7 +123,7 @@ impl Core {
 
     /// The paths a file operation may have created, removed or replaced (empty: none), or
     /// `None` when they cannot be placed exactly.
-    fn touched(&self, t: &Trigger, op: FileOp) -> Option<Vec<PathBuf>> {
+    pub(super) fn touched(&self, t: &Trigger, op: FileOp) -> Option<Vec<PathBuf>> {
         let paths = match op {
             // Content, and mappings: no name changes.
             FileOp::Close

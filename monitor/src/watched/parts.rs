@@ -109,7 +109,7 @@ fn part_of(path: &Path, canonical: &mut Canonical) -> WatchSet {
 /// The paths an operation touched, as given and through their directory's real path (a
 /// process may name a watched file through a symlinked directory). `None` when a directory
 /// cannot be resolved any more (renamed or removed since): it cannot be placed.
-fn candidates(paths: &[PathBuf], canonical: &Canonical) -> Option<Vec<PathBuf>> {
+pub fn candidates(paths: &[PathBuf], canonical: &Canonical) -> Option<Vec<PathBuf>> {
     let mut out = Vec::with_capacity(paths.len() * 2);
     for p in paths {
         let p = normalize(p);
