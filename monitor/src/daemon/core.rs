@@ -13,7 +13,7 @@ use anyhow::Result;
 use super::{
     classify::{self, Context, Fact},
     inventory::{Candidate, Inventory},
-    kept::{KeptRead, forgets_kept, keeps_names, names_placed},
+    kept::{KeptRead, forgets_kept, keeps_names},
     proc::ProcView,
     schedule::{Scheduler, loss_notice},
     source::RecordSource,
@@ -241,14 +241,11 @@ impl Core {
             }
             // A record that may change names: its facts tell the kept reads which paths (see
             // `super::kept`); one with no fact on a watched path tells them nothing exact.
-            let mut placed = false;
-            if !keeps_names(&rec, &self.reads.borrow()) {
-                self.forget_names();
-                placed = names_placed(&rec);
-                if !placed {
-                    self.names_changed(None);
-                }
-            }
+            let placed = if keeps_names(&rec, &self.reads.borrow()) {
+                None
+            } else {
+                self.forget_names_for(&rec)
+            };
             if let crate::decode::Event::File(f) = &rec.event
                 && let Some(ts) = crate::blindspots::classify(f, &self.watch, &mut self.blind)
             {
@@ -266,12 +263,13 @@ impl Core {
                 proc: self.proc.as_ref(),
             };
             classify::classify(rec, &cx, &mut facts);
-            if placed
+            if let Some(paths) = placed
                 && !facts
                     .iter()
                     .any(|f| matches!(f, Fact::Change(_) | Fact::OpenWrite { .. }))
             {
-                self.names_changed(None);
+                // On no watched path: told by its own paths.
+                self.names_changed(paths);
             }
             for f in facts.drain(..) {
                 self.apply(f, now);

@@ -80,6 +80,7 @@ pub(super) fn names_placed(rec: &Record) -> bool {
                 | FileOp::Symlink
                 | FileOp::Mkdir
                 | FileOp::Rmdir
+                | FileOp::Link
                 | FileOp::Open
         ))
 }
@@ -151,6 +152,25 @@ impl Core {
         *self.detection.get_mut() = None;
     }
 
+    /// `rec` may have changed names: the reads are forgotten, and told which paths it may
+    /// have changed when that is known now. Returns the record's own paths (`None`: not
+    /// placed) when its facts are to tell them (a path operation or an open).
+    pub(super) fn forget_names_for(&mut self, rec: &Record) -> Option<Option<Vec<PathBuf>>> {
+        use crate::decode::Event;
+        self.forget_names();
+        if names_placed(rec) {
+            return Some(self.record_paths(rec));
+        }
+        if matches!(rec.event, Event::Exec(_) | Event::Exit(_)) && rec.lost_before == 0 {
+            // A process came or went: no file changed, but what a `/proc/<pid>/...` path
+            // leads to may have.
+            self.names_changed(Some(vec![PathBuf::from("/proc")]));
+        } else {
+            self.names_changed(None);
+        }
+        None
+    }
+
     /// Paths (`None`: any) that records named since the stale reads were forgotten.
     pub(super) fn names_changed(&mut self, paths: Option<Vec<PathBuf>>) {
         let (stale, dirty) = self.stale_reads.get_mut();
@@ -159,6 +179,28 @@ impl Core {
             stale.clear();
             *dirty = Dirty::Nothing;
         }
+    }
+
+    /// The paths of a path operation's record, resolved as classification resolves them
+    /// (`None`: cut, or not resolvable any more). A symlink's first path is its target's text.
+    pub(super) fn record_paths(&self, rec: &Record) -> Option<Vec<PathBuf>> {
+        let crate::decode::Event::File(f) = &rec.event else {
+            return None;
+        };
+        let mut out = Vec::with_capacity(2);
+        if f.op != crate::decode::FileOp::Symlink {
+            if f.path_truncated {
+                return None;
+            }
+            out.push(self.proc.resolve(f.actor.tgid, f.dirfd, &f.path)?);
+        }
+        if let Some(p2) = &f.path2 {
+            if f.path2_truncated {
+                return None;
+            }
+            out.push(self.proc.resolve(f.actor.tgid, f.dirfd2, p2)?);
+        }
+        Some(out)
     }
 
     /// The paths a trigger's record may have created, removed or replaced, told to the
@@ -191,6 +233,7 @@ impl Core {
         }
         let survives =
             touched.is_some_and(|t| read_survives(&kept, &t, !self.watch.linked.is_empty()));
+        tracing::trace!(survives, "naming's read kept");
         if !survives {
             return None;
         }
