@@ -60,12 +60,13 @@ impl Core {
             return Ok(());
         };
         let started_at = now();
-        let dirty = self.dirty_of(&triggers);
-        let path_ops = dirty != Dirty::Nothing || triggers.iter().any(|t| !t.op.is_content());
+        let mut dirty = self.dirty_of(&triggers);
         self.evaluate_started();
         if self.sched.take_full_rescan() {
+            dirty = Dirty::All;
             self.fs.forget_kept();
             self.forget_names();
+            self.names_changed(None);
             let t = naming::unnamed(triggers.iter());
             self.rediscover(&t, kernel);
         }
@@ -73,7 +74,7 @@ impl Core {
         // operation, an exec or exit, or a rescan, the watch set follows first (only the
         // parts the records can have changed, and the paths a new kubelet adds), so that the
         // files are read under the new set and no write between goes unseen.
-        if path_ops {
+        if dirty != Dirty::Nothing || triggers.iter().any(|t| !t.op.is_content()) {
             self.refresh_watch_for(kernel, &dirty)?;
         }
         let mut after_named: Option<Trigger> = None;
