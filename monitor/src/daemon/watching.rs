@@ -121,6 +121,21 @@ impl Core {
         d
     }
 
+    /// Whether an open's file is a watched inode: the kernel's, or the one its resolved path
+    /// leads to now.
+    fn opened_watched(&self, t: &Trigger) -> bool {
+        let watched = |(dev, ino): (u32, u64)| self.watch.has_inode(dev, ino);
+        t.inode.is_some_and(watched)
+            || (!t.guessed && !t.cut)
+                && t.path
+                    .as_deref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .is_some_and(|m| {
+                        let k = crate::probes::inode_key(&m);
+                        watched((k.dev, k.ino))
+                    })
+    }
+
     /// The paths a file operation may have created, removed or replaced (empty: none), or
     /// `None` when they cannot be placed exactly.
     pub(super) fn touched(&self, t: &Trigger, op: FileOp) -> Option<Vec<PathBuf>> {
@@ -134,13 +149,10 @@ impl Core {
             | FileOp::Msync
             | FileOp::Munmap
             | FileOp::MmapExit => return Some(Vec::new()),
-            // An open of a watched inode created nothing; another may have (O_CREAT).
-            FileOp::Open
-                if t.inode
-                    .is_some_and(|(dev, ino)| self.watch.has_inode(dev, ino)) =>
-            {
-                return Some(Vec::new());
-            }
+            // An open of a watched inode created nothing; another may have (O_CREAT). An
+            // open never replaces a file: when the name (followed, as the open followed it)
+            // leads to a watched inode now, that file was there before.
+            FileOp::Open if self.opened_watched(t) => return Some(Vec::new()),
             // What the kernel cannot name, what changes every path below it, and a new hard
             // link (rare; a set read whole tells the kernel which links it has seen, see
             // `Kernel::links_seen`).
