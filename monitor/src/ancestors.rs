@@ -45,7 +45,7 @@ pub fn add(
 
 /// `path` with symlinks resolved: the deepest existing ancestor canonicalized, the rest
 /// appended (the input may not exist yet).
-fn resolved(path: &Path, canonical: &Canonical) -> Option<PathBuf> {
+pub(crate) fn resolved(path: &Path, canonical: &Canonical) -> Option<PathBuf> {
     let mut rest = Vec::new();
     for a in path.ancestors() {
         if let Some(real) = canonical.of(a) {

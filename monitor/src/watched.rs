@@ -14,6 +14,8 @@ use monitor_common::{EntryKey, InodeKey, NAME_LEN, name_bits, name_hash, watch};
 
 use crate::probes::{Probes, inode_key};
 
+pub mod parts;
+
 /// Where kubelets usually get their configuration: watched even before (or without) an
 /// evaluation naming them, so that the first write to any of them is seen.
 pub const DEFAULT_PATHS: &[&str] = &[
@@ -121,6 +123,11 @@ pub struct WatchSet {
     /// Names and paths of the directories on the inputs' paths (see `crate::ancestors`).
     pub ancestor_names: BTreeSet<Vec<u8>>,
     pub ancestor_paths: BTreeSet<PathBuf>,
+    /// Watched paths that lead elsewhere: a symlink, a path through a symlinked directory,
+    /// an entry of a listed directory that is a symlink. Only these can name an input under
+    /// another path (see `daemon::naming::Read::of`), and a change far from their own path
+    /// (the link's target) can change what they add to the set (see [`parts`]).
+    pub linked: BTreeSet<PathBuf>,
     /// realpath(3) of the paths looked at while this set is built (see [`Canonical`]).
     canonical: Canonical,
 }
@@ -233,6 +240,9 @@ impl WatchSet {
             is_dir,
             &self.canonical,
         );
+        if crate::ancestors::resolved(&path, &self.canonical).is_some_and(|r| r != path) {
+            self.linked.insert(path.clone());
+        }
         let Ok(meta) = fs::symlink_metadata(&path) else {
             // Missing: a name that may appear.
             self.add_entry(&path);
@@ -252,6 +262,9 @@ impl WatchSet {
         } else {
             self.add_entry(&path);
             self.files.insert(path.clone());
+            if ft.is_symlink() {
+                self.linked.insert(path.clone());
+            }
             if ft.is_symlink()
                 && let Some(target) = self.canonical.of(&path)
                 && let Ok(tm) = fs::metadata(&target)
@@ -344,6 +357,9 @@ impl WatchSet {
         };
         for entry in entries.flatten().take(MAX_DIR_ENTRIES) {
             let p = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                self.linked.insert(p.clone());
+            }
             // Followed, as the kubelet and systemd follow them; only regular files and
             // directories are watched.
             match fs::metadata(&p) {
@@ -361,6 +377,30 @@ impl WatchSet {
                 _ => {}
             }
         }
+    }
+
+    /// Adds everything `other` watches (a union: the same set as adding its paths here).
+    pub fn merge(&mut self, other: &WatchSet) {
+        self.files.extend(other.files.iter().cloned());
+        self.dirs.extend(other.dirs.iter().cloned());
+        for (n, b) in &other.names {
+            match self.names.get_mut(n) {
+                Some(v) => *v |= *b,
+                None => {
+                    self.names.insert(n.clone(), *b);
+                }
+            }
+        }
+        for (k, b) in &other.inodes {
+            *self.inodes.entry(*k).or_insert(0) |= *b;
+        }
+        self.entries.extend(other.entries.iter().copied());
+        self.walk_all |= other.walk_all;
+        self.ancestor_names
+            .extend(other.ancestor_names.iter().cloned());
+        self.ancestor_paths
+            .extend(other.ancestor_paths.iter().cloned());
+        self.linked.extend(other.linked.iter().cloned());
     }
 
     /// Pushes the set into the kernel maps (only the differences are written). The mode goes

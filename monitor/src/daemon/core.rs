@@ -4,7 +4,6 @@
 //! sinks are traits, so the whole core runs in unit tests on a recorded sequence.
 
 use std::{
-    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     time::{Instant, SystemTime},
 };
@@ -26,7 +25,7 @@ use crate::{
     kubelet::{discovery::KubeletProcess, rootfs::RootFs},
     report::{Change, DriftReport, Notice, Trigger, TriggerOp},
     settings::Settings,
-    watched::{self, WatchSet},
+    watched::WatchSet,
 };
 
 /// What the core needs of the kernel programs.
@@ -40,22 +39,6 @@ pub trait Kernel {
     fn links_seen(&mut self, _ns: u64) -> Result<()> {
         Ok(())
     }
-}
-
-/// How long before a watch set's build links count as seen in it: a link's record is taken
-/// at its syscall's entry, and the link made a little later; a process preempted in between
-/// for longer than this is reported by the link's own record, which rebuilds the set.
-const LINK_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given, which lives on this stack.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Where reports and notices go.
@@ -83,6 +66,9 @@ pub struct Core {
     /// The evaluation's inputs when the watch set was last built: rebuilt when they change
     /// or a path operation may have changed what exists.
     pub(super) watched_inputs: Vec<PathBuf>,
+    /// The watch set by watched path, each part read again only when a record may have
+    /// changed it (see `crate::watched::parts`).
+    pub(super) parts: crate::watched::parts::Parts,
     /// The [`Trigger::seq`] of the last record that named a change.
     pub(super) named_upto: u64,
     /// Watched files mapped shared (polled while mapped), io_uring requests, writers from
@@ -93,17 +79,14 @@ pub struct Core {
     /// changed a name, a link or which inode a path leads to (see [`keeps_names`]), or the
     /// watch set changes.
     pub(super) reads: std::cell::RefCell<Vec<KeptRead>>,
-    /// The node's distribution as detected for these running kubelets' pids: a few dozen
-    /// stats of units and marker files (~1 ms here), so kept as long as `reads` is. The
-    /// distributions' units and config paths are watched, so a path operation on them
-    /// forgets it; OpenShift's marker files and /etc/os-release are not watched, and a
-    /// change of those is seen at the next rescan (until then the node is read as the last
-    /// detection read it; the kubelet itself reads neither).
+    /// Reads forgotten since, and the paths records named since they were forgotten (see
+    /// `super::kept`): a read no such path can have changed is used again with its input
+    /// files' inodes taken anew.
+    pub(super) stale_reads: std::cell::RefCell<(Vec<KeptRead>, crate::watched::parts::Dirty)>,
+    /// The node's distribution as detected for these running kubelets' pids, kept as long as
+    /// `reads` is (the processes' part is decided again without I/O; what the files say is
+    /// kept in the [`RootFs`] and checked by the `lstat`s it made, see `super::kept`).
     pub(super) detection: std::cell::RefCell<Option<(Vec<u32>, crate::kubelet::distro::Detection)>>,
-    /// What the node's files alone say of its distribution: kept until a record may have
-    /// created, removed or replaced a file (not forgotten by an exec or an exit).
-    pub(super) detection_files:
-        std::cell::RefCell<Option<Option<crate::kubelet::distro::Detection>>>,
     out: Vec<Emit>,
     facts: Vec<Fact>,
     batch: Vec<Record>,
@@ -130,11 +113,15 @@ impl Core {
             watch: WatchSet::new(),
             proc,
             watched_inputs: Vec::new(),
+            parts: Default::default(),
             named_upto: 0,
             blind: Default::default(),
             reads: Default::default(),
+            stale_reads: std::cell::RefCell::new((
+                Vec::new(),
+                crate::watched::parts::Dirty::Nothing,
+            )),
             detection: Default::default(),
-            detection_files: Default::default(),
             out: Vec::new(),
             facts: Vec::new(),
             batch: Vec::new(),
@@ -237,62 +224,6 @@ impl Core {
         self.emit(t, trigger);
     }
 
-    /// The watch set follows the evaluation: every input of every finding, the usual
-    /// locations, the kubelet binaries, and extra paths. Returns whether it changed.
-    pub fn refresh_watch(&mut self, kernel: &mut dyn Kernel) -> Result<bool> {
-        // Before any stat: a link made after this may be missing from the set.
-        let built_from = monotonic_ns().saturating_sub(LINK_SETTLE.as_nanos() as u64);
-        let root = &self.settings.host_root;
-        let mut set = WatchSet::new();
-        for p in watched::DEFAULT_PATHS {
-            set.add(&in_root(root, Path::new(p)));
-        }
-        for p in &self.settings.watch_extra {
-            set.add(&in_root(root, p));
-        }
-        for f in self.state.findings() {
-            for p in f.inputs.iter().chain(f.input_dirs.iter()) {
-                set.add(p);
-            }
-        }
-        for p in self.kubelets.running() {
-            if let Some(exe) = &p.exe {
-                set.add(&in_root(&p.root, exe));
-            }
-        }
-        self.watched_inputs = self.current_inputs();
-        let changed = set != self.watch;
-        if changed {
-            tracing::debug!(
-                files = set.files.len(),
-                dirs = set.dirs.len(),
-                inodes = set.inodes.len(),
-                names = set.names.len(),
-                "watch set updated"
-            );
-            kernel.apply_watch(&set)?;
-            self.watch = set;
-            self.forget_names(true);
-        }
-        // Changed or not, the set reflects every link made before `built_from` (a hard link's
-        // st_nlink, a symlink's name): those need no walk of every open any more.
-        kernel.links_seen(built_from)?;
-        Ok(changed)
-    }
-
-    pub(super) fn current_inputs(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = self
-            .state
-            .findings()
-            .flat_map(|f| f.inputs.iter().chain(f.input_dirs.iter()).cloned())
-            .collect();
-        // By bytes: a `Path`'s order goes component by component, and this runs after every
-        // evaluation; any consistent order will do for comparing two lists.
-        v.sort_unstable_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
-        v.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
-        v
-    }
-
     /// Classifies the records available now, without waiting.
     pub fn drain(&mut self, source: &mut dyn RecordSource, now: Instant) {
         let mut batch = std::mem::take(&mut self.batch);
@@ -308,13 +239,13 @@ impl Core {
             if forgets_kept(&rec) {
                 self.fs.forget_kept();
             }
-            if !keeps_names(&rec, &self.reads.borrow()) {
-                let files = !matches!(
-                    rec.event,
-                    crate::decode::Event::Exec(_) | crate::decode::Event::Exit(_)
-                ) || rec.lost_before > 0;
-                self.forget_names(files);
-            }
+            // A record that may change names: its facts tell the kept reads which paths (see
+            // `super::kept`); one with no fact on a watched path tells them nothing exact.
+            let placed = if keeps_names(&rec, &self.reads.borrow()) {
+                None
+            } else {
+                self.forget_names_for(&rec)
+            };
             if let crate::decode::Event::File(f) = &rec.event
                 && let Some(ts) = crate::blindspots::classify(f, &self.watch, &mut self.blind)
             {
@@ -332,6 +263,14 @@ impl Core {
                 proc: self.proc.as_ref(),
             };
             classify::classify(rec, &cx, &mut facts);
+            if let Some(paths) = placed
+                && !facts
+                    .iter()
+                    .any(|f| matches!(f, Fact::Change(_) | Fact::OpenWrite { .. }))
+            {
+                // On no watched path: told by its own paths.
+                self.names_changed(paths);
+            }
             for f in facts.drain(..) {
                 self.apply(f, now);
             }
@@ -362,8 +301,14 @@ impl Core {
                 }
                 self.sched.push(trigger, now);
             }
-            Fact::Change(t) => self.sched.push(t, now),
-            Fact::OpenWrite { key, trigger } => self.sched.open_write(key, trigger, now),
+            Fact::Change(t) => {
+                self.names_changed_by(&t);
+                self.sched.push(t, now)
+            }
+            Fact::OpenWrite { key, trigger } => {
+                self.names_changed_by(&trigger);
+                self.sched.open_write(key, trigger, now)
+            }
             Fact::WriteClosed { key, dup } => self.sched.close(key, dup, now),
             Fact::WriterExit { tgid } => self.sched.writer_exited(tgid, now),
         }

@@ -16,6 +16,7 @@ use crate::{
     finding::{Finding, Subject},
     kubelet::node,
     report::{Trigger, TriggerOp},
+    watched::parts::Dirty,
 };
 
 impl Core {
@@ -59,18 +60,27 @@ impl Core {
             return Ok(());
         };
         let started_at = now();
-        let path_ops = triggers.iter().any(|t| !t.op.is_content());
+        let mut dirty = self.dirty_of(&triggers);
         self.evaluate_started();
         if self.sched.take_full_rescan() {
+            dirty = Dirty::All;
             self.fs.forget_kept();
-            self.forget_names(true);
+            self.forget_names();
+            self.names_changed(None);
             let t = naming::unnamed(triggers.iter());
             self.rediscover(&t, kernel);
+        }
+        // Writes to files that exist change no inode or name we watch. After a path
+        // operation, an exec or exit, or a rescan, the watch set follows first (only the
+        // parts the records can have changed, and the paths a new kubelet adds), so that the
+        // files are read under the new set and no write between goes unseen.
+        if dirty != Dirty::Nothing || triggers.iter().any(|t| !t.op.is_content()) {
+            self.refresh_watch_for(kernel, &dirty)?;
         }
         let mut after_named: Option<Trigger> = None;
         // Up to three rounds: an evaluation can name new inputs (a new --config path); the
         // watch set follows, then the state is read again so no write falls in between.
-        for round in 0..3 {
+        for _ in 0..3 {
             let Some(after) = self.read_quietly(source, &now, since) else {
                 // A new write started meanwhile: read after it, with the same triggers.
                 self.sched.put_back(triggers, since);
@@ -100,13 +110,10 @@ impl Core {
                 after_named = Some(named.clone());
                 self.emit(tr, named);
             }
-            // Writes to files that exist change no inode or name we watch: the watch set is
-            // rebuilt (a stat of every watched path) only after a path operation, an exec or
-            // exit, a rescan, or when the evaluation names other inputs.
-            if round == 0 && !path_ops && self.current_inputs() == self.watched_inputs {
-                break;
-            }
-            if !self.refresh_watch(kernel)? {
+            // The evaluation named other inputs: watch them, then read again.
+            if self.current_inputs() == self.watched_inputs
+                || !self.refresh_watch_for(kernel, &Dirty::Nothing)?
+            {
                 break;
             }
         }
@@ -175,8 +182,12 @@ impl Core {
         {
             return r.clone();
         }
-        let watched: Vec<_> = self.watch.files.iter().cloned().collect();
-        let r = naming::Read::of(f, self.proc.as_ref(), &watched);
+        let r = self.read_kept(f).unwrap_or_else(|| {
+            // Only a watched path that leads elsewhere can name an input under another path:
+            // the others resolve to themselves (or to nothing), which adds nothing.
+            let watched: Vec<_> = self.watch.linked.iter().cloned().collect();
+            naming::Read::of(f, self.proc.as_ref(), &watched)
+        });
         if reads.len() >= 8 {
             reads.remove(0);
         }

@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod source;
 #[cfg(test)]
 mod tests;
+mod watching;
 
 use std::{process::ExitCode, time::Instant};
 

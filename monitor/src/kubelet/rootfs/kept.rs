@@ -7,11 +7,13 @@
 //! was listed). It is used again only while each of those gives the same
 //! `(dev, ino, size, mtime, ctime, mode)` or the same error:
 //! - a new, removed or renamed entry changes its directory's mtime and ctime, a mount over a
-//!   path changes what `lstat` gives for it, a symlink is replaced, never rewritten;
+//!   path changes what `lstat` gives for it, a symlink is replaced, never rewritten; a
+//!   directory that was only walked through (never listed) is checked by its inode and mode
+//!   alone, each name looked up in it having a check of its own;
 //! - a write through an fd (`write`, `truncate`, `copy_file_range`, io_uring, ...) sets the
 //!   file's mtime and ctime, which user space cannot set back (ctime);
-//! - a name looked for and missing is covered by its directory's key; it is re-checked on its
-//!   own only when its directory is not in the list;
+//! - a name looked for and missing is covered by its directory's key when that directory was
+//!   listed; it is re-checked on its own otherwise;
 //! - a result is kept only when every inode it depends on last changed more than
 //!   [`fscache::SETTLE`] before the computation started, so a change in the same tick of a
 //!   coarse clock still gets a later ctime.
@@ -36,7 +38,34 @@ use super::RootFs;
 use crate::kubelet::fscache::StatKey;
 
 /// What an `lstat` gave: the inode's key, or an errno.
-type Check = (PathBuf, Result<StatKey, i32>);
+type Check = (PathBuf, Result<Seen, i32>);
+
+/// What a check compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// Everything a change sets: a file, a link, a listed directory.
+    Key(StatKey),
+    /// A directory only walked through (its names looked up, never listed): which inode it
+    /// is and its mode. Each name looked up in it has a check of its own (found or missing),
+    /// so an entry added, removed or renamed beside them (a rename over config.yaml next
+    /// to a looked-for kubeadm-flags.env) changes nothing that was read.
+    Walked { dev: u64, ino: u64, mode: u32 },
+}
+
+impl Seen {
+    fn of(m: &std::fs::Metadata, listed: bool) -> Seen {
+        use std::os::unix::fs::MetadataExt;
+        if m.is_dir() && !listed {
+            Seen::Walked {
+                dev: m.dev(),
+                ino: m.ino(),
+                mode: m.mode(),
+            }
+        } else {
+            Seen::Key(StatKey::of(m))
+        }
+    }
+}
 
 struct Entry {
     checks: Vec<Check>,
@@ -103,7 +132,7 @@ impl RootFs {
         for (path, want) in &checks {
             let got = self.lstat(path);
             let same = match (&got, want) {
-                (Ok(m), Ok(key)) => StatKey::of(m) == *key,
+                (Ok(m), Ok(seen)) => Seen::of(m, matches!(seen, Seen::Key(_))) == *seen,
                 (Err(e), Err(errno)) => e.raw_os_error() == Some(*errno),
                 _ => false,
             };
@@ -139,29 +168,36 @@ impl RootFs {
     }
 }
 
-/// The checks for what a snapshot's `lstat`s gave, or `None` when an inode changed too
-/// recently (or an error other than a missing name makes the result doubtful).
-fn checks_of(seen: &[(Vec<u8>, Result<StatKey, i32>)], start: SystemTime) -> Option<Vec<Check>> {
-    let dirs: HashMap<&[u8], bool> = seen
+/// The checks for what a snapshot's `lstat`s gave (each with whether it was listed), or
+/// `None` when an inode changed too recently (or an error other than a missing name makes the
+/// result doubtful).
+fn checks_of(
+    seen: &[(Vec<u8>, Result<std::fs::Metadata, i32>, bool)],
+    start: SystemTime,
+) -> Option<Vec<Check>> {
+    let listed_dirs: HashMap<&[u8], bool> = seen
         .iter()
-        .map(|(p, r)| (p.as_slice(), matches!(r, Ok(k) if k.is_dir())))
+        .map(|(p, r, listed)| (p.as_slice(), *listed && matches!(r, Ok(m) if m.is_dir())))
         .collect();
     let mut out = Vec::with_capacity(seen.len());
-    for (p, r) in seen {
+    for (p, r, listed) in seen {
         let path = Path::new(OsStr::from_bytes(p));
+        let r = r.as_ref().map(|m| Seen::of(m, *listed)).map_err(|e| *e);
         match r {
-            Ok(key) if !key.settled_before(start) => return None,
-            Err(e) if *e == libc::ENOENT => {
-                // Covered by its directory's key when that is checked too.
+            // A walked directory's times do not matter; every other key's must have settled.
+            Ok(Seen::Key(key)) if !key.settled_before(start) => return None,
+            Err(e) if e == libc::ENOENT => {
+                // Covered by its directory's key when that directory was listed and is
+                // checked too.
                 let parent = path.parent().map(|d| d.as_os_str().as_bytes());
-                if parent.is_some_and(|d| dirs.get(d) == Some(&true)) {
+                if parent.is_some_and(|d| listed_dirs.get(d) == Some(&true)) {
                     continue;
                 }
             }
-            Err(e) if *e != libc::ENOTDIR && *e != libc::ELOOP => return None,
+            Err(e) if e != libc::ENOTDIR && e != libc::ELOOP => return None,
             _ => {}
         }
-        out.push((path.to_path_buf(), *r));
+        out.push((path.to_path_buf(), r));
     }
     Some(out)
 }
@@ -223,6 +259,42 @@ mod tests {
         // A name looked for appears: its directory changes.
         std::fs::write(d.path().join("etc/u/b.conf"), "").unwrap();
         assert_eq!(compute(&fs), ("two".into(), true));
+    }
+
+    /// A directory only walked through keeps the result when another entry of it changes (a
+    /// rename over config.yaml beside a looked-for env file); a listed one does not.
+    #[test]
+    fn a_walked_directory_is_checked_by_its_names_a_listed_one_by_its_key() {
+        let (d, fs) = setup();
+        compute(&fs);
+        assert!(is_kept(&fs));
+        std::fs::write(d.path().join("etc/u/other"), "x").unwrap();
+        std::fs::rename(d.path().join("etc/u/other"), d.path().join("etc/u/c.conf")).unwrap();
+        assert!(is_kept(&fs), "an entry beside the names looked up");
+        std::fs::write(d.path().join("etc/u/b.conf"), "").unwrap();
+        assert!(!is_kept(&fs), "a name looked for appeared");
+        let list = |fs: &RootFs| {
+            let snap = fs.snapshot();
+            if let Some(v) = snap.kept::<usize>("l") {
+                return v;
+            }
+            let start = snap.keep_start();
+            let n = snap
+                .read_dir_sorted(Path::new("/etc/u"), Path::new("/"))
+                .unwrap()
+                .len();
+            snap.keep("l", n, start);
+            n
+        };
+        std::thread::sleep(SETTLE * 2);
+        assert_eq!(list(&fs), 3);
+        assert!(fs.snapshot().kept::<usize>("l").is_some());
+        std::fs::write(d.path().join("etc/u/d.conf"), "").unwrap();
+        assert!(
+            fs.snapshot().kept::<usize>("l").is_none(),
+            "a listed directory"
+        );
+        assert_eq!(list(&fs), 4);
     }
 
     #[test]

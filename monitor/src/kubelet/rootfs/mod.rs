@@ -346,6 +346,7 @@ impl RootFs {
         if !m.is_dir() {
             return Err(FsError::new(&r.shown, FsErrorKind::NotADirectoryToList));
         }
+        self.note_listed(&r.host);
         let key = StatKey::of(&m);
         let listing = match fscache::listing(&r.host, key) {
             Some(l) => l,

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{FsError, Resolved, RootFs};
-use crate::kubelet::fscache::StatKey;
 
 /// One snapshot's `lstat` and `readlink` results by host path (errors as errno values), and
 /// its resolutions by path inside the root. Keyed by the paths' bytes: hashing a `Path`
@@ -17,6 +16,9 @@ pub(super) struct Memo {
     lstat: HashMap<Vec<u8>, Result<Metadata, i32>>,
     readlink: HashMap<Vec<u8>, Result<PathBuf, i32>>,
     resolved: HashMap<Vec<u8>, Result<Resolved, FsError>>,
+    /// Directories listed (see `super::kept`: only their entries' names and kinds depend on
+    /// their mtime).
+    listed: std::collections::HashSet<Vec<u8>>,
 }
 
 impl Default for Memo {
@@ -32,11 +34,12 @@ impl Default for Memo {
 }
 
 impl Memo {
-    /// Every `lstat` made so far: the host path, and the inode's key or the errno.
-    pub(super) fn lstats(&self) -> Vec<(Vec<u8>, Result<StatKey, i32>)> {
+    /// Every `lstat` made so far: the host path, what it gave or the errno, and whether the
+    /// path was listed as a directory.
+    pub(super) fn lstats(&self) -> Vec<(Vec<u8>, Result<Metadata, i32>, bool)> {
         self.lstat
             .iter()
-            .map(|(p, r)| (p.clone(), r.as_ref().map(StatKey::of).map_err(|e| *e)))
+            .map(|(p, r)| (p.clone(), r.clone(), self.listed.contains(p)))
             .collect()
     }
 }
@@ -87,6 +90,16 @@ impl RootFs {
             .lstat
             .insert(key(host).to_vec(), kept);
         r
+    }
+
+    /// Notes that a host path was listed (its `lstat` made first).
+    pub(super) fn note_listed(&self, host: &Path) {
+        if let Some(memo) = &self.memo {
+            memo.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .listed
+                .insert(key(host).to_vec());
+        }
     }
 
     /// `readlink(2)` of a host path, once per snapshot.

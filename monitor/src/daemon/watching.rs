@@ -1,0 +1,178 @@
+//! The watch set follows the evaluation: every input of every finding, the usual locations,
+//! the kubelet binaries and extra paths, each kept as its own part (`crate::watched::parts`).
+//! A path operation reads again only the parts it can have changed; an exec or an exit only
+//! the paths it adds (its executable, its inputs); whatever cannot be placed reads all.
+
+use std::{
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+
+use super::core::{Core, Kernel, in_root};
+use crate::{
+    decode::FileOp,
+    report::{Trigger, TriggerOp},
+    watched::{self, parts::Dirty},
+};
+
+/// How long before a watch set's build links count as seen in it: a link's record is taken
+/// at its syscall's entry, and the link made a little later; a process preempted in between
+/// for longer than this is reported by the link's own record, which rebuilds the set.
+const LINK_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, which lives on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Core {
+    /// Reads the whole watch set again. Returns whether it changed.
+    pub fn refresh_watch(&mut self, kernel: &mut dyn Kernel) -> Result<bool> {
+        self.refresh_watch_for(kernel, &Dirty::All)
+    }
+
+    /// The watch set for the current findings and kubelets, reading again the parts `dirty`
+    /// may have changed and the paths not watched yet. Returns whether it changed.
+    pub(super) fn refresh_watch_for(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        dirty: &Dirty,
+    ) -> Result<bool> {
+        // Before any stat: a link made after this may be missing from the set.
+        let built_from = monotonic_ns().saturating_sub(LINK_SETTLE.as_nanos() as u64);
+        let root = &self.settings.host_root;
+        let mut paths: Vec<PathBuf> = watched::DEFAULT_PATHS
+            .iter()
+            .map(|p| in_root(root, Path::new(p)))
+            .chain(self.settings.watch_extra.iter().map(|p| in_root(root, p)))
+            .collect();
+        for f in self.state.findings() {
+            paths.extend(f.inputs.iter().chain(f.input_dirs.iter()).cloned());
+        }
+        for p in self.kubelets.running() {
+            if let Some(exe) = &p.exe {
+                paths.push(in_root(&p.root, exe));
+            }
+        }
+        let (set, read) = self.parts.build(paths.iter().map(PathBuf::as_path), dirty);
+        self.watched_inputs = self.current_inputs();
+        let changed = set != self.watch;
+        if changed {
+            tracing::debug!(
+                files = set.files.len(),
+                dirs = set.dirs.len(),
+                inodes = set.inodes.len(),
+                names = set.names.len(),
+                parts_read = read,
+                "watch set updated"
+            );
+            kernel.apply_watch(&set)?;
+            if set.linked != self.watch.linked {
+                // Naming's reads depend on the watched links (see `Core::read_of`).
+                self.names_changed(None);
+            }
+            self.watch = set;
+            self.forget_names();
+        }
+        // Changed or not, the set reflects every link made before `built_from` (a hard link's
+        // st_nlink, a symlink's name): those need no walk of every open any more. Only a set
+        // read whole says so of every link.
+        if *dirty == Dirty::All {
+            kernel.links_seen(built_from)?;
+        }
+        Ok(changed)
+    }
+
+    pub(super) fn current_inputs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .state
+            .findings()
+            .flat_map(|f| f.inputs.iter().chain(f.input_dirs.iter()).cloned())
+            .collect();
+        // By bytes: a `Path`'s order goes component by component, and this runs after every
+        // evaluation; any consistent order will do for comparing two lists.
+        v.sort_unstable_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+        v.dedup_by(|a, b| a.as_os_str() == b.as_os_str());
+        v
+    }
+
+    /// What the triggers of an evaluation may have changed in the watch set. Lost records,
+    /// a rescan or a baseline may hide any change: everything.
+    pub(super) fn dirty_of(&self, triggers: &[Trigger]) -> Dirty {
+        let mut d = Dirty::Nothing;
+        if self.sched.losses_pending() {
+            return Dirty::All;
+        }
+        for t in triggers {
+            match t.op {
+                TriggerOp::Exec | TriggerOp::Exit => {}
+                TriggerOp::File(op) => d.add(self.touched(t, op)),
+                _ => d.add(None),
+            }
+        }
+        d
+    }
+
+    /// Whether an open's file is a watched inode: the kernel's, or the one its resolved path
+    /// leads to now.
+    fn opened_watched(&self, t: &Trigger) -> bool {
+        let watched = |(dev, ino): (u32, u64)| self.watch.has_inode(dev, ino);
+        t.inode.is_some_and(watched)
+            || (!t.guessed && !t.cut)
+                && t.path
+                    .as_deref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .is_some_and(|m| {
+                        let k = crate::probes::inode_key(&m);
+                        watched((k.dev, k.ino))
+                    })
+    }
+
+    /// The paths a file operation may have created, removed or replaced (empty: none), or
+    /// `None` when they cannot be placed exactly.
+    pub(super) fn touched(&self, t: &Trigger, op: FileOp) -> Option<Vec<PathBuf>> {
+        let paths = match op {
+            // Content, and mappings: no name changes.
+            FileOp::Close
+            | FileOp::Truncate
+            | FileOp::Ftruncate
+            | FileOp::WriterExit
+            | FileOp::MmapShared
+            | FileOp::Msync
+            | FileOp::Munmap
+            | FileOp::MmapExit => return Some(Vec::new()),
+            // An open of a watched inode created nothing; another may have (O_CREAT). An
+            // open never replaces a file: when the name (followed, as the open followed it)
+            // leads to a watched inode now, that file was there before.
+            FileOp::Open if self.opened_watched(t) => return Some(Vec::new()),
+            // What the kernel cannot name, what changes every path below it, and a new hard
+            // link (rare; a set read whole tells the kernel which links it has seen, see
+            // `Kernel::links_seen`).
+            FileOp::Mount
+            | FileOp::Umount
+            | FileOp::IoUring
+            | FileOp::IoUringSubmit
+            | FileOp::Link => {
+                return None;
+            }
+            // A symlink's first path is its target as written: only the link's name is made.
+            FileOp::Symlink => vec![t.path2.clone()?],
+            _ => t.path.iter().chain(t.path2.iter()).cloned().collect(),
+        };
+        // A path taken on its name alone or cut, none at all, or given in a container's own
+        // root (its absolute paths are not the host's): not placed.
+        let in_container = t.actor.as_ref().is_some_and(|a| a.container_id.is_some());
+        if t.guessed || t.cut || paths.is_empty() || in_container {
+            return None;
+        }
+        Some(paths)
+    }
+}

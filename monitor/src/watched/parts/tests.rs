@@ -1,0 +1,219 @@
+//! The parts' set is the full build's after every kind of path operation.
+
+use std::{fs, os::unix::fs::symlink, path::Path};
+
+use super::*;
+
+/// The paths of a small kubeadm-like node under `r`: a unit, a drop-in directory (listed), a
+/// config file, an env file that is missing, a config under a missing directory, a config
+/// through a symlinked directory, and a unit directory.
+fn paths(r: &Path) -> Vec<PathBuf> {
+    [
+        "lib/systemd/system/kubelet.service",
+        "etc/systemd/system/kubelet.service.d",
+        "etc/systemd/system",
+        "var/lib/kubelet/config.yaml",
+        "var/lib/kubelet/kubeadm-flags.env",
+        "etc/kubernetes/kubelet/config.json",
+        "etc/linked/kubelet.conf",
+    ]
+    .iter()
+    .map(|p| r.join(p))
+    .collect()
+}
+
+fn node(r: &Path) {
+    fs::create_dir_all(r.join("lib/systemd/system")).unwrap();
+    fs::write(r.join("lib/systemd/system/kubelet.service"), "[Service]\n").unwrap();
+    fs::create_dir_all(r.join("etc/systemd/system/kubelet.service.d")).unwrap();
+    fs::write(r.join("etc/systemd/system/kubelet.service.d/10.conf"), "x").unwrap();
+    fs::create_dir_all(r.join("var/lib/kubelet")).unwrap();
+    fs::write(r.join("var/lib/kubelet/config.yaml"), "a: 1\n").unwrap();
+    fs::create_dir_all(r.join("data/real")).unwrap();
+    fs::write(r.join("data/real/kubelet.conf"), "x").unwrap();
+    symlink(r.join("data/real"), r.join("etc/linked")).unwrap();
+    fs::create_dir_all(r.join("other")).unwrap();
+}
+
+fn full(paths: &[PathBuf]) -> WatchSet {
+    let mut w = WatchSet::new();
+    for p in paths {
+        w.add(p);
+    }
+    w
+}
+
+fn mv(r: &Path, a: &str, b: &str) -> Vec<PathBuf> {
+    fs::rename(r.join(a), r.join(b)).unwrap();
+    vec![r.join(a), r.join(b)]
+}
+
+fn put(r: &Path, p: &str, text: &str) -> Vec<PathBuf> {
+    fs::write(r.join(p), text).unwrap();
+    vec![r.join(p)]
+}
+
+type Op = (&'static str, fn(&Path) -> Vec<PathBuf>);
+
+/// Each operation, then the set read from the parts it touched against a full build.
+#[test]
+fn parts_equal_the_full_build_after_each_path_operation() {
+    let ops: &[Op] = &[
+        ("rename over config.yaml", |r| {
+            put(r, "var/lib/kubelet/config.tmp", "a: 2\n");
+            mv(
+                r,
+                "var/lib/kubelet/config.tmp",
+                "var/lib/kubelet/config.yaml",
+            )
+        }),
+        ("an unrelated rename", |r| {
+            put(r, "other/a", "");
+            mv(r, "other/a", "other/b")
+        }),
+        ("config.yaml unlinked", |r| {
+            fs::remove_file(r.join("var/lib/kubelet/config.yaml")).unwrap();
+            vec![r.join("var/lib/kubelet/config.yaml")]
+        }),
+        ("config.yaml renamed into place", |r| {
+            put(r, "other/c", "a: 3\n");
+            mv(r, "other/c", "var/lib/kubelet/config.yaml")
+        }),
+        ("a missing env file appears", |r| {
+            put(r, "var/lib/kubelet/kubeadm-flags.env", "X=1\n")
+        }),
+        ("a drop-in appears", |r| {
+            put(r, "other/20.conf", "y");
+            mv(
+                r,
+                "other/20.conf",
+                "etc/systemd/system/kubelet.service.d/20.conf",
+            )
+        }),
+        ("a drop-in disappears", |r| {
+            fs::remove_file(r.join("etc/systemd/system/kubelet.service.d/10.conf")).unwrap();
+            vec![r.join("etc/systemd/system/kubelet.service.d/10.conf")]
+        }),
+        ("a unit renamed into place", |r| {
+            put(r, "other/kubelet.service", "[Service]\nExecStart=/x\n");
+            mv(
+                r,
+                "other/kubelet.service",
+                "lib/systemd/system/kubelet.service",
+            )
+        }),
+        ("a unit appears in a unit directory", |r| {
+            put(r, "etc/systemd/system/kubelet.service", "[Service]\n")
+        }),
+        ("swapped drop-in directories", |r| {
+            fs::create_dir_all(r.join("other/d")).unwrap();
+            put(r, "other/d/99.conf", "z");
+            let mut t = mv(r, "etc/systemd/system/kubelet.service.d", "other/old.d");
+            t.extend(mv(r, "other/d", "etc/systemd/system/kubelet.service.d"));
+            t
+        }),
+        ("mkdir -p of a missing directory", |r| {
+            fs::create_dir(r.join("etc/kubernetes")).unwrap();
+            fs::create_dir(r.join("etc/kubernetes/kubelet")).unwrap();
+            let mut t = vec![r.join("etc/kubernetes"), r.join("etc/kubernetes/kubelet")];
+            t.extend(put(r, "etc/kubernetes/kubelet/config.json", "{}"));
+            t
+        }),
+        ("a hard link to config.yaml", |r| {
+            fs::hard_link(r.join("var/lib/kubelet/config.yaml"), r.join("other/alias")).unwrap();
+            vec![r.join("var/lib/kubelet/config.yaml"), r.join("other/alias")]
+        }),
+        ("the link removed", |r| {
+            fs::remove_file(r.join("other/alias")).unwrap();
+            vec![r.join("other/alias")]
+        }),
+        ("config.yaml replaced by a symlink", |r| {
+            put(r, "other/target.yaml", "a: 4\n");
+            symlink(r.join("other/target.yaml"), r.join("var/lib/kubelet/new")).unwrap();
+            mv(r, "var/lib/kubelet/new", "var/lib/kubelet/config.yaml")
+        }),
+        ("the symlink's target renamed over", |r| {
+            put(r, "other/t2", "a: 5\n");
+            mv(r, "other/t2", "other/target.yaml")
+        }),
+        ("the target of a symlinked directory renamed over", |r| {
+            put(r, "other/k2", "k");
+            mv(r, "other/k2", "data/real/kubelet.conf")
+        }),
+        ("the symlinked directory's target moved", |r| {
+            mv(r, "data/real", "data/moved")
+        }),
+        ("an ancestor renamed away and back", |r| {
+            let mut t = mv(r, "var/lib", "var/lib.old");
+            t.extend(mv(r, "var/lib.old", "var/lib"));
+            t
+        }),
+        ("a directory on a path renamed over", |r| {
+            fs::create_dir_all(r.join("other/kubelet")).unwrap();
+            put(r, "other/kubelet/config.yaml", "a: 6\n");
+            fs::remove_dir_all(r.join("var/lib/kubelet")).unwrap();
+            mv(r, "other/kubelet", "var/lib/kubelet")
+        }),
+    ];
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    node(r);
+    let paths = paths(r);
+    let mut parts = Parts::default();
+    let (first, read) = parts.build(paths.iter().map(PathBuf::as_path), &Dirty::All);
+    assert_eq!(first, full(&paths));
+    assert_eq!(read, paths.len());
+    for (what, op) in ops {
+        let touched = op(r);
+        let (set, _) = parts.build(
+            paths.iter().map(PathBuf::as_path),
+            &Dirty::Paths(touched.clone()),
+        );
+        assert_eq!(set, full(&paths), "after: {what} ({touched:?})");
+    }
+}
+
+/// A rename over config.yaml reads its part again and the parts with links, no other.
+#[test]
+fn a_rename_reads_only_what_it_touched() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    node(r);
+    let paths = paths(r);
+    let mut parts = Parts::default();
+    parts.build(paths.iter().map(PathBuf::as_path), &Dirty::All);
+    let (_, read) = parts.build(paths.iter().map(PathBuf::as_path), &Dirty::Nothing);
+    assert_eq!(read, 0);
+    put(r, "var/lib/kubelet/config.tmp", "a: 2\n");
+    let touched = mv(
+        r,
+        "var/lib/kubelet/config.tmp",
+        "var/lib/kubelet/config.yaml",
+    );
+    let (set, read) = parts.build(paths.iter().map(PathBuf::as_path), &Dirty::Paths(touched));
+    assert_eq!(set, full(&paths));
+    // config.yaml's part, and etc/linked/kubelet.conf's (through a symlinked directory).
+    assert_eq!(read, 2);
+    // A path no longer wanted is dropped; a new one is read.
+    let fewer = &paths[1..];
+    let (set, read) = parts.build(fewer.iter().map(PathBuf::as_path), &Dirty::Nothing);
+    assert_eq!((set, read), (full(fewer), 0));
+}
+
+/// What cannot be placed reads everything.
+#[test]
+fn unplaced_operations_read_everything() {
+    let mut d = Dirty::Nothing;
+    d.add(Some(vec![PathBuf::from("/a")]));
+    assert_eq!(d, Dirty::Paths(vec![PathBuf::from("/a")]));
+    d.add(None);
+    assert_eq!(d, Dirty::All);
+    d.add(Some(vec![PathBuf::from("/b")]));
+    assert_eq!(d, Dirty::All);
+    let c = Canonical::default();
+    assert_eq!(candidates(&[PathBuf::from("relative")], &c), None);
+    assert_eq!(
+        candidates(&[PathBuf::from("/nonexistent-dir-kd/x")], &c),
+        None
+    );
+}
