@@ -29,6 +29,7 @@ impl Default for Memo {
             lstat: HashMap::with_capacity(64),
             readlink: HashMap::new(),
             resolved: HashMap::with_capacity(32),
+            listed: std::collections::HashSet::new(),
         }
     }
 }
