@@ -62,10 +62,12 @@ impl Core {
                 paths.push(in_root(&p.root, exe));
             }
         }
-        let (set, read) = self.parts.build(paths.iter().map(PathBuf::as_path), dirty);
+        let (set, read) = self.parts.update(paths.iter().map(PathBuf::as_path), dirty);
+        // No part read or dropped: the union is the set made last time, which is ours.
+        let set = set.filter(|s| **s != self.watch).cloned();
         self.watched_inputs = self.current_inputs();
-        let changed = set != self.watch;
-        if changed {
+        let changed = set.is_some();
+        if let Some(set) = set {
             tracing::debug!(
                 files = set.files.len(),
                 dirs = set.dirs.len(),
@@ -74,7 +76,11 @@ impl Core {
                 parts_read = read,
                 "watch set updated"
             );
-            kernel.apply_watch(&set)?;
+            if let Err(e) = kernel.apply_watch(&set) {
+                // Made again next time, so that the kernel's maps are tried again.
+                self.parts.forget_union();
+                return Err(e);
+            }
             if set.linked != self.watch.linked {
                 // Naming's reads depend on the watched links (see `Core::read_of`).
                 self.names_changed(None);

@@ -217,3 +217,50 @@ fn unplaced_operations_read_everything() {
         None
     );
 }
+
+/// The union is made again only when a part was read or dropped; otherwise `update` says the
+/// set is the one it made last, and `build` hands that same set out.
+#[test]
+fn the_union_is_made_again_only_when_a_part_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    std::fs::write(&a, "x").unwrap();
+    let mut parts = Parts::default();
+    let both = [a.clone(), b.clone()];
+    let first = parts
+        .update(both.iter().map(PathBuf::as_path), &Dirty::All)
+        .0
+        .cloned()
+        .unwrap();
+    assert!(
+        parts
+            .update(both.iter().map(PathBuf::as_path), &Dirty::Nothing)
+            .0
+            .is_none()
+    );
+    assert_eq!(
+        parts
+            .build(both.iter().map(PathBuf::as_path), &Dirty::Nothing)
+            .0,
+        first
+    );
+    // A path dropped, or one touched: made again.
+    let fewer = [a.clone()];
+    let (set, read) = parts.update(fewer.iter().map(PathBuf::as_path), &Dirty::Nothing);
+    assert_eq!(read, 0);
+    assert!(set.is_some_and(|s| *s != first));
+    let (set, read) = parts.update(
+        fewer.iter().map(PathBuf::as_path),
+        &Dirty::Paths(vec![a.clone()]),
+    );
+    assert_eq!(read, 1);
+    assert!(set.is_some());
+    parts.forget_union();
+    assert!(
+        parts
+            .update(fewer.iter().map(PathBuf::as_path), &Dirty::Nothing)
+            .0
+            .is_some()
+    );
+}
