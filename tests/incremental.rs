@@ -49,14 +49,6 @@ fn renames_then(node: &Node, tmp: &OsStr, to: &OsStr, text: &str) -> u32 {
     )
 }
 
-fn assert_named(tag: &str, v: &serde_json::Value, writer: u32) {
-    assert_eq!(
-        actor_pid(v),
-        Some(writer as u64),
-        "{tag}: not attributed to the writer: {v}"
-    );
-}
-
 #[test]
 fn rename_over_config_yaml() {
     let _serial = serial();

@@ -50,14 +50,6 @@ fn edits_that_keep_the_assembly(node: &Node) {
     }
 }
 
-fn assert_named(tag: &str, v: &serde_json::Value, writer: u32) {
-    assert_eq!(
-        actor_pid(v),
-        Some(writer as u64),
-        "{tag}: not attributed to the writer: {v}"
-    );
-}
-
 /// The drop-in written through a shared mapping, its fd closed first: the file's size, and
 /// while the page stays dirty its ctime, do not change.
 #[test]

@@ -602,6 +602,15 @@ pub fn actor_pid(v: &Value) -> Option<u64> {
     v["actor"]["process"]["pid"].as_u64()
 }
 
+/// The line names `writer` as its actor.
+pub fn assert_named(tag: &str, v: &Value, writer: u32) {
+    assert_eq!(
+        actor_pid(v),
+        Some(u64::from(writer)),
+        "{tag}: not attributed to the writer: {v}"
+    );
+}
+
 pub fn actor_name(v: &Value) -> &str {
     v["actor"]["process"]["name"].as_str().unwrap_or("")
 }
