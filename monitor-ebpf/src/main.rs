@@ -17,7 +17,9 @@
 //! | `io_uring.rs` | `kd_uring_complete`                                        | io_uring:io_uring_complete (5.5) |
 //!
 //! Tracepoint field offsets and kernel structure offsets come from userspace at load time
-//! (tracefs `format` files and BTF) through the `OFFSETS` global; nothing is hard-coded.
+//! (tracefs `format` files and BTF) through the `OFFSETS` global. The one exception: syscall
+//! arguments and `ret` are loaded at constant offsets (`monitor_common::SYS_ARG0`, a direct
+//! context load needs one), which userspace checks against tracefs before loading.
 // Built for bpfel-unknown-none; on the host (e.g. `cargo build --workspace`) it is an empty
 // program, so workspace-wide commands work.
 #![cfg_attr(target_arch = "bpf", no_std)]
