@@ -124,18 +124,12 @@ fn shared_mapping_written_after_close() {
         // "true\n" becomes "false": same length.
         // libc's mmap through ctypes: Python's mmap module would keep a dup of the fd.
         let c = python_living_on(
-            "import sys, os, ctypes, time\n\
-             libc = ctypes.CDLL(None, use_errno=True)\n\
-             libc.mmap.restype = ctypes.c_void_p\n\
-             libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
-             fd = os.open(sys.argv[1], os.O_RDWR)\n\
-             size = os.fstat(fd).st_size\n\
-             p = libc.mmap(None, size, 3, 1, fd, 0)\n\
-             assert p not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())\n\
-             os.close(fd)\n\
+            &format!(
+                "{PY_MAP_SHARED}\
              assert not [f for f in os.listdir('/proc/self/fd') if os.path.realpath('/proc/self/fd/' + f) == os.path.realpath(sys.argv[1])]\n\
              time.sleep(0.5)\n\
-             ctypes.memmove(p + int(sys.argv[2]), b'false', 5)",
+             ctypes.memmove(p + int(sys.argv[2]), b'false', 5)"
+            ),
             &[n.config().as_os_str(), OsStr::new(&off.to_string())],
         );
         let pid = c.id();
@@ -469,13 +463,7 @@ fn mapping_made_before_the_monitor_started() {
     let (_serial, node) = serial_node();
     let off = true_offset(&node);
     let mut w = EarlyWriter::start(
-        "import sys, os, ctypes\n\
-         libc = ctypes.CDLL(None, use_errno=True)\n\
-         libc.mmap.restype = ctypes.c_void_p\n\
-         libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
-         fd = os.open(sys.argv[1], os.O_RDWR)\n\
-         p = libc.mmap(None, os.fstat(fd).st_size, 3, 1, fd, 0)\n\
-         os.close(fd)",
+        PY_MAP_SHARED,
         "ctypes.memmove(p + int(sys.argv[2]), b'false', 5)",
         &[node.config().as_os_str(), OsStr::new(&off.to_string())],
     );

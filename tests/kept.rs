@@ -61,17 +61,11 @@ fn dropin_written_through_a_shared_mapping() {
     let (v, writer) = caught_by_event("kept", "mmapdropin", &node, DEADLINE, |n| {
         edits_that_keep_the_assembly(n);
         let c = python_living_on(
-            "import sys, os, ctypes, time\n\
-             libc = ctypes.CDLL(None, use_errno=True)\n\
-             libc.mmap.restype = ctypes.c_void_p\n\
-             libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
-             fd = os.open(sys.argv[1], os.O_RDWR)\n\
-             size = os.fstat(fd).st_size\n\
-             p = libc.mmap(None, size, 3, 1, fd, 0)\n\
-             assert p not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())\n\
-             os.close(fd)\n\
+            &format!(
+                "{PY_MAP_SHARED}\
              time.sleep(0.5)\n\
-             ctypes.memmove(p + int(sys.argv[2]), sys.argv[3].encode(), len(sys.argv[3]))",
+             ctypes.memmove(p + int(sys.argv[2]), sys.argv[3].encode(), len(sys.argv[3]))"
+            ),
             &[
                 dropin(n).as_os_str(),
                 OsStr::new(&off.to_string()),

@@ -634,6 +634,18 @@ pub fn python(code: &str, args: &[&OsStr]) -> u32 {
     run(Command::new("python3").arg("-c").arg(code).args(args))
 }
 
+/// Python that maps `sys.argv[1]` shared and writable through libc's mmap (Python's `mmap`
+/// module would keep a dup of the fd) and closes the fd; `p` is the mapping's address. The
+/// blind-spot and kept-assembly tests write through it.
+pub const PY_MAP_SHARED: &str = "import sys, os, ctypes, time\n\
+    libc = ctypes.CDLL(None, use_errno=True)\n\
+    libc.mmap.restype = ctypes.c_void_p\n\
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
+    fd = os.open(sys.argv[1], os.O_RDWR)\n\
+    p = libc.mmap(None, os.fstat(fd).st_size, 3, 1, fd, 0)\n\
+    assert p not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())\n\
+    os.close(fd)\n";
+
 /// A python3 that runs `code` with `args`, prints "done" when the change is made and then
 /// lives on for 10 s (so that nothing but the change itself can be what the daemon saw).
 /// Returns the child (killed by the caller) once "done" is read.
