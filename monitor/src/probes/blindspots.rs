@@ -214,14 +214,14 @@ impl Probes {
             .filter_map(|n| NameKey::new(n))
             .map(|k| k.name)
             .collect();
-        let have: BTreeSet<[u8; monitor_common::NAME_LEN]> =
-            map.keys().filter_map(|k| k.ok()).map(|k| k.name).collect();
+        let have = &self.ancestor_names;
         for old in have.difference(&want) {
             let _ = map.remove(&NameKey { name: *old });
         }
-        for new in want.difference(&have) {
+        for new in want.difference(have) {
             map.insert(NameKey { name: *new }, 1, 0)?;
         }
+        self.ancestor_names = want;
         Ok(())
     }
 }

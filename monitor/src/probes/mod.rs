@@ -93,6 +93,9 @@ pub struct Probes {
     name_filter: Vec<u64>,
     inodes: BTreeMap<InodeKey, u32>,
     entries: BTreeSet<EntryKey>,
+    /// The ancestor-names map's keys as last written (see `set_ancestor_names`): reading the
+    /// map back was one syscall per key on every rename-over.
+    ancestor_names: BTreeSet<[u8; monitor_common::NAME_LEN]>,
     mode: u64,
 }
 
@@ -200,6 +203,7 @@ impl Probes {
             name_filter: vec![0; monitor_common::NAME_FILTER_WORDS as usize],
             inodes: BTreeMap::new(),
             entries: BTreeSet::new(),
+            ancestor_names: BTreeSet::new(),
             mode: 0,
         })
     }

@@ -16,11 +16,15 @@
 //! a mount, io_uring, lost records, a rescan) reads every part again ([`Dirty::All`]).
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
 };
 
+use self::{counted::Counted, index::Index};
 use super::{Canonical, WatchSet, normalize};
+
+mod counted;
+mod index;
 
 /// What changed since the parts were read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,16 +49,25 @@ impl Dirty {
     }
 }
 
-/// Each watched path's part, by path, and their union as last made.
+/// Each watched path's part, by path, their union, and which parts each path can change.
 #[derive(Debug, Default)]
 pub struct Parts {
-    parts: BTreeMap<PathBuf, WatchSet>,
-    /// The union of `parts`, made again only when a part was read or dropped: merging ~100
-    /// parts (path-keyed maps) cost ~2 ms, on every content edit's evaluation.
-    union: Option<WatchSet>,
-    /// The paths of the last update, as given: a content edit's update with the same paths
-    /// returns at once (normalizing and looking up ~100 paths cost more than the evaluation).
+    parts: HashMap<PathBuf, WatchSet>,
+    /// The union of `parts`, kept up to date part by part.
+    union: Counted,
+    /// Which parts a path operation can change ([`WatchSet::matches`], by lookup).
+    index: Index,
+    /// The parts that names far from their own can change ([`far_reaching`]).
+    far: HashSet<PathBuf>,
+    /// The paths of the last update, as given and normalized: a content edit's update with
+    /// the same paths returns at once (normalizing and looking up ~100 paths cost more than
+    /// the evaluation).
     last_paths: Vec<PathBuf>,
+    want: Vec<PathBuf>,
+    /// Whether the next update hands out the union even if it did not change: none was
+    /// made yet, or the last one was not applied ([`Parts::forget_union`]).
+    resend: bool,
+    made: bool,
 }
 
 impl Parts {
@@ -66,16 +79,17 @@ impl Parts {
         dirty: &Dirty,
     ) -> (WatchSet, usize) {
         let (_, read) = self.update(paths, dirty);
-        (self.union.clone().unwrap_or_default(), read)
+        (self.union.set().clone(), read)
     }
 
-    /// The next [`Parts::update`] makes the union again (the last one was not applied).
+    /// The next [`Parts::update`] hands the union out even if it did not change (the last
+    /// one was not applied).
     pub fn forget_union(&mut self) {
-        self.union = None;
+        self.resend = true;
     }
 
-    /// As [`Parts::build`], but the set only when it may differ from the one last made
-    /// (`None`: no part was read or dropped, so the union is the same).
+    /// As [`Parts::build`], but the set only when it may differ from the one last handed out
+    /// (`None`: the union is the same).
     pub fn update<'a>(
         &mut self,
         paths: impl IntoIterator<Item = &'a Path>,
@@ -93,46 +107,83 @@ impl Parts {
             Dirty::Paths(p) => p.is_empty(),
             Dirty::All => false,
         };
-        if same_paths && no_name && self.union.is_some() {
+        if same_paths && no_name && self.made && !self.resend {
             return (None, 0);
         }
         if !same_paths {
             self.last_paths = given.iter().map(|p| p.to_path_buf()).collect();
+            let want: BTreeSet<PathBuf> = given.into_iter().map(normalize).collect();
+            self.want = want.into_iter().collect();
         }
         let mut canonical = Canonical::default();
-        let want: BTreeSet<PathBuf> = given.into_iter().map(normalize).collect();
-        let touched = match dirty {
-            Dirty::Nothing => Some(Vec::new()),
-            Dirty::Paths(p) => candidates(p, &canonical),
-            Dirty::All => None,
-        };
-        let before = self.parts.len();
-        match &touched {
-            None => self.parts.clear(),
-            Some(t) => self.parts.retain(|path, part| {
-                want.contains(path)
-                    && (t.is_empty() || !(far_reaching(part) || t.iter().any(|p| part.matches(p))))
-            }),
+        let drop = self.to_drop(dirty, &canonical, !same_paths);
+        // Parts read again are added before the old ones are removed: what both hold stays
+        // in the union, untouched.
+        let dropped: Vec<(PathBuf, WatchSet)> = drop
+            .into_iter()
+            .filter_map(|k| self.parts.remove_entry(&k))
+            .collect();
+        for (key, part) in &dropped {
+            self.index.remove(key, part);
+            self.far.remove(key);
         }
-        let dropped = self.parts.len() != before;
         let mut read = 0;
-        for path in want {
-            if self.parts.contains_key(&path) {
+        for path in &self.want {
+            if self.parts.contains_key(path) {
                 continue;
             }
-            self.parts
-                .insert(path.clone(), part_of(&path, &mut canonical));
+            let part = part_of(path, &mut canonical);
+            self.union.add(&part);
+            self.index.add(path, &part);
+            if far_reaching(&part) {
+                self.far.insert(path.clone());
+            }
+            self.parts.insert(path.clone(), part);
             read += 1;
         }
-        if read == 0 && !dropped && self.union.is_some() {
-            return (None, 0);
+        for (_, part) in &dropped {
+            self.union.remove(part);
         }
-        let mut set = WatchSet::new();
-        for part in self.parts.values() {
-            set.merge(part);
+        let changed = self.union.take_changed() || self.resend || !self.made;
+        self.made = true;
+        self.resend = false;
+        (changed.then(|| self.union.set()), read)
+    }
+
+    /// The kept parts that must be read again: those no longer wanted (only when the wanted
+    /// paths changed: every update leaves a part for each wanted path and no other), and
+    /// those `dirty` may have changed.
+    fn to_drop(
+        &self,
+        dirty: &Dirty,
+        canonical: &Canonical,
+        want_changed: bool,
+    ) -> HashSet<PathBuf> {
+        let touched = match dirty {
+            Dirty::Nothing => Some(Vec::new()),
+            Dirty::Paths(p) => candidates(p, canonical),
+            Dirty::All => None,
+        };
+        let Some(touched) = touched else {
+            return self.parts.keys().cloned().collect();
+        };
+        let mut drop: HashSet<PathBuf> = if !want_changed {
+            HashSet::new()
+        } else {
+            let want: HashSet<&PathBuf> = self.want.iter().collect();
+            self.parts
+                .keys()
+                .filter(|k| !want.contains(k))
+                .cloned()
+                .collect()
+        };
+        if !touched.is_empty() {
+            drop.extend(self.far.iter().cloned());
+            for p in &touched {
+                self.index.touched(p, &mut drop);
+            }
         }
-        self.union = Some(set);
-        (self.union.as_ref(), read)
+        drop
     }
 }
 

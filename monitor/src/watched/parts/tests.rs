@@ -254,8 +254,17 @@ fn the_union_is_made_again_only_when_a_part_changed() {
         fewer.iter().map(PathBuf::as_path),
         &Dirty::Paths(vec![a.clone()]),
     );
+    // Read again, the same: the union did not change.
     assert_eq!(read, 1);
-    assert!(set.is_some());
+    assert!(set.is_none());
+    std::fs::write(&a, "a longer file").unwrap();
+    std::fs::remove_file(&a).unwrap();
+    let (set, read) = parts.update(
+        fewer.iter().map(PathBuf::as_path),
+        &Dirty::Paths(vec![a.clone()]),
+    );
+    assert_eq!(read, 1);
+    assert!(set.is_some(), "a.yaml is gone: its part changed");
     parts.forget_union();
     assert!(
         parts
@@ -263,4 +272,125 @@ fn the_union_is_made_again_only_when_a_part_changed() {
             .0
             .is_some()
     );
+}
+
+mod strategies {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use monitor_common::{EntryKey, InodeKey};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Paths over a few components, so that parts share ancestors, files and directories.
+    pub fn path() -> impl Strategy<Value = PathBuf> {
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "d.d"]), 0..5)
+            .prop_map(|c| Path::new("/").join(c.join("/")))
+    }
+
+    fn paths(n: usize) -> impl Strategy<Value = BTreeSet<PathBuf>> {
+        prop::collection::btree_set(path(), 0..n)
+    }
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop::sample::select(vec!["x", "y", "z", "kubelet"]).prop_map(|s| s.as_bytes().to_vec())
+    }
+
+    fn inode() -> impl Strategy<Value = InodeKey> {
+        (0u32..2, 0u64..4).prop_map(|(dev, ino)| InodeKey { dev, _pad: 0, ino })
+    }
+
+    /// Any part (not one that `WatchSet::add` could make: every field on its own).
+    pub fn part() -> impl Strategy<Value = WatchSet> {
+        (
+            (paths(4), paths(3), paths(5), paths(2)),
+            prop::collection::btree_map(bytes(), 0u8..32, 0..3),
+            prop::collection::btree_map(inode(), 0u32..8, 0..3),
+            prop::collection::btree_set((inode(), 0u64..3), 0..3),
+            any::<bool>(),
+            prop::collection::btree_set(bytes(), 0..3),
+        )
+            .prop_map(
+                |(
+                    (files, dirs, ancestor_paths, linked),
+                    names,
+                    inodes,
+                    entries,
+                    walk_all,
+                    ancestor_names,
+                )| {
+                    WatchSet {
+                        files,
+                        dirs,
+                        names: names.into_iter().collect::<BTreeMap<_, _>>(),
+                        inodes,
+                        entries: entries
+                            .into_iter()
+                            .map(|(d, name)| EntryKey {
+                                dev: d.dev,
+                                _pad: 0,
+                                ino: d.ino,
+                                name,
+                            })
+                            .collect(),
+                        walk_all,
+                        ancestor_names,
+                        ancestor_paths,
+                        linked,
+                        ..WatchSet::default()
+                    }
+                },
+            )
+    }
+}
+
+proptest::proptest! {
+    /// The index names exactly the parts whose `matches` holds, for any path.
+    #[test]
+    fn the_index_finds_the_parts_that_match(
+        parts in proptest::collection::vec(strategies::part(), 1..6),
+        probes in proptest::collection::vec(strategies::path(), 1..8),
+    ) {
+        let mut index = index::Index::default();
+        let keys: Vec<PathBuf> = (0..parts.len()).map(|i| PathBuf::from(format!("/part{i}"))).collect();
+        for (k, p) in keys.iter().zip(&parts) {
+            index.add(k, p);
+        }
+        // One removed and added again: removal leaves nothing of it behind.
+        index.remove(&keys[0], &parts[0]);
+        index.add(&keys[0], &parts[0]);
+        for probe in &probes {
+            let mut found = std::collections::HashSet::new();
+            index.touched(probe, &mut found);
+            let want: std::collections::HashSet<PathBuf> = keys
+                .iter()
+                .zip(&parts)
+                .filter(|(_, p)| p.matches(probe))
+                .map(|(k, _)| k.clone())
+                .collect();
+            proptest::prop_assert_eq!(found, want, "probe {:?}", probe);
+        }
+    }
+
+    /// After any sequence of adds and removes, the counted union is the merge of the parts
+    /// still in it.
+    #[test]
+    fn the_counted_union_is_the_merge_of_its_parts(
+        parts in proptest::collection::vec(strategies::part(), 1..8),
+        removed in proptest::collection::vec(proptest::bool::ANY, 8),
+    ) {
+        let mut c = counted::Counted::default();
+        for p in &parts {
+            c.add(p);
+        }
+        let mut kept = WatchSet::new();
+        for (p, r) in parts.iter().zip(&removed) {
+            if *r {
+                c.remove(p);
+            } else {
+                kept.merge(p);
+            }
+        }
+        proptest::prop_assert_eq!(c.set(), &kept);
+    }
 }
