@@ -20,6 +20,7 @@
 //! BENCHMARKS.md for the method and what the figures mean.
 
 mod bpf;
+mod calibrate;
 mod large_inputs;
 mod latency;
 mod noise;
@@ -181,10 +182,17 @@ fn run_only(only: &str, b: &Bench) -> Result<()> {
                 .unwrap_or(3);
             let work = workload::Prepared::new(&b.shm.0)?;
             let bpf_stats = procs::BpfStats::new()?;
-            let ov = overhead::run(rounds, &work, &bpf_stats, || {
+            let mut ov = overhead::run(rounds, &work, &bpf_stats, || {
                 Daemon::start(bin, base_args, stderr)
             })?;
+            ov.floor = calibrate::measure(&work, &bpf_stats, 2)?;
             drop(bpf_stats);
+            println!(
+                "floor of a path-reading design: {:.0} ns per write open (empty program {:.0} ns, path copy {:.0} ns)",
+                ov.floor.per_open_ns(),
+                ov.floor.empty_ns,
+                ov.floor.copy_ns
+            );
             let per_open = ov.daemon.ns_per_file_iteration();
             let rf = ov.ratios(&ov.daemon, Workload::File);
             let bf = ov.ratios(&ov.bpftrace, Workload::File);
@@ -398,9 +406,11 @@ fn overhead_part(b: &Bench) -> Result<overhead::Overhead> {
         workload::FILE_ITERATIONS,
         workload::EXECS
     ));
-    let ov = overhead::run(ROUNDS, &work, &bpf_stats, || {
+    let mut ov = overhead::run(ROUNDS, &work, &bpf_stats, || {
         Daemon::start(&b.bin, &b.base_args, &b.stderr)
     })?;
+    setup::say("overhead: the floor of a path-reading design (two bpftrace programs)");
+    ov.floor = calibrate::measure(&work, &bpf_stats, 2)?;
     drop(bpf_stats);
     Ok(ov)
 }
@@ -544,6 +554,9 @@ fn headline(m: &Measured, f: &Figures) -> serde_json::Map<String, Value> {
         ("storm_edits_per_s", storm.edits_per_s),
         ("ebpf_ns_per_unrelated_write_open", median(per_open)),
         ("bpftrace_ns_per_unrelated_write_open", median(bper_open)),
+        ("ebpf_floor_ns_per_write_open", ov.floor.per_open_ns()),
+        ("ebpf_floor_empty_program_ns", ov.floor.empty_ns),
+        ("ebpf_floor_path_copy_program_ns", ov.floor.copy_ns),
         ("noise_daemon_cpu_ms", noise.cpu_ms),
         ("evaluation_us_p50", eval_p50),
         ("evaluation_us_p99", eval_p99),
@@ -766,10 +779,13 @@ fn overhead_rows(ov: &overhead::Overhead, f: &Figures) -> Vec<[String; 5]> {
             "ebpf per unrelated write open",
             format!("{:.0} ns", median(per_open)),
             format!(
-                "{:.0}–{:.0} ns (bpftrace {:.0} ns)",
+                "{:.0}–{:.0} ns (bpftrace {:.0} ns); floor of any path-reading design here {:.0} ns (empty program {:.0} ns, path copy {:.0} ns)",
                 min(per_open),
                 max(per_open),
-                median(bper_open)
+                median(bper_open),
+                ov.floor.per_open_ns(),
+                ov.floor.empty_ns,
+                ov.floor.copy_ns
             ),
             "≤ 400 ns",
             Some(median(per_open) <= 400.0),

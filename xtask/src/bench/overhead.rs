@@ -52,6 +52,8 @@ pub struct Overhead {
     pub off_exec: Vec<f64>,
     pub daemon: Watched,
     pub bpftrace: Watched,
+    /// What any path-reading design costs per write-open here (see `calibrate`).
+    pub floor: super::calibrate::Floor,
 }
 
 impl Overhead {

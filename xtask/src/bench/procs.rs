@@ -247,8 +247,13 @@ pub const BPFTRACE_PROGRAM: &str = "tracepoint:syscalls:sys_enter_openat { @o = 
 
 impl Bpftrace {
     pub fn start() -> Result<Bpftrace> {
+        Bpftrace::start_program(BPFTRACE_PROGRAM, 2)
+    }
+
+    /// bpftrace running `program`, once its `probes` programs are loaded and attached.
+    pub fn start_program(program: &str, probes: usize) -> Result<Bpftrace> {
         let child = Command::new("bpftrace")
-            .args(["-e", BPFTRACE_PROGRAM])
+            .args(["-e", program])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -256,17 +261,17 @@ impl Bpftrace {
             .context("starting bpftrace")?;
         let pid = child.id();
         let mut b = Bpftrace { child, pid };
-        // Loaded: two bpf-prog fds; attached: two perf_event fds (one per tracepoint).
+        // Loaded: a bpf-prog fd per probe; attached: a perf_event fd per probe.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let progs = fd_links(pid, "anon_inode:bpf-prog");
             let perfs =
                 fd_links(pid, "anon_inode:[perf_event]") + fd_links(pid, "anon_inode:bpf_link");
-            if progs >= 2 && perfs >= 2 {
+            if progs >= probes && perfs >= probes {
                 break;
             }
             if Instant::now() > deadline || matches!(b.child.try_wait(), Ok(Some(_))) {
-                bail!("bpftrace did not load and attach its two programs within 30 s");
+                bail!("bpftrace did not load and attach its {probes} programs within 30 s");
             }
             thread::sleep(Duration::from_millis(20));
         }
