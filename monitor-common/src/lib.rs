@@ -137,6 +137,38 @@ pub const fn name_filter_bit(hash: u64) -> (u32, u64) {
     ((bit >> 6) as u32, 1u64 << (bit & 63))
 }
 
+/// The tail filter: a second bitmap of `TAIL_FILTER_WORDS` u64 words, one bit per watched
+/// name's last four bytes ([`name_tail`]) and one for `conf` (`*.conf` drop-ins are decided
+/// at exit, by their directory). It is the programs' first test of a write-intent open's
+/// path, before the basename is scanned: when the path's last four bytes hold no '/' they
+/// are the basename's own last four, and if they are not all `[0-9a-f-]` (an fd number or
+/// a `map_files` range, which reopen another file) and their bit is clear, the basename is
+/// no watched name and no `*.conf`. A shorter basename (a '/' among the last four bytes)
+/// always takes the scan, so names under four bytes need no bit. Kept like the names filter:
+/// bits set before a name enters, cleared after it left.
+pub const TAIL_FILTER_WORDS: u32 = 1024;
+
+/// The last four bytes of a name, as the programs load them (little-endian); `None` when it
+/// is shorter.
+pub fn name_tail(name: &[u8]) -> Option<u32> {
+    let t: [u8; 4] = name.get(name.len().checked_sub(4)?..)?.try_into().ok()?;
+    Some(u32::from_le_bytes(t))
+}
+
+/// (word index, bit mask) of a [`name_tail`] in the tail filter (a multiplicative hash's
+/// top 16 bits).
+#[inline(always)]
+pub const fn tail_filter_bit(tail: u32) -> (u32, u64) {
+    let bit = tail.wrapping_mul(0x9E37_79B1) >> 16;
+    (bit >> 6, 1u64 << (bit & 63))
+}
+
+/// A byte of an fd number or a `map_files` range (`[0-9a-f-]`).
+#[inline(always)]
+pub const fn is_hexdash(b: u8) -> bool {
+    b.is_ascii_digit() || (b >= b'a' && b <= b'f') || b == b'-'
+}
+
 /// The key of a basename in the watched-names and watched-entries maps: FNV-1a over its
 /// bytes taken from the LAST to the first (the kernel finds a basename by scanning back
 /// from the end of the path). A collision only makes the kernel look closer (a walk, or a

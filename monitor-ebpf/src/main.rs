@@ -119,6 +119,12 @@ static WATCHED_NAMES: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 #[map]
 static NAME_FILTER: Array<u64> = Array::with_max_entries(monitor_common::NAME_FILTER_WORDS, 0);
 
+/// `monitor_common::tail_filter_bit` of every watched name's last four bytes, and of `conf`
+/// (see TAIL_FILTER_WORDS): most write-intent opens are ruled out here, before the scan.
+#[cfg(target_arch = "bpf")]
+#[map]
+static TAIL_FILTER: Array<u64> = Array::with_max_entries(monitor_common::TAIL_FILTER_WORDS, 0);
+
 /// Inodes of watched files and directories; values are `watch::*` bits.
 #[cfg(target_arch = "bpf")]
 #[map]

@@ -1,17 +1,18 @@
 //! `sys_enter_open`, `openat`, `openat2`, `creat`: a write-intent open whose basename may be
 //! an input's (see the maps in `main.rs`) is remembered until its sys_exit, where the opened
 //! file's inode decides (see `sys_exit.rs`). Read-only opens cost a flag test; write-intent
-//! opens of unrelated names, a path read and a basename lookup.
+//! opens of unrelated names, a path read and a test of its last four bytes (most), or a
+//! basename scan and lookup.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     macros::tracepoint,
     programs::TracePointContext,
 };
-use monitor_common::{OpenStash, counter, name_bits, state};
+use monitor_common::{OpenStash, PATH_LEN, counter, is_hexdash, name_bits, state, tail_filter_bit};
 
 use crate::{
-    OPEN_STASH, PATHS,
+    OPEN_STASH, PATHS, TAIL_FILTER,
     util::{
         C_CONF, C_DOTS, C_HEXDASH, C_TOO_LONG, C_UNREADABLE, arg, component, count, name_lookup,
         read_user_path, state_add, walk_all,
@@ -65,6 +66,9 @@ fn name_may_be_watched(path: u64) -> bool {
     if !whole || len == 0 {
         return true;
     }
+    if len >= 4 && !tail_may_be_watched(buf.as_ptr(), len) {
+        return false;
+    }
     let c = component(buf.as_ptr(), len);
     if c.flags & C_UNREADABLE != 0 || c.len == 0 {
         return true;
@@ -77,6 +81,24 @@ fn name_may_be_watched(path: u64) -> bool {
         return true;
     }
     name_lookup(c.hash) & (name_bits::ENTRY | name_bits::REOPEN) != 0
+}
+
+/// The first test (see `monitor_common::TAIL_FILTER_WORDS`): four loads and a bit, where
+/// the scan of the basename costs a loop over every byte of it. `buf` is a map value's
+/// PATH_LEN bytes (as in `component`), `len` >= 4 its string's length.
+#[inline(always)]
+fn tail_may_be_watched(buf: *const u8, len: usize) -> bool {
+    // SAFETY: the index is masked into the PATH_LEN bytes at `buf`.
+    let at = |i: usize| unsafe { core::ptr::read_volatile(buf.add((len - i) & (PATH_LEN - 1))) };
+    let (a, b, c, d) = (at(4), at(3), at(2), at(1));
+    if a == b'/' || b == b'/' || c == b'/' || d == b'/' {
+        return true; // a basename shorter than four bytes: the scan decides
+    }
+    if is_hexdash(a) && is_hexdash(b) && is_hexdash(c) && is_hexdash(d) {
+        return true;
+    }
+    let (word, mask) = tail_filter_bit(u32::from_le_bytes([a, b, c, d]));
+    TAIL_FILTER.get(word).is_none_or(|w| *w & mask != 0)
 }
 
 #[tracepoint]

@@ -91,6 +91,8 @@ pub struct Probes {
     names: BTreeMap<Vec<u8>, u8>,
     /// The watched-names filter's words as last written (see `set_names`).
     name_filter: Vec<u64>,
+    /// The tail filter's words as last written (see `set_names`).
+    tail_filter: Vec<u64>,
     inodes: BTreeMap<InodeKey, u32>,
     entries: BTreeSet<EntryKey>,
     /// The ancestor-names map's keys as last written (see `set_ancestor_names`): reading the
@@ -201,6 +203,7 @@ impl Probes {
             comms: BTreeSet::new(),
             names: BTreeMap::new(),
             name_filter: vec![0; monitor_common::NAME_FILTER_WORDS as usize],
+            tail_filter: vec![0; monitor_common::TAIL_FILTER_WORDS as usize],
             inodes: BTreeMap::new(),
             entries: BTreeSet::new(),
             ancestor_names: BTreeSet::new(),
@@ -249,6 +252,10 @@ impl Probes {
         // The filter's bits of the names coming in are set before they enter the map, and
         // those of the names going out cleared after they left (see NAME_FILTER_WORDS).
         self.set_name_filter(&name_filter(old.keys().chain(new.keys())))?;
+        self.set_filter(
+            "TAIL_FILTER",
+            &tail_filter(self.names.keys().chain(names.keys())),
+        )?;
         let mut map: BpfHashMap<_, u64, u8> =
             BpfHashMap::try_from(self.ebpf.map_mut("WATCHED_NAMES").unwrap())?;
         for k in old.keys() {
@@ -262,14 +269,29 @@ impl Probes {
             }
         }
         self.names = names.clone();
+        self.set_filter("TAIL_FILTER", &tail_filter(names.keys()))?;
         self.set_name_filter(&name_filter(new.keys()))
     }
 
     /// Writes the words of the watched-names filter that differ from `words`.
     fn set_name_filter(&mut self, words: &[u64]) -> Result<()> {
-        let mut map: aya::maps::Array<_, u64> =
-            aya::maps::Array::try_from(self.ebpf.map_mut("NAME_FILTER").unwrap())?;
-        for (i, (have, want)) in self.name_filter.iter_mut().zip(words).enumerate() {
+        self.set_filter("NAME_FILTER", words)
+    }
+
+    /// Writes the words of a filter map (`NAME_FILTER`, `TAIL_FILTER`) that differ from
+    /// `words`.
+    fn set_filter(&mut self, name: &str, words: &[u64]) -> Result<()> {
+        let mirror = if name == "TAIL_FILTER" {
+            &mut self.tail_filter
+        } else {
+            &mut self.name_filter
+        };
+        let mut map: aya::maps::Array<_, u64> = aya::maps::Array::try_from(
+            self.ebpf
+                .map_mut(name)
+                .ok_or_else(|| anyhow!("{name} map missing"))?,
+        )?;
+        for (i, (have, want)) in mirror.iter_mut().zip(words).enumerate() {
             if have != want {
                 map.set(i as u32, *want, 0)?;
                 *have = *want;
@@ -426,6 +448,21 @@ fn name_filter<'a>(hashes: impl Iterator<Item = &'a u64>) -> Vec<u64> {
     }
     words
 }
+
+/// The tail filter's words for these names (see `monitor_common::TAIL_FILTER_WORDS`): each
+/// name's last four bytes, and `conf` always.
+fn tail_filter<'a>(names: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u64> {
+    let mut words = vec![0u64; monitor_common::TAIL_FILTER_WORDS as usize];
+    let tails = names.filter_map(|n| monitor_common::name_tail(n));
+    for t in tails.chain(monitor_common::name_tail(b"conf")) {
+        let (word, mask) = monitor_common::tail_filter_bit(t);
+        words[word as usize] |= mask;
+    }
+    words
+}
+
+#[cfg(test)]
+mod tail_filter_tests;
 
 #[cfg(test)]
 mod name_filter_tests {
