@@ -241,6 +241,9 @@ impl Probes {
     /// Basenames and what they are to the watch set (`name_bits::*`), keyed in the kernel by
     /// `name_hash`. Two names with one hash get the union of their bits.
     pub fn set_names(&mut self, names: &BTreeMap<Vec<u8>, u8>) -> Result<()> {
+        if *names == self.names {
+            return Ok(()); // a rename-over changes an inode, not the names
+        }
         let by_hash = |m: &BTreeMap<Vec<u8>, u8>| {
             let mut h: BTreeMap<u64, u8> = BTreeMap::new();
             for (n, b) in m {
