@@ -394,3 +394,23 @@ proptest::proptest! {
         proptest::prop_assert_eq!(c.set(), &kept);
     }
 }
+
+proptest::proptest! {
+    /// `normal` is `normalize`, whatever the path.
+    #[test]
+    fn normal_is_normalize(
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec!["a", "b", ".", "..", "", "c.d"]), 0..6),
+        absolute in proptest::bool::ANY,
+        trailing in proptest::bool::ANY,
+    ) {
+        let mut s = if absolute { String::from("/") } else { String::new() };
+        s.push_str(&parts.join("/"));
+        if trailing {
+            s.push('/');
+        }
+        let p = Path::new(&s);
+        let (fast, slow) = (normal(p), normalize(p));
+        proptest::prop_assert_eq!(fast.as_os_str(), slow.as_os_str());
+    }
+}
