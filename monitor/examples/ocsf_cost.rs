@@ -209,6 +209,17 @@ fn main() {
             std::hint::black_box(line);
         }),
     );
+    stats(
+        "typed FindingLine + serialize",
+        time_each(n, &rs, |r| {
+            let uid = ocsf::finding_uid(r);
+            let parts = ocsf::Parts::new(r, 2, &uid, None);
+            let mut line = Vec::with_capacity(8192);
+            serde_json::to_writer(&mut line, &ocsf::FindingLine::new(r, &parts)).unwrap();
+            line.push(b'\n');
+            std::hint::black_box(line);
+        }),
+    );
     let mut sink = ocsf::OcsfSink::open_with_state("/dev/null", None).unwrap();
     stats(
         "OcsfSink::report to /dev/null",
@@ -227,8 +238,17 @@ fn cold_steps(n: usize, rs: &[DriftReport]) {
     let mut c = vec![];
     let mut d = vec![];
     let mut sink = ocsf::OcsfSink::open_with_state("/dev/null", None).unwrap();
+    let mut e = vec![];
     for i in 0..n {
         let r = &rs[i % rs.len()];
+        std::thread::sleep(Duration::from_millis(3));
+        let t = Instant::now();
+        let uid = ocsf::finding_uid(r);
+        let parts = ocsf::Parts::new(r, 2, &uid, None);
+        let mut line = Vec::with_capacity(8192);
+        serde_json::to_writer(&mut line, &ocsf::FindingLine::new(r, &parts)).unwrap();
+        e.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(line);
         std::thread::sleep(Duration::from_millis(3));
         let t = Instant::now();
         let v = ocsf::to_ocsf(r);
@@ -245,7 +265,8 @@ fn cold_steps(n: usize, rs: &[DriftReport]) {
         c.push((t3 - t2).as_secs_f64() * 1e6);
         d.push((t4 - t3).as_secs_f64() * 1e6);
     }
-    stats("cold: to_ocsf", a);
+    stats("cold: typed line (build + serialize)", e);
+    stats("cold: to_ocsf (Value tree)", a);
     stats("cold: serialize", b);
     stats("cold: drop Value", c);
     stats("cold: OcsfSink::report after those", d);
