@@ -154,6 +154,47 @@ impl Sink for Timed {
     }
 }
 
+/// A sink that does nothing but note when it was entered.
+struct Noop(Arc<Mutex<Vec<(Instant, Instant)>>>);
+
+impl Sink for Noop {
+    fn report(&mut self, _: &DriftReport) -> anyhow::Result<()> {
+        let now = Instant::now();
+        self.0.lock().unwrap().push((now, now));
+        Ok(())
+    }
+    fn notice(&mut self, _: &Notice) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// The caller's part alone: `Outputs::report` with no sink (the copy of the report kept
+/// for resyncs) and with one that does nothing (plus the queue and the wake-up).
+fn caller(n: usize, rs: &[DriftReport]) {
+    let mut o = Outputs::new();
+    let mut none = vec![];
+    for i in 0..n {
+        std::thread::sleep(Duration::from_millis(3));
+        let t = Instant::now();
+        o.report(&rs[i % rs.len()]);
+        none.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    stats("Outputs::report, no sink", none);
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    o.add("noop", Box::new(Noop(marks.clone())));
+    let (mut call, mut wake) = (vec![], vec![]);
+    for i in 0..n {
+        std::thread::sleep(Duration::from_millis(3));
+        let t = Instant::now();
+        o.report(&rs[i % rs.len()]);
+        call.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(o.flush(Duration::from_secs(5)));
+        wake.push((marks.lock().unwrap()[i].0 - t).as_secs_f64() * 1e6);
+    }
+    stats("Outputs::report, a sink doing nothing", call);
+    stats("hand-off -> that sink entered", wake);
+}
+
 fn handoff(n: usize, rs: &[DriftReport]) {
     let marks = Arc::new(Mutex::new(Vec::new()));
     let mut o = Outputs::new();
@@ -225,6 +266,7 @@ fn main() {
         "OcsfSink::report to /dev/null",
         time_each(n, &rs, |r| sink.report(r).unwrap()),
     );
+    caller(n.min(300), &rs);
     handoff(n.min(500), &rs);
     cold_steps(300, &rs);
 }
