@@ -629,4 +629,106 @@ mod tests {
         assert_ne!(a["metadata"]["uid"], b["metadata"]["uid"]);
         assert_eq!(a["finding_info"]["uid"], b["finding_info"]["uid"]);
     }
+
+    /// This test process as a running kubelet (alive, its real start time).
+    fn me() -> Subject {
+        let pid = std::process::id();
+        Subject::Running {
+            pid,
+            start_time: lifecycle::start_time(u64::from(pid)).unwrap(),
+            argv: vec!["kubelet".into()],
+            evaluated_late: false,
+        }
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The sink's lines, byte for byte, are the reference builder's with the lifecycle's
+    /// activity and the kubelet's container from /proc (as the old sink filled it).
+    #[test]
+    fn the_sink_writes_the_reference_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        let mut s = OcsfSink::open_with_state(path.to_str().unwrap(), None).unwrap();
+        let at = |c: Change, subject: Option<Subject>| {
+            let mut r = testutil::report(c);
+            if let Some(s) = subject {
+                r.finding.subject = s;
+            }
+            r
+        };
+        let seq = [
+            (at(Change::Baseline, Some(me())), 1),
+            (at(Change::DriftDetected, Some(me())), 2),
+            (at(Change::PendingDriftAppeared, None), 1),
+            (at(Change::DriftResolved, Some(me())), 2),
+            (at(Change::PendingDriftCleared, None), 2),
+            (at(Change::KubeletStopped, Some(me())), 3),
+        ];
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let container = crate::attribution::container_id(&cgroup);
+        for (r, _) in &seq {
+            s.report(r).unwrap();
+        }
+        let written = lines(&path);
+        assert_eq!(written.len(), seq.len());
+        for ((r, activity), line) in seq.iter().zip(&written) {
+            let got: Value = serde_json::from_str(line).unwrap();
+            let mut want = reference::to_ocsf(r);
+            set_activity(&mut want, *activity);
+            want["metadata"]["uid"] = got["metadata"]["uid"].clone();
+            if let Some(d) = want["resources"][0].get_mut("data")
+                && d["pid"].is_u64()
+                && d["container_id"].is_null()
+            {
+                d["container_id"] = json!(container);
+            }
+            assert_eq!(*line, serde_json::to_string(&want).unwrap());
+        }
+    }
+
+    /// A restart of the daemon: its baseline about a finding the state file holds open is
+    /// not written when nothing changed, and is an Update when something did.
+    #[test]
+    fn a_restart_baseline_through_the_sink_is_written_only_when_something_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, state) = (dir.path().join("f.json"), dir.path().join("state.json"));
+        let baseline = |status: Status| {
+            let mut r = testutil::report(Change::Baseline);
+            r.finding.subject = me();
+            r.finding.status = status;
+            r.trigger = crate::report::Trigger::internal(crate::report::TriggerOp::Baseline);
+            r
+        };
+        let sink = || OcsfSink::open_with_state(out.to_str().unwrap(), Some(state.clone()));
+        sink().unwrap().report(&baseline(Status::Pass)).unwrap();
+        assert_eq!(lines(&out).len(), 1);
+        // The state file holds the line as written.
+        let kept: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        let first: Value = serde_json::from_str(&lines(&out)[0]).unwrap();
+        assert_eq!(
+            kept["open"][first["finding_info"]["uid"].as_str().unwrap()],
+            first
+        );
+
+        let mut s = sink().unwrap();
+        s.report(&baseline(Status::Pass)).unwrap();
+        assert_eq!(lines(&out).len(), 1, "unchanged: not written again");
+        s.report(&baseline(Status::Pass)).unwrap();
+        assert_eq!(lines(&out).len(), 2, "within a run every line is written");
+
+        let mut s = sink().unwrap();
+        s.report(&baseline(Status::Fail)).unwrap();
+        let all = lines(&out);
+        assert_eq!(all.len(), 3);
+        let v: Value = serde_json::from_str(&all[2]).unwrap();
+        assert_eq!(v["activity_id"], 2);
+        assert_eq!(v["compliance"]["status"], "Fail");
+    }
 }
