@@ -16,7 +16,7 @@ use std::{
     io::Write,
     os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::SystemTime,
 };
 
@@ -37,11 +37,53 @@ pub fn default_state_path() -> Option<PathBuf> {
     dir.is_dir().then(|| dir.join(STATE_FILE))
 }
 
+/// A line the lifecycle keeps: the bytes the JSON output wrote, or a value (a line read from
+/// the state file, or given as a value). Bytes are parsed only when the line is looked into
+/// (the state file, a Close after a restart, a restart's baseline), never on the way to the
+/// output.
+pub struct Kept {
+    text: Option<Vec<u8>>,
+    value: OnceLock<Value>,
+}
+
+impl Kept {
+    /// A line as written (its newline included).
+    pub fn line(text: Vec<u8>) -> Kept {
+        Kept {
+            text: Some(text),
+            value: OnceLock::new(),
+        }
+    }
+
+    fn of_value(v: Value) -> Kept {
+        Kept {
+            text: None,
+            value: OnceLock::from(v),
+        }
+    }
+
+    /// The bytes to write, when it was made as bytes.
+    pub fn text(&self) -> Option<&[u8]> {
+        self.text.as_deref()
+    }
+
+    pub fn value(&self) -> &Value {
+        self.value.get_or_init(|| {
+            // Our own serializer's output: it parses (Null would only make it a finding
+            // of no node, Created again after a restart).
+            self.text
+                .as_deref()
+                .and_then(|t| serde_json::from_slice(t).ok())
+                .unwrap_or(Value::Null)
+        })
+    }
+}
+
 pub struct Lifecycle {
     path: Option<PathBuf>,
     /// Finding uid -> the last line written about it, for every open finding of every node.
     /// Shared, so that [`Lifecycle::snapshot`] (taken before every line) copies no line.
-    open: BTreeMap<String, Arc<Value>>,
+    open: BTreeMap<String, Arc<Kept>>,
     /// Nodes whose findings left open by an earlier run were checked.
     checked: Vec<String>,
     /// Open findings read from the state file that no line of this run was about yet: the
@@ -69,7 +111,10 @@ impl Lifecycle {
             match read_state(p) {
                 Ok(open) => {
                     l.carried = open.keys().cloned().collect();
-                    l.open = open.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+                    l.open = open
+                        .into_iter()
+                        .map(|(k, v)| (k, Arc::new(Kept::of_value(v))))
+                        .collect();
                 }
                 Err(e) => {
                     l.problem = Some(format!(
@@ -88,67 +133,96 @@ impl Lifecycle {
     /// written: the daemon's baseline about a finding an earlier run left open, with nothing
     /// changed since, is not (a restart of the daemon is no event of the finding).
     pub fn apply(&mut self, v: &mut Value, gone: bool) -> (Vec<Value>, bool) {
-        let (closes, line) = self.apply_owned(std::mem::take(v), gone);
-        match line {
-            Ok(l) => {
-                *v = Value::clone(&l);
-                (closes, true)
-            }
-            Err(back) => {
-                *v = back;
-                (closes, false)
-            }
+        let node = node_of(v).to_string();
+        let uid = v["finding_info"]["uid"].as_str().unwrap_or("").to_string();
+        let (closes, activity) = self.decide(&node, &uid, gone, |o| {
+            is_restart_baseline(v) && state_of(o) == state_of(v)
+        });
+        let Some(activity) = activity else {
+            return (closes, false);
+        };
+        set_activity(v, activity);
+        if !gone {
+            self.open.insert(uid, Arc::new(Kept::of_value(v.clone())));
         }
+        (closes, true)
     }
 
-    /// [`Lifecycle::apply`] without copying the line: `Ok` with the line to write (the same
-    /// value the lifecycle keeps as its finding's last line), `Err` with `v` back when it is
-    /// not to be written.
-    pub fn apply_owned(
+    /// [`Lifecycle::apply`] for a line made as bytes by `render(activity)` (the JSON
+    /// output's typed lines) about finding `uid` of `node`; `restart_baseline`: it is the
+    /// daemon's own baseline at its start. Returns the Close lines and the line to write
+    /// (kept, not copied, as the finding's last line), `None` when it is not to be written.
+    /// `render` is called once, or twice for a restart's baseline about a finding an earlier
+    /// run left open (its state is compared with the open one's first).
+    pub fn apply_line<E>(
         &mut self,
-        mut v: Value,
+        node: &str,
+        uid: &str,
         gone: bool,
-    ) -> (Vec<Value>, Result<Arc<Value>, Value>) {
-        let node = node_of(&v).to_string();
+        restart_baseline: bool,
+        mut render: impl FnMut(u32) -> Result<Vec<u8>, E>,
+    ) -> Result<(Vec<Value>, Option<Arc<Kept>>), E> {
+        let mut failed = None;
+        let (closes, activity) = self.decide(node, uid, gone, |o| {
+            restart_baseline
+                && match render(0) {
+                    Ok(text) => state_of(o) == state_of(Kept::line(text).value()),
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let Some(activity) = activity else {
+            return Ok((closes, None));
+        };
+        let line = Arc::new(Kept::line(render(activity)?));
+        if !gone {
+            self.open.insert(uid.to_string(), line.clone());
+        }
+        Ok((closes, Some(line)))
+    }
+
+    /// The Close lines to write before a line about finding `uid` of `node`, and that line's
+    /// activity (`None`: not to be written, when `unchanged` says an open finding an earlier
+    /// run left is as the line says).
+    fn decide(
+        &mut self,
+        node: &str,
+        uid: &str,
+        gone: bool,
+        unchanged: impl FnOnce(&Value) -> bool,
+    ) -> (Vec<Value>, Option<u32>) {
         let mut closes = Vec::new();
-        if !self.checked.contains(&node) {
-            self.checked.push(node.clone());
+        if !self.checked.iter().any(|c| c == node) {
+            self.checked.push(node.to_string());
             let stale: Vec<String> = self
                 .open
                 .iter()
-                .filter(|(_, o)| node_of(o) == node && !alive(o))
+                .filter(|(_, o)| node_of(o.value()) == node && !alive(o.value()))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in stale {
                 if let Some(o) = self.open.remove(&k) {
-                    closes.push(closed(Arc::unwrap_or_clone(o)));
+                    closes.push(closed(o.value().clone()));
                 }
             }
         }
-        let uid = v["finding_info"]["uid"].as_str().unwrap_or("").to_string();
-        if self.carried.remove(&uid)
-            && is_restart_baseline(&v)
-            && self
-                .open
-                .get(&uid)
-                .is_some_and(|o| state_of(o) == state_of(&v))
-        {
-            return (closes, Err(v));
+        if self.carried.remove(uid) && self.open.get(uid).is_some_and(|o| unchanged(o.value())) {
+            return (closes, None);
         }
         let activity = if gone {
-            self.open.remove(&uid);
+            self.open.remove(uid);
             3
-        } else if self.open.contains_key(&uid) {
+        } else if self.open.contains_key(uid) {
             2
         } else {
             1
         };
-        set_activity(&mut v, activity);
-        let line = Arc::new(v);
-        if !gone {
-            self.open.insert(uid, line.clone());
-        }
-        (closes, Ok(line))
+        (closes, Some(activity))
     }
 
     /// What [`Lifecycle::apply`] changes, to put back when the lines could not be written.
@@ -193,8 +267,8 @@ impl Lifecycle {
         all.extend(
             self.open
                 .iter()
-                .filter(|(_, v)| node_of(v) == node)
-                .map(|(k, v)| (k.clone(), Value::clone(v))),
+                .filter(|(_, v)| node_of(v.value()) == node)
+                .map(|(k, v)| (k.clone(), v.value().clone())),
         );
         let tmp = path.with_extension("tmp");
         let mut f = fs::OpenOptions::new()
@@ -210,7 +284,7 @@ impl Lifecycle {
 }
 
 /// What [`Lifecycle::snapshot`] keeps.
-pub struct Snapshot(BTreeMap<String, Arc<Value>>, Vec<String>, BTreeSet<String>);
+pub struct Snapshot(BTreeMap<String, Arc<Kept>>, Vec<String>, BTreeSet<String>);
 
 /// The line is the daemon's own baseline at its start (not a resync to an output that
 /// missed records, which restates on purpose).

@@ -21,21 +21,26 @@
 //! - Notices (lost kernel events, an output failing or recovering) are OCSF Base Events
 //!   (`class_uid` 0) on the same stream: see [`notice_to_ocsf`].
 
+mod schema;
+
+#[cfg(test)]
+mod reference;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::{
-    Sink, effective_str, join_argv,
+    Sink,
     lifecycle::{self, Lifecycle},
     line::{LineWriter, Target},
-    sentence, source_str, status_str, subject_kind,
 };
 use crate::{
-    finding::{CONTROL_TITLE, Status, Subject, has_non_utf8_path, path_text},
+    finding::{Status, Subject, path_text},
     report::{Change, DriftReport, Notice, NoticeLevel},
 };
+pub use schema::{FindingLine, NoticeLine, Parts};
 
 pub const OCSF_VERSION: &str = "1.3.0";
 pub const CLASS_UID: u32 = 2003;
@@ -125,12 +130,6 @@ pub fn event_uid() -> String {
     stable_uid(&["event", seed, &n.to_string()])
 }
 
-/// A path as JSON text: [`path_text`] (escaped bytes when not UTF-8, flagged by
-/// `unmapped.non_utf8`).
-fn lossy(p: &std::path::Path) -> String {
-    path_text(p).into_owned()
-}
-
 /// `/etc/machine-id`, read once: the device's uid when readable.
 fn machine_id() -> Option<&'static str> {
     static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
@@ -148,77 +147,26 @@ pub fn finding_uid(r: &DriftReport) -> String {
     stable_uid(&[&r.node, &r.finding.control, &r.finding.subject.identity()])
 }
 
-/// The kubelet the finding is about, as an OCSF resource.
-fn kubelet_resource(r: &DriftReport) -> Value {
-    match &r.finding.subject {
-        Subject::Running {
-            pid, start_time, ..
-        } => {
-            // The kubelet's own container is known when it is the actor (its baseline, its
-            // start); the JSON output fills it from /proc otherwise.
-            let container = r
-                .trigger
-                .actor
-                .as_ref()
-                .filter(|a| a.pid == *pid)
-                .and_then(|a| a.container_id.clone());
-            json!({
-                "type": "Kubelet Process",
-                "name": "kubelet",
-                "uid": r.finding.subject.identity(),
-                "data": {
-                    "pid": pid,
-                    "start_time": start_time,
-                    "boot_id": crate::finding::boot_id(),
-                    "container_id": container,
-                },
-            })
-        }
-        Subject::AfterRestart { unit, .. } => json!({
-            "type": "Kubelet Service",
-            "name": unit.as_deref().and_then(|u| u.file_name()).map(|n| lossy(std::path::Path::new(n))).unwrap_or_else(|| "kubelet".into()),
-            "uid": "after_restart",
-            "data": {"unit": unit.as_deref().map(lossy)},
-        }),
-        Subject::Arguments { .. } => json!({
-            "type": "Kubelet Arguments",
-            "name": "kubelet",
-            "uid": "arguments",
-        }),
-    }
-}
-
 /// The remediation of a finding; for a pass, what keeps it passing.
 pub fn remediation(r: &DriftReport) -> String {
-    let f = &r.finding;
-    if !f.remediation.is_empty() {
-        return f.remediation.clone();
-    }
-    match f.status {
-        Status::Pass => "Nothing to fix. To keep it passing: leave makeIPTablesUtilChains true or unset in the kubelet's config file and drop-ins (true is the kubelet's default), never pass --make-iptables-util-chains=false, and restart the kubelet only with a configuration that passes `kubelet-drift check`.".into(),
-        Status::Fail => "Set makeIPTablesUtilChains: true (or remove the setting and any --make-iptables-util-chains=false flag), then restart the kubelet.".into(),
-        Status::Error => "Make the kubelet's configuration readable and valid (the reason says what failed), then run `kubelet-drift check`.".into(),
-    }
+    remediation_text(r).to_string()
 }
 
-fn subject_json(s: &Subject) -> Value {
-    match s {
-        Subject::Running {
-            pid,
-            start_time,
-            argv,
-            evaluated_late,
-        } => json!({"kind": "running", "pid": pid, "start_time": start_time, "argv": argv,
-                    "cmd_line": join_argv(argv), "evaluated_late": evaluated_late}),
-        Subject::AfterRestart {
-            unit,
-            argv,
-            exec_start_from,
-        } => json!({"kind": "after_restart", "argv": argv, "cmd_line": join_argv(argv),
-                    "unit": unit.as_deref().map(lossy),
-                    "exec_start_from": exec_start_from.as_deref().map(lossy)}),
-        Subject::Arguments { argv, cwd } => json!({"kind": "arguments", "argv": argv,
-                    "cmd_line": join_argv(argv), "cwd": lossy(cwd)}),
+fn remediation_text(r: &DriftReport) -> &str {
+    let f = &r.finding;
+    if !f.remediation.is_empty() {
+        return &f.remediation;
+    }
+    match f.status {
+        Status::Pass => {
+            "Nothing to fix. To keep it passing: leave makeIPTablesUtilChains true or unset in the kubelet's config file and drop-ins (true is the kubelet's default), never pass --make-iptables-util-chains=false, and restart the kubelet only with a configuration that passes `kubelet-drift check`."
+        }
+        Status::Fail => {
+            "Set makeIPTablesUtilChains: true (or remove the setting and any --make-iptables-util-chains=false flag), then restart the kubelet."
+        }
+        Status::Error => {
+            "Make the kubelet's configuration readable and valid (the reason says what failed), then run `kubelet-drift check`."
+        }
     }
 }
 
@@ -234,221 +182,35 @@ fn trigger_non_utf8(r: &DriftReport) -> bool {
     .any(|p| matches!(path_text(p), std::borrow::Cow::Owned(_)))
 }
 
-/// `actor`, its observables and the container profile.
-fn add_actor(v: &mut Value, a: &crate::report::Actor) {
-    let mut user = json!({"uid": a.uid.to_string()});
-    if let Some(u) = &a.user {
-        user["name"] = json!(u);
-    }
-    let mut process = json!({
-        "pid": a.pid,
-        "name": a.comm,
-        "user": user,
-        "parent_process": {"pid": a.ppid},
-    });
-    let obs = v["observables"].as_array_mut().expect("an array above");
-    obs.push(json!({"name": "actor.process.name", "type_id": 9, "type": "Process Name", "value": a.comm}));
-    if let Some(u) = &a.user {
-        obs.push(json!({"name": "actor.user.name", "type_id": 4, "type": "User Name", "value": u}));
-    }
-    if let Some(exe) = &a.exe {
-        let path = lossy(exe);
-        let name = exe
-            .file_name()
-            .map(|n| lossy(std::path::Path::new(n)))
-            .unwrap_or_default();
-        obs.push(json!({"name": "actor.process.file.name", "type_id": 7, "type": "File Name", "value": name}));
-        process["file"] = json!({"path": path, "name": name, "type_id": 1});
-    }
-    if let Some(argv) = &a.argv {
-        process["cmd_line"] = json!(join_argv(argv));
-    }
-    if let Some(c) = &a.container_id {
-        // The container profile: the container the actor ran in.
-        process["container"] = json!({"uid": c});
-        v["container"] = json!({"uid": c});
-        v["metadata"]["profiles"] = json!(["host", "container"]);
-    }
-    v["actor"] = json!({"process": process, "user": user});
-    v["unmapped"]["actor"] = json!({
-        "gid": a.gid,
-        "cgroup_id": a.cgroup_id,
-        "container_id": a.container_id,
-    });
-}
-
-/// `unmapped.trigger`: the operation and its paths, absolute or null; a relative path whose
-/// directory is not known is in `path_given` / `path2_given` instead (see [`super::placed`]).
-fn trigger_json(r: &DriftReport) -> Value {
-    let (path, given) = super::placed(r.trigger.path.as_deref());
-    let (path2, given2) = super::placed(r.trigger.path2.as_deref());
-    let mut t = json!({
-        "op": r.trigger.op,
-        "path": path.map(lossy),
-        "path2": path2.map(lossy),
-    });
-    if let Some(g) = given {
-        t["path_given"] = json!(lossy(g));
-    }
-    if let Some(g) = given2 {
-        t["path2_given"] = json!(lossy(g));
-    }
-    t
-}
-
 /// The OCSF object for a report, with the activity it has seen alone ([`activity_id`]).
+/// The JSON output writes the same line from its typed form ([`FindingLine`]) directly.
 pub fn to_ocsf(r: &DriftReport) -> Value {
-    let f = &r.finding;
-    let activity = activity_id(r.change);
-    let time_ms = r
-        .time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let (severity_id, severity) = match f.status {
-        Status::Pass => (1, "Informational"),
-        Status::Fail => (4, "High"),
-        Status::Error => (3, "Medium"),
-    };
-    let (status_id, status) = match (r.change, f.status) {
-        (Change::KubeletStopped, _) => (99, "Closed"),
-        (_, Status::Pass) => (4, "Resolved"),
-        _ => (1, "New"),
-    };
-    let (c_status_id, c_status) = match f.status {
-        Status::Pass => (1, "Pass"),
-        Status::Fail => (3, "Fail"),
-        Status::Error => (99, "Error"),
-    };
-    let finding_uid = finding_uid(r);
-
-    let subject = subject_json(&f.subject);
-    debug_assert_eq!(subject["kind"], subject_kind(&f.subject));
-
-    let mut device = json!({
-        "hostname": r.node,
-        "name": r.node,
-        "type_id": 1,
-        "type": "Server",
-    });
-    if let Some(id) = machine_id() {
-        device["uid"] = json!(id);
-    }
-    let title = format!("CIS {} {}", f.control, CONTROL_TITLE);
-    let mut v = json!({
-        "class_uid": CLASS_UID,
-        "class_name": "Compliance Finding",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "time": time_ms,
-        "timezone_offset": 0,
-        "severity_id": severity_id,
-        "severity": severity,
-        "status_id": status_id,
-        "status": status,
-        "message": sentence(r),
-        "metadata": {
-            "version": OCSF_VERSION,
-            "uid": event_uid(),
-            "profiles": ["host"],
-            "product": {
-                "name": "kubelet-drift",
-                "vendor_name": VENDOR_NAME,
-                "version": env!("CARGO_PKG_VERSION"),
-            },
-        },
-        "finding_info": {
-            "uid": finding_uid,
-            "title": title,
-            "desc": f.reason,
-            "types": ["CIS Kubernetes Benchmark", "Configuration Drift"],
-            "analytic": {
-                "uid": f.control,
-                "name": title,
-                "type_id": 1,
-                "type": "Rule",
-            },
-        },
-        "compliance": {
-            "control": f.control,
-            "standards": [r.benchmark.standard()],
-            "requirements": [title],
-            "status_id": c_status_id,
-            "status": c_status,
-            "status_detail": f.reason,
-        },
-        "device": device,
-        "resources": [kubelet_resource(r)],
-        "remediation": { "desc": remediation(r) },
-        "observables": [
-            {"name": "device.hostname", "type_id": 1, "type": "Hostname", "value": r.node},
-        ],
-        "unmapped": {
-            "change": r.change.as_str(),
-            "previous_status": r.previous.map(status_str),
-            "subject": subject,
-            "source": source_str(&f.source),
-            "effective": effective_str(f.effective),
-            "reason": f.reason,
-            "benchmark": r.benchmark.standard(),
-            "trigger": trigger_json(r),
-        },
-    });
-    set_activity(&mut v, activity);
-    if let Some(d) = &r.distribution {
-        v["unmapped"]["distribution"] = json!({"id": d.distribution.id(), "name": d.distribution.name(), "evidence": d.evidence});
-    }
-
-    if has_non_utf8_path(f) || trigger_non_utf8(r) {
-        v["unmapped"]["non_utf8"] = json!(true);
-    }
-    if let Some(a) = &r.trigger.actor {
-        add_actor(&mut v, a);
-    }
-    v
+    let uid = finding_uid(r);
+    let parts = Parts::new(r, activity_id(r.change), &uid, None);
+    // Plain structs of strings, numbers and sequences: nothing in them can fail.
+    serde_json::to_value(FindingLine::new(r, &parts)).expect("a finding line is plain JSON")
 }
 
 /// OCSF's Base Event (class_uid 0, category 0 "Uncategorized") for notices: they are not
 /// findings, but a JSON-only deployment must learn that events or records were lost.
 pub fn notice_to_ocsf(n: &Notice, node: Option<&str>, time: std::time::SystemTime) -> Value {
-    let time_ms = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let (severity_id, severity, level) = match n.level {
-        NoticeLevel::Info => (1, "Informational", "info"),
-        NoticeLevel::Warning => (3, "Medium", "warning"),
-        NoticeLevel::Error => (4, "High", "error"),
-    };
-    let mut v = json!({
-        "class_uid": 0,
-        "class_name": "Base Event",
-        "category_uid": 0,
-        "category_name": "Uncategorized",
-        "activity_id": 99,
-        "activity_name": "Notice",
-        "type_uid": 99,
-        "type_name": "Base Event: Other",
-        "time": time_ms,
-        "severity_id": severity_id,
-        "severity": severity,
-        "message": n.message,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "uid": event_uid(),
-            "product": {
-                "name": "kubelet-drift",
-                "vendor_name": VENDOR_NAME,
-                "version": env!("CARGO_PKG_VERSION"),
-            },
-        },
-        "unmapped": { "notice_level": level },
-    });
-    if let Some(node) = node {
-        v["device"] = json!({"hostname": node, "name": node, "type_id": 1, "type": "Server"});
-    }
-    v
+    let uid = event_uid();
+    serde_json::to_value(NoticeLine::new(n, node, time, &uid)).expect("a notice line is plain JSON")
 }
+
+/// A finding line is 3-6 KiB: one allocation, not a doubling from 128 bytes.
+const LINE_CAPACITY: usize = 8192;
+
+/// `v` as one line of JSON text, newline included.
+fn line_of(v: &impl serde::Serialize) -> serde_json::Result<Vec<u8>> {
+    let mut line = Vec::with_capacity(LINE_CAPACITY);
+    serde_json::to_writer(&mut line, v)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// How many kubelet processes' containers the JSON output remembers.
+const CONTAINERS_KEPT: usize = 16;
 
 pub struct OcsfSink {
     out: LineWriter,
@@ -457,6 +219,9 @@ pub struct OcsfSink {
     node: Option<String>,
     /// The last state-file problem told on this stream (each is told once).
     told_state: Option<String>,
+    /// Running kubelets' containers read from /proc, by (pid, start time): a process keeps
+    /// its container, and the read is the sink's only file access for a line.
+    containers: Vec<((u32, u64), Option<String>)>,
 }
 
 impl OcsfSink {
@@ -485,30 +250,63 @@ impl OcsfSink {
                 lifecycle: Lifecycle::new(state),
                 node: None,
                 told_state: None,
+                containers: Vec::new(),
             }),
         }
     }
 
     fn write(&mut self, v: &Value) -> anyhow::Result<()> {
-        // A finding's line is 3-6 KiB: one allocation, not a doubling from 128 bytes.
-        let mut line = Vec::with_capacity(8192);
-        serde_json::to_writer(&mut line, v)?;
-        line.push(b'\n');
-        self.out.write_line(&line)?;
+        self.out.write_line(&line_of(v)?)?;
         Ok(())
+    }
+
+    /// The running kubelet's container, from its cgroup, when the report does not name it
+    /// (it does when the kubelet is its actor). Read once per kubelet process; its last line
+    /// (`kubelet_stopped`) reads it again, as it is then, and forgets it.
+    fn kubelet_container(&mut self, r: &DriftReport) -> Option<String> {
+        let Subject::Running {
+            pid, start_time, ..
+        } = r.finding.subject
+        else {
+            return None;
+        };
+        let key = (pid, start_time);
+        let kept = self.containers.iter().position(|(k, _)| *k == key);
+        let named = r
+            .trigger
+            .actor
+            .as_ref()
+            .is_some_and(|a| a.pid == pid && a.container_id.is_some());
+        if r.change == Change::KubeletStopped {
+            if let Some(i) = kept {
+                self.containers.swap_remove(i);
+            }
+            return if named {
+                None
+            } else {
+                read_container(pid).flatten()
+            };
+        }
+        if named {
+            return None;
+        }
+        if let Some(i) = kept {
+            return self.containers[i].1.clone();
+        }
+        // Not kept when unreadable: read again with the next line.
+        let c = read_container(pid)?;
+        if self.containers.len() >= CONTAINERS_KEPT {
+            self.containers.remove(0);
+        }
+        self.containers.push((key, c.clone()));
+        c
     }
 }
 
-/// The running kubelet's container, from its cgroup, when the report did not name it.
-fn fill_container(v: &mut Value) {
-    let d = &mut v["resources"][0]["data"];
-    if d["container_id"].is_null()
-        && let Some(pid) = d["pid"].as_u64()
-        && let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        && let Some(id) = crate::attribution::container_id(&cg)
-    {
-        d["container_id"] = json!(id);
-    }
+/// The container in `/proc/<pid>/cgroup`; `None` when the file cannot be read.
+fn read_container(pid: u32) -> Option<Option<String>> {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    Some(crate::attribution::container_id(&cg))
 }
 
 impl Sink for OcsfSink {
@@ -516,17 +314,32 @@ impl Sink for OcsfSink {
         if self.node.as_deref() != Some(&r.node) {
             self.node = Some(r.node.clone());
         }
-        let mut v = to_ocsf(r);
-        fill_container(&mut v);
+        let uid = finding_uid(r);
+        let container = self.kubelet_container(r);
+        let restart_baseline = r.change == Change::Baseline && r.trigger.op.as_str() == "baseline";
         // Shares the lines it keeps: no copy (nor the old line's drop) before the write.
         let before = self.lifecycle.snapshot();
-        let (closes, line) = self
-            .lifecycle
-            .apply_owned(v, r.change == Change::KubeletStopped);
-        let written = closes
-            .iter()
-            .chain(line.as_deref().ok())
-            .try_for_each(|l| self.write(l));
+        let applied = self.lifecycle.apply_line(
+            &r.node,
+            &uid,
+            r.change == Change::KubeletStopped,
+            restart_baseline,
+            |activity| {
+                line_of(&FindingLine::new(
+                    r,
+                    &Parts::new(r, activity, &uid, container.as_deref()),
+                ))
+            },
+        );
+        let written = applied
+            .map_err(anyhow::Error::from)
+            .and_then(|(closes, line)| {
+                closes.iter().try_for_each(|l| self.write(l))?;
+                match line.as_deref().and_then(lifecycle::Kept::text) {
+                    Some(text) => Ok(self.out.write_line(text)?),
+                    None => Ok(()),
+                }
+            });
         match written {
             Ok(()) => self.lifecycle.save(&r.node),
             // Not written: the next line about it is still its Create (or its Close).
@@ -546,8 +359,10 @@ impl Sink for OcsfSink {
     }
 
     fn notice(&mut self, n: &Notice) -> anyhow::Result<()> {
-        let v = notice_to_ocsf(n, self.node.as_deref(), std::time::SystemTime::now());
-        self.write(&v)
+        let uid = event_uid();
+        let line = NoticeLine::new(n, self.node.as_deref(), std::time::SystemTime::now(), &uid);
+        self.out.write_line(&line_of(&line)?)?;
+        Ok(())
     }
 
     fn reopen(&mut self) {
@@ -813,5 +628,107 @@ mod tests {
         let b = to_ocsf(&r);
         assert_ne!(a["metadata"]["uid"], b["metadata"]["uid"]);
         assert_eq!(a["finding_info"]["uid"], b["finding_info"]["uid"]);
+    }
+
+    /// This test process as a running kubelet (alive, its real start time).
+    fn me() -> Subject {
+        let pid = std::process::id();
+        Subject::Running {
+            pid,
+            start_time: lifecycle::start_time(u64::from(pid)).unwrap(),
+            argv: vec!["kubelet".into()],
+            evaluated_late: false,
+        }
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The sink's lines, byte for byte, are the reference builder's with the lifecycle's
+    /// activity and the kubelet's container from /proc (as the old sink filled it).
+    #[test]
+    fn the_sink_writes_the_reference_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        let mut s = OcsfSink::open_with_state(path.to_str().unwrap(), None).unwrap();
+        let at = |c: Change, subject: Option<Subject>| {
+            let mut r = testutil::report(c);
+            if let Some(s) = subject {
+                r.finding.subject = s;
+            }
+            r
+        };
+        let seq = [
+            (at(Change::Baseline, Some(me())), 1),
+            (at(Change::DriftDetected, Some(me())), 2),
+            (at(Change::PendingDriftAppeared, None), 1),
+            (at(Change::DriftResolved, Some(me())), 2),
+            (at(Change::PendingDriftCleared, None), 2),
+            (at(Change::KubeletStopped, Some(me())), 3),
+        ];
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let container = crate::attribution::container_id(&cgroup);
+        for (r, _) in &seq {
+            s.report(r).unwrap();
+        }
+        let written = lines(&path);
+        assert_eq!(written.len(), seq.len());
+        for ((r, activity), line) in seq.iter().zip(&written) {
+            let got: Value = serde_json::from_str(line).unwrap();
+            let mut want = reference::to_ocsf(r);
+            set_activity(&mut want, *activity);
+            want["metadata"]["uid"] = got["metadata"]["uid"].clone();
+            if let Some(d) = want["resources"][0].get_mut("data")
+                && d["pid"].is_u64()
+                && d["container_id"].is_null()
+            {
+                d["container_id"] = json!(container);
+            }
+            assert_eq!(*line, serde_json::to_string(&want).unwrap());
+        }
+    }
+
+    /// A restart of the daemon: its baseline about a finding the state file holds open is
+    /// not written when nothing changed, and is an Update when something did.
+    #[test]
+    fn a_restart_baseline_through_the_sink_is_written_only_when_something_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, state) = (dir.path().join("f.json"), dir.path().join("state.json"));
+        let baseline = |status: Status| {
+            let mut r = testutil::report(Change::Baseline);
+            r.finding.subject = me();
+            r.finding.status = status;
+            r.trigger = crate::report::Trigger::internal(crate::report::TriggerOp::Baseline);
+            r
+        };
+        let sink = || OcsfSink::open_with_state(out.to_str().unwrap(), Some(state.clone()));
+        sink().unwrap().report(&baseline(Status::Pass)).unwrap();
+        assert_eq!(lines(&out).len(), 1);
+        // The state file holds the line as written.
+        let kept: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        let first: Value = serde_json::from_str(&lines(&out)[0]).unwrap();
+        assert_eq!(
+            kept["open"][first["finding_info"]["uid"].as_str().unwrap()],
+            first
+        );
+
+        let mut s = sink().unwrap();
+        s.report(&baseline(Status::Pass)).unwrap();
+        assert_eq!(lines(&out).len(), 1, "unchanged: not written again");
+        s.report(&baseline(Status::Pass)).unwrap();
+        assert_eq!(lines(&out).len(), 2, "within a run every line is written");
+
+        let mut s = sink().unwrap();
+        s.report(&baseline(Status::Fail)).unwrap();
+        let all = lines(&out);
+        assert_eq!(all.len(), 3);
+        let v: Value = serde_json::from_str(&all[2]).unwrap();
+        assert_eq!(v["activity_id"], 2);
+        assert_eq!(v["compliance"]["status"], "Fail");
     }
 }
