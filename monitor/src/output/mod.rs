@@ -44,6 +44,9 @@ pub trait Sink: Send {
     fn notice(&mut self, n: &Notice) -> anyhow::Result<()>;
     /// Opens its file again with the next record (SIGHUP, after a log rotation).
     fn reopen(&mut self) {}
+    /// Its queue is empty: work put off while lines were waiting can be done now (the OCSF
+    /// sink's state file, whose fsync would otherwise hold back the next line).
+    fn idle(&mut self) {}
 }
 
 /// Records a sink's queue holds before further ones are dropped (and counted).
@@ -385,7 +388,10 @@ fn writer(hub: &Hub, slot: &Slot, mut sink: Box<dyn Sink>) {
             Duration::MAX
         };
         match slot.queue.pop(wait) {
-            Pop::Closed => return,
+            Pop::Closed => {
+                sink.idle();
+                return;
+            }
             Pop::Empty => {
                 if slot.failing.load(Ordering::SeqCst) {
                     recover(hub, slot, sink.as_mut(), &mut lost);
@@ -411,6 +417,9 @@ fn writer(hub: &Hub, slot: &Slot, mut sink: Box<dyn Sink>) {
                         }
                         hub.fail(slot, &format!("{e:#}"));
                     }
+                }
+                if slot.queue.is_empty() {
+                    sink.idle();
                 }
                 slot.queue.idle();
             }
