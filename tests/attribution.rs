@@ -16,14 +16,17 @@ fn every_drift_report_names_its_own_sed_among_bystanders() {
     std::fs::write(scratch.path().join("config.yaml"), "a: 1\n").unwrap();
     // Bystanders, busy (a write every millisecond or so each, on a 2-core machine shared
     // with the rest of the suite): /dev/null, a same-named config.yaml (written, sed -i'd,
-    // renamed), unrelated .conf files. Their paths are absolute: a short-lived process's
-    // relative path can only be matched by its name (see the README's known gaps), and with
-    // the kernel's current filter such noise keeps the daemon evaluating.
+    // renamed), unrelated .conf files, and short-lived processes giving relative names of
+    // inputs and of their directories (`rmdir kubelet`, `mv config.yaml ...` in another
+    // directory), gone before the daemon can read their cwd: the kernel's record of the
+    // directory they were given against places them elsewhere.
     let _noise: Vec<KillOnDrop> = [
         "while :; do echo x > /dev/null; echo y > /dev/null; sleep 0.001; done",
         "while :; do printf 'a: 1\\n' > \"$PWD/config.yaml\"; sed -i s/1/2/ \"$PWD/config.yaml\"; \
          cp \"$PWD/config.yaml\" \"$PWD/c.tmp\"; mv \"$PWD/c.tmp\" \"$PWD/config.yaml\"; sleep 0.001; done",
         "while :; do printf 'x=1\\n' > \"$PWD/some-app.conf\"; printf y >> \"$PWD/other.conf\"; sleep 0.001; done",
+        "mkdir -p rel && cd rel && while :; do mkdir kubelet; rmdir kubelet; : > config.yaml; \
+         mv config.yaml kubelet.conf; rm kubelet.conf; sleep 0.001; done",
     ]
     .iter()
     .map(|s| KillOnDrop(sh(scratch.path(), s).spawn().unwrap()))

@@ -353,6 +353,20 @@ fn io_uring_rename_over_the_config() {
     let exe = uring_exe();
     let new = node.path("var/lib/kubelet/.staged");
     fs::write(&new, false_text()).unwrap();
+    // A bystander removing directories named like one on the config's path, by a relative
+    // name, from processes gone at once (as a test's temporary node being removed does):
+    // the kernel's record of the directory they were given against places them elsewhere,
+    // so the io_uring rename (whose own record carries no file) is never named for them.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let _bystander = kubelet_drift_tests::KillOnDrop(
+        kubelet_drift_tests::sh(
+            elsewhere.path(),
+            "while :; do mkdir kubelet; rmdir kubelet; sleep 0.001; done",
+        )
+        .spawn()
+        .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(100));
     caught("uringmv", &node, |n| {
         run(Command::new(exe).arg("rename").arg(&new).arg(n.config()))
     });

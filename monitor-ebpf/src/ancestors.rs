@@ -18,7 +18,7 @@ use monitor_common::{
 
 use crate::{
     ANCESTOR_NAMES, BLIND_STASH, EVENTS,
-    util::{arg, count, fill_actor, header, lost, ret, scratch},
+    util::{arg, count, dir_inode, fill_actor, header, lost, ret, scratch},
 };
 
 const AT_FDCWD: i32 = -100;
@@ -144,6 +144,22 @@ fn ancestor_op(
         -1
     };
     ev.sys_flags = if flags != NONE { arg(ctx, flags) } else { 0 };
+    // Where a relative name was given (as in `path_ops`): without it, a directory of the
+    // same name removed or renamed anywhere by a process gone before userspace could read
+    // its cwd or dirfd could only be taken on its name, and its process named for a change
+    // it did not make.
+    if ev.path_len > 0 && ev.path[0] != b'/' {
+        if let Some(d) = dir_inode(ev.dirfd as i64) {
+            ev.base_dev = d.dev;
+            ev.base_ino = d.ino;
+        }
+    }
+    if p2 != NONE && ev.path2_len > 0 && ev.path2[0] != b'/' {
+        if let Some(d) = dir_inode(ev.dirfd2 as i64) {
+            ev.base2_dev = d.dev;
+            ev.base2_ino = d.ino;
+        }
+    }
     stash(ev);
 }
 

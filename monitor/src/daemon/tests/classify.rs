@@ -138,6 +138,21 @@ fn a_gone_process_s_relative_path_is_placed_by_the_directory_the_kernel_saw() {
     let mut f = file(1, "x", FileOp::Unlink, "config.yaml");
     f.base = key(r.dir.path());
     assert!(facts(&r, &p, &s, rec(f)).is_empty(), "placed elsewhere");
+    // A directory on the config's path given by its name (`rmdir kubelet`, which the
+    // kernel's ancestor programs report): placed in var/lib, dropped in any other directory.
+    let mut f = file(1, "x", FileOp::Unlink, "kubelet");
+    f.base = key(config.parent().unwrap().parent().unwrap());
+    let got = facts(&r, &p, &s, rec(f));
+    assert!(
+        matches!(&got[..], [Fact::Change(t)] if !t.guessed && t.path.as_deref() == config.parent()),
+        "{got:?}"
+    );
+    let mut f = file(1, "x", FileOp::Unlink, "kubelet");
+    f.base = key(r.dir.path());
+    assert!(
+        facts(&r, &p, &s, rec(f)).is_empty(),
+        "a kubelet directory elsewhere"
+    );
     // sed -i: its temporary file renamed over the config, both given against its cwd.
     let mut f = file(1, "sed", FileOp::Rename, "./sedAb12");
     f.path2 = Some("config.yaml".into());
