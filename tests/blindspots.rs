@@ -22,11 +22,12 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(2);
 
-/// One blind-spot test at a time: each starts a daemon of its own, and another test's node
-/// root being removed (`remove_dir_all` unlinks a file named `kubelet` through a directory fd
-/// that is closed before it can be resolved) would be a same-named bystander at the very
-/// moment of this test's unrecorded change — the known naming gap the README lists, not what
-/// these tests are about. The guard is taken before the node is made, so it outlives it.
+/// One blind-spot test at a time: each starts a daemon of its own, and each test's change
+/// should be the only one its daemon sees. (Another test's node root being removed —
+/// `remove_dir_all` unlinks a `kubelet` through a directory fd closed before it can be
+/// resolved — is placed elsewhere by the directory the kernel recorded: the io_uring rename
+/// test runs beside such a bystander on purpose.) The guard is taken before the node is
+/// made, so it outlives it.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
