@@ -2,11 +2,13 @@
 //! daemon's re-evaluation that reads the node (unit search, drop-ins, environment files, the
 //! config file), without the daemon's own attribution and watch-set work.
 //!
-//! `cargo run --release -p kubelet-drift --example evaluation_cost [ITERATIONS] [--daemon]`
+//! `cargo run --release -p kubelet-drift --example evaluation_cost [ITERATIONS] [--daemon] [--gap-ms N]`
 //! (`--daemon`: what the daemon evaluates, `kubelet.service` with the assembly kept and the
 //! distribution detected once, as the daemon keeps it; then what naming a change reads
 //! (`daemon::naming::Read::of`) after a rename made the daemon forget it. Without it, what
-//! `check` evaluates: distribution detection first, nothing kept)
+//! `check` evaluates: distribution detection first, nothing kept. `--gap-ms N`: a pause of N ms
+//! before each edit, as between a node's edits: the caches are then as cold as the daemon's,
+//! whose debug log times an evaluation that follows tens of ms of sleep)
 //!
 //! A kubeadm-style node in a temporary directory (the upstream unit, a drop-in that reads an
 //! env file, config.yaml); each iteration rewrites config.yaml (O_TRUNC, true/false in turn),
@@ -62,6 +64,12 @@ fn main() {
     // `--daemon`: what the daemon calls (the unit named in its settings, no distribution
     // detection); without it, what `check` calls.
     let daemon = std::env::args().any(|a| a == "--daemon");
+    let args: Vec<String> = std::env::args().collect();
+    let gap = args
+        .iter()
+        .position(|a| a == "--gap-ms")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .map(std::time::Duration::from_millis);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(root, "/lib/systemd/system/kubelet.service", UNIT);
@@ -91,6 +99,9 @@ fn main() {
     let mut last = None;
     for i in 0..n {
         let value = i % 2 == 1;
+        if let Some(g) = gap {
+            std::thread::sleep(g);
+        }
         write(root, "/var/lib/kubelet/config.yaml", &config(value));
         let (t, c) = (Instant::now(), cpu_now());
         let f = if daemon {

@@ -66,6 +66,8 @@ pub struct Core {
     /// The evaluation's inputs when the watch set was last built: rebuilt when they change
     /// or a path operation may have changed what exists.
     pub(super) watched_inputs: Vec<PathBuf>,
+    /// The usual locations in the root, made once (see `super::watching`).
+    pub(super) rooted: super::watching::Rooted,
     /// The watch set by watched path, each part read again only when a record may have
     /// changed it (see `crate::watched::parts`).
     pub(super) parts: crate::watched::parts::Parts,
@@ -113,6 +115,7 @@ impl Core {
             watch: WatchSet::new(),
             proc,
             watched_inputs: Vec::new(),
+            rooted: Default::default(),
             parts: Default::default(),
             named_upto: 0,
             blind: Default::default(),

@@ -111,9 +111,7 @@ impl Core {
                 self.emit(tr, named);
             }
             // The evaluation named other inputs: watch them, then read again.
-            if self.current_inputs() == self.watched_inputs
-                || !self.refresh_watch_for(kernel, &Dirty::Nothing)?
-            {
+            if self.inputs_unchanged() || !self.refresh_watch_for(kernel, &Dirty::Nothing)? {
                 break;
             }
         }

@@ -61,16 +61,7 @@ impl ProcView for LiveProc {
     }
 
     fn other_fd_on(&self, tgid: u32, closed: i32, dev: u32, ino: u64) -> Option<i32> {
-        let want = monitor_common::InodeKey { dev, _pad: 0, ino };
-        std::fs::read_dir(format!("/proc/{tgid}/fd"))
-            .ok()?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|fd| *fd != closed)
-            .find(|fd| {
-                std::fs::metadata(format!("/proc/{tgid}/fd/{fd}"))
-                    .is_ok_and(|m| crate::probes::inode_key(&m) == want)
-            })
+        fd_on(tgid, closed, monitor_common::InodeKey { dev, _pad: 0, ino })
     }
 
     fn fd_stamp(&self, tgid: u32, fd: i32) -> Option<FdStamp> {
@@ -109,6 +100,58 @@ impl ProcView for LiveProc {
         let dir = std::fs::canonicalize(path.parent()?).ok()?;
         let real = dir.join(path.file_name()?);
         (real != path).then_some(real)
+    }
+}
+
+/// An fd of process `tgid` other than `closed` open on the file `want`, by a scan of
+/// `/proc/<tgid>/fd` at the close of every write in flight (a shell's `> file` dup2s its fd
+/// to 1 and closes the original before writing). Each fd is stat'ed relative to the listed
+/// directory (`fstatat` follows its link to the file), not through its full path: a path
+/// lookup of `/proc/<tgid>/fd/<n>` walked /proc and the pid's directory again for each fd.
+fn fd_on(tgid: u32, closed: i32, want: monitor_common::InodeKey) -> Option<i32> {
+    let path = std::ffi::CString::new(format!("/proc/{tgid}/fd")).ok()?;
+    // SAFETY: a NUL-terminated path; the stream is closed by the guard below.
+    let dir = unsafe { libc::opendir(path.as_ptr()) };
+    if dir.is_null() {
+        return None;
+    }
+    struct Close(*mut libc::DIR);
+    impl Drop for Close {
+        fn drop(&mut self) {
+            // SAFETY: opened above, closed once.
+            unsafe { libc::closedir(self.0) };
+        }
+    }
+    let dir = Close(dir);
+    // SAFETY: a valid open stream.
+    let dfd = unsafe { libc::dirfd(dir.0) };
+    loop {
+        // SAFETY: a valid open stream; the entry lives until the next readdir on it.
+        let e = unsafe { libc::readdir64(dir.0) };
+        if e.is_null() {
+            return None;
+        }
+        // SAFETY: d_name is NUL-terminated within the entry readdir returned.
+        let name = unsafe { std::ffi::CStr::from_ptr((*e).d_name.as_ptr()) };
+        let Some(fd) = std::str::from_utf8(name.to_bytes())
+            .ok()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue; // "." and ".."
+        };
+        if fd == closed {
+            continue;
+        }
+        // SAFETY: zeroed is a valid `stat64`, which fstatat writes.
+        let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid directory fd, a NUL-terminated name, a buffer of the right type.
+        if unsafe { libc::fstatat64(dfd, name.as_ptr(), &mut st, 0) } != 0 {
+            continue; // closed meanwhile
+        }
+        let (major, minor) = (libc::major(st.st_dev), libc::minor(st.st_dev));
+        if (major << 20) | minor == want.dev && st.st_ino == want.ino {
+            return Some(fd);
+        }
     }
 }
 
@@ -173,6 +216,48 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+
+    /// Another fd on the same file is found, whether a dup (one open file) or a second open;
+    /// the closed fd itself, fds on other files and a gone process are not.
+    #[test]
+    fn other_fds_on_a_file() {
+        use std::os::fd::AsRawFd;
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        let key = |p: &Path| {
+            let k = crate::probes::inode_key_of(p).unwrap();
+            (k.dev, k.ino)
+        };
+        let me = std::process::id();
+        let f = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
+        let _other = std::fs::File::open(&b).unwrap();
+        let fd = f.as_raw_fd();
+        let (dev, ino) = key(&a);
+        assert_eq!(LiveProc.other_fd_on(me, fd, dev, ino), None, "only itself");
+        let dup = f.try_clone().unwrap();
+        assert_eq!(
+            LiveProc.other_fd_on(me, fd, dev, ino),
+            Some(dup.as_raw_fd()),
+            "a dup"
+        );
+        drop(dup);
+        let again = std::fs::File::open(&a).unwrap();
+        assert_eq!(
+            LiveProc.other_fd_on(me, fd, dev, ino),
+            Some(again.as_raw_fd()),
+            "another open"
+        );
+        drop(again);
+        assert_ne!(key(&b), (dev, ino));
+        assert_eq!(LiveProc.other_fd_on(me, fd, dev, ino), None);
+        assert_eq!(
+            LiveProc.other_fd_on(u32::MAX, fd, dev, ino),
+            None,
+            "no process"
+        );
+    }
 
     /// The resolver says what realpath(3) says, for files, symlinks to files and to
     /// directories, symlinked directories, dangling and looping links, missing names, and a

@@ -2,7 +2,8 @@
 //! evaluations, checked against every `lstat` its reading made) against a fresh one, after
 //! each kind of change a node's files see: a config edit, a same-size rewrite with its mtime
 //! set back, a new and a removed drop-in, a symlink retargeted, the unit and an environment
-//! file changed. Each change is evaluated at once (inside the settle window, where nothing
+//! file changed, the environment file removed and written anew, entries added and removed
+//! beside the names the unit looks for. Each change is evaluated at once (inside the settle window, where nothing
 //! may be kept) and again once it settled (twice: the second from what the first kept), and
 //! every result must equal what a root that keeps nothing says. Random sequences of the same
 //! changes follow, as a property. The verdict each change leads to is checked too, so a test
@@ -172,6 +173,13 @@ enum Change {
     /// The unit rewritten with the same size and mtime (its description): the verdict stays,
     /// the unit must be assembled again.
     UnitTouched,
+    /// The environment file removed (a name the unit looks for goes missing).
+    EnvRemoved,
+    /// The environment file written anew (a missing name appears).
+    EnvPut(Option<bool>),
+    /// Unrelated entries added (or removed) beside the names the unit looks for, in the
+    /// directories only walked through: their keys change, nothing read does.
+    Beside,
 }
 
 impl Change {
@@ -208,6 +216,20 @@ impl Change {
                     text.replace("Description=kubeleT\n", "Description=kubelet\n")
                 };
                 n.same_size_same_mtime(p, &other);
+            }
+            Change::EnvRemoved => {
+                let _ = fs::remove_file(n.path("var/lib/kubelet/kubeadm-flags.env"));
+            }
+            Change::EnvPut(v) => n.put("var/lib/kubelet/kubeadm-flags.env", &env_file(v)),
+            Change::Beside => {
+                for p in [
+                    "var/lib/kubelet/pod-state",
+                    "etc/systemd/system/other.service",
+                ] {
+                    if fs::remove_file(n.path(p)).is_err() {
+                        n.put(p, "x\n");
+                    }
+                }
             }
         }
     }
@@ -268,6 +290,15 @@ fn a_kept_evaluation_equals_a_fresh_one_after_each_kind_of_change() {
         (Change::UnitTouched, Status::Pass),
         (Change::ConfigFalse, Status::Pass),
         (Change::EnvSameSize(None), Status::Fail),
+        (Change::EnvRemoved, Status::Fail),
+        (Change::Beside, Status::Fail),
+        (Change::EnvPut(Some(true)), Status::Pass),
+        (Change::EnvRemoved, Status::Fail),
+        (Change::Beside, Status::Fail),
+        (Change::ConfigTrue, Status::Pass),
+        (Change::EnvPut(Some(false)), Status::Fail),
+        (Change::Beside, Status::Fail),
+        (Change::EnvRemoved, Status::Pass),
     ];
     for (change, want) in table {
         change.apply(&n);
@@ -316,6 +347,9 @@ fn change() -> impl Strategy<Value = Change> {
         Just(Change::LinkRemoved),
         any::<Option<bool>>().prop_map(Change::EnvSameSize),
         Just(Change::UnitTouched),
+        Just(Change::EnvRemoved),
+        any::<Option<bool>>().prop_map(Change::EnvPut),
+        Just(Change::Beside),
     ]
 }
 
@@ -334,6 +368,12 @@ proptest! {
             if matches!(c, Change::ConfigSameSize(_))
                 && fs::metadata(n.path("var/lib/kubelet/config.yaml")).unwrap().len()
                     != config("false").len() as u64
+            {
+                continue;
+            }
+            // A same-size rewrite needs the file there.
+            if matches!(c, Change::EnvSameSize(_))
+                && !n.path("var/lib/kubelet/kubeadm-flags.env").exists()
             {
                 continue;
             }

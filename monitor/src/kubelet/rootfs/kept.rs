@@ -13,7 +13,9 @@
 //! - a write through an fd (`write`, `truncate`, `copy_file_range`, io_uring, ...) sets the
 //!   file's mtime and ctime, which user space cannot set back (ctime);
 //! - a name looked for and missing is covered by its directory's key when that directory was
-//!   listed; it is re-checked on its own otherwise;
+//!   listed, or only walked through while its whole key is the one it had (settled) when the
+//!   result was kept; it is re-checked on its own otherwise (a walked directory whose entries
+//!   changed beside it);
 //! - a result is kept only when every inode it depends on last changed more than
 //!   [`fscache::SETTLE`] before the computation started, so a change in the same tick of a
 //!   coarse clock still gets a later ctime.
@@ -38,7 +40,18 @@ use super::RootFs;
 use crate::kubelet::fscache::StatKey;
 
 /// What an `lstat` gave: the inode's key, or an errno.
-type Check = (PathBuf, Result<Seen, i32>);
+#[derive(Debug)]
+struct Check {
+    path: PathBuf,
+    seen: Result<Seen, i32>,
+    /// A walked directory's whole key, when it had settled: while it is the same, no entry
+    /// of the directory was added, removed or renamed.
+    dir_key: Option<StatKey>,
+    /// A missing name's directory, when that is a walked directory with a `dir_key` (its
+    /// index among the checks, which come parents first): while the directory's key is the
+    /// same, the name is still missing and needs no `lstat` of its own.
+    covered_by: Option<usize>,
+}
 
 /// What a check compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +81,9 @@ impl Seen {
 }
 
 struct Entry {
-    checks: Vec<Check>,
+    /// Shared with each use: the checks are made on every evaluation, outside the lock, and
+    /// copying their paths each time was a tenth of a config edit's evaluation.
+    checks: Arc<[Check]>,
     value: Arc<dyn Any + Send + Sync>,
 }
 
@@ -129,9 +144,14 @@ impl RootFs {
             let e = g.entries.get(key)?;
             (e.checks.clone(), e.value.clone())
         };
-        for (path, want) in &checks {
-            let got = self.lstat(path);
-            let same = match (&got, want) {
+        // Which walked directories still have their whole key (see `Check::covered_by`).
+        let mut unchanged = vec![false; checks.len()];
+        for (i, c) in checks.iter().enumerate() {
+            if c.covered_by.is_some_and(|d| unchanged[d]) {
+                continue;
+            }
+            let got = self.lstat(&c.path);
+            let same = match (&got, &c.seen) {
                 (Ok(m), Ok(seen)) => Seen::of(m, matches!(seen, Seen::Key(_))) == *seen,
                 (Err(e), Err(errno)) => e.raw_os_error() == Some(*errno),
                 _ => false,
@@ -139,6 +159,9 @@ impl RootFs {
             if !same {
                 lock(k).entries.remove(key);
                 return None;
+            }
+            if let (Some(want), Ok(m)) = (c.dir_key, &got) {
+                unchanged[i] = StatKey::of(m) == want;
             }
         }
         value.downcast_ref::<T>().cloned()
@@ -161,16 +184,16 @@ impl RootFs {
         g.entries.insert(
             key.to_owned(),
             Entry {
-                checks,
+                checks: checks.into(),
                 value: Arc::new(value),
             },
         );
     }
 }
 
-/// The checks for what a snapshot's `lstat`s gave (each with whether it was listed), or
-/// `None` when an inode changed too recently (or an error other than a missing name makes the
-/// result doubtful).
+/// The checks for what a snapshot's `lstat`s gave (each with whether it was listed), parents
+/// before their entries, or `None` when an inode changed too recently (or an error other
+/// than a missing name makes the result doubtful).
 fn checks_of(
     seen: &[(Vec<u8>, Result<std::fs::Metadata, i32>, bool)],
     start: SystemTime,
@@ -179,25 +202,46 @@ fn checks_of(
         .iter()
         .map(|(p, r, listed)| (p.as_slice(), *listed && matches!(r, Ok(m) if m.is_dir())))
         .collect();
+    // By bytes: a directory's path is a prefix of its entries', so it comes first.
+    let mut order: Vec<_> = seen.iter().collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Walked directories whose whole key had settled, by path: their checks' indexes.
+    let mut walked: HashMap<&[u8], usize> = HashMap::new();
     let mut out = Vec::with_capacity(seen.len());
-    for (p, r, listed) in seen {
+    for (p, r, listed) in order {
         let path = Path::new(OsStr::from_bytes(p));
-        let r = r.as_ref().map(|m| Seen::of(m, *listed)).map_err(|e| *e);
-        match r {
+        let parent = path.parent().map(|d| d.as_os_str().as_bytes());
+        let mut covered_by = None;
+        let mut dir_key = None;
+        let seen = r.as_ref().map(|m| Seen::of(m, *listed)).map_err(|e| *e);
+        match seen {
             // A walked directory's times do not matter; every other key's must have settled.
             Ok(Seen::Key(key)) if !key.settled_before(start) => return None,
+            Ok(Seen::Walked { .. }) => {
+                let key = r.as_ref().map(StatKey::of).ok();
+                dir_key = key.filter(|k| k.settled_before(start));
+            }
             Err(e) if e == libc::ENOENT => {
                 // Covered by its directory's key when that directory was listed and is
                 // checked too.
-                let parent = path.parent().map(|d| d.as_os_str().as_bytes());
                 if parent.is_some_and(|d| listed_dirs.get(d) == Some(&true)) {
                     continue;
                 }
+                // Or, while a walked directory's key is what it was, by that key.
+                covered_by = parent.and_then(|d| walked.get(d).copied());
             }
             Err(e) if e != libc::ENOTDIR && e != libc::ELOOP => return None,
             _ => {}
         }
-        out.push((path.to_path_buf(), r));
+        if dir_key.is_some() {
+            walked.insert(p.as_slice(), out.len());
+        }
+        out.push(Check {
+            path: path.to_path_buf(),
+            seen,
+            dir_key,
+            covered_by,
+        });
     }
     Some(out)
 }
@@ -295,6 +339,42 @@ mod tests {
             "a listed directory"
         );
         assert_eq!(list(&fs), 4);
+    }
+
+    /// Whether the last use of the kept "k" `lstat`ed `/etc/u/b.conf` (the missing name).
+    fn looked_for_b(fs: &RootFs, d: &Path) -> bool {
+        let snap = fs.snapshot();
+        let _ = snap.kept::<(String, bool)>("k");
+        let b = d.join("etc/u/b.conf");
+        let memo = snap.memo.as_ref().unwrap().lock().unwrap().lstats();
+        memo.iter()
+            .any(|(p, _, _)| p.as_slice() == b.as_os_str().as_bytes())
+    }
+
+    /// A missing name in a walked directory needs no `lstat` of its own while the directory's
+    /// key is what it was; once an entry beside it changed, it is checked on its own, and its
+    /// appearing is seen either way.
+    #[test]
+    fn a_missing_name_is_covered_by_its_unchanged_directory() {
+        let (d, fs) = setup();
+        compute(&fs);
+        assert!(is_kept(&fs));
+        assert!(!looked_for_b(&fs, d.path()), "covered by /etc/u's key");
+        std::fs::write(d.path().join("etc/u/other"), "x").unwrap();
+        assert!(is_kept(&fs), "an entry beside");
+        assert!(looked_for_b(&fs, d.path()), "checked on its own");
+        std::fs::write(d.path().join("etc/u/b.conf"), "").unwrap();
+        assert!(!is_kept(&fs), "the name appeared");
+        assert_eq!(compute(&fs), ("one".into(), true));
+        // Kept again once settled, then the name goes with nothing else changed.
+        std::fs::remove_file(d.path().join("etc/u/b.conf")).unwrap();
+        std::thread::sleep(SETTLE * 2);
+        assert_eq!(compute(&fs), ("one".into(), false));
+        assert!(is_kept(&fs));
+        assert!(!looked_for_b(&fs, d.path()));
+        std::fs::write(d.path().join("etc/u/b.conf"), "").unwrap();
+        assert!(!is_kept(&fs), "the name appeared in an unchanged directory");
+        assert_eq!(compute(&fs), ("one".into(), true));
     }
 
     #[test]
