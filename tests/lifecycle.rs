@@ -393,8 +393,11 @@ fn a_stderr_nobody_reads_does_not_stop_the_findings() {
             change(v) == want && actor_pid(v) == Some(u64::from(sed))
         });
     }
+    // Full: lines are written whole or not at all, so the page stops short of 4096 bytes by
+    // less than the line that did not fit (a debug line is a few hundred bytes; the daemon's
+    // notice below says a line was dropped).
     assert!(
-        queued(&reader) >= 4000,
+        queued(&reader) >= 4096 - 1024,
         "stderr never filled up ({} bytes): the test proves nothing",
         queued(&reader)
     );
