@@ -25,14 +25,8 @@ fn kubelet_resource(r: &DriftReport) -> Value {
         Subject::Running {
             pid, start_time, ..
         } => {
-            // The kubelet's own container is known when it is the actor (its baseline, its
-            // start); the JSON output fills it from /proc otherwise.
-            let container = r
-                .trigger
-                .actor
-                .as_ref()
-                .filter(|a| a.pid == *pid)
-                .and_then(|a| a.container_id.clone());
+            // The JSON output fills it from /proc when the kubelet is not the actor.
+            let container = super::schema::own_container(r, *pid).map(str::to_owned);
             json!({
                 "type": "Kubelet Process",
                 "name": "kubelet",
@@ -151,21 +145,12 @@ pub fn to_ocsf(r: &DriftReport) -> Value {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let (severity_id, severity) = match f.status {
-        Status::Pass => (1, "Informational"),
-        Status::Fail => (4, "High"),
-        Status::Error => (3, "Medium"),
-    };
-    let (status_id, status) = match (r.change, f.status) {
-        (Change::KubeletStopped, _) => (99, "Closed"),
-        (_, Status::Pass) => (4, "Resolved"),
-        _ => (1, "New"),
-    };
-    let (c_status_id, c_status) = match f.status {
-        Status::Pass => (1, "Pass"),
-        Status::Fail => (3, "Fail"),
-        Status::Error => (99, "Error"),
-    };
+    // The code tables are shared (the mapping's own values are `mapping_details`' to check).
+    let super::schema::Codes {
+        severity: (severity_id, severity),
+        status: (status_id, status),
+        compliance: (c_status_id, c_status),
+    } = super::schema::Codes::of(r.change, f.status);
     let finding_uid = finding_uid(r);
 
     let subject = subject_json(&f.subject);
@@ -261,11 +246,7 @@ pub fn notice_to_ocsf(n: &Notice, node: Option<&str>, time: std::time::SystemTim
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let (severity_id, severity, level) = match n.level {
-        NoticeLevel::Info => (1, "Informational", "info"),
-        NoticeLevel::Warning => (3, "Medium", "warning"),
-        NoticeLevel::Error => (4, "High", "error"),
-    };
+    let (severity_id, severity, level) = super::schema::notice_codes(n.level);
     let mut v = json!({
         "class_uid": 0,
         "class_name": "Base Event",

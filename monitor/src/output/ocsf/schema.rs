@@ -344,26 +344,55 @@ fn type_name(activity: u32) -> &'static str {
     }
 }
 
+/// A finding's OCSF codes, (id, name) each: its severity, its status (the finding's
+/// lifecycle: Closed once the kubelet stopped) and its compliance status.
+pub(super) struct Codes {
+    pub severity: (u32, &'static str),
+    pub status: (u32, &'static str),
+    pub compliance: (u32, &'static str),
+}
+
+impl Codes {
+    pub fn of(change: Change, status: Status) -> Codes {
+        Codes {
+            severity: match status {
+                Status::Pass => (1, "Informational"),
+                Status::Fail => (4, "High"),
+                Status::Error => (3, "Medium"),
+            },
+            status: match (change, status) {
+                (Change::KubeletStopped, _) => (99, "Closed"),
+                (_, Status::Pass) => (4, "Resolved"),
+                _ => (1, "New"),
+            },
+            compliance: match status {
+                Status::Pass => (1, "Pass"),
+                Status::Fail => (3, "Fail"),
+                Status::Error => (99, "Error"),
+            },
+        }
+    }
+}
+
+/// A notice's severity (id, name) and level word.
+pub(super) fn notice_codes(level: NoticeLevel) -> (u32, &'static str, &'static str) {
+    match level {
+        NoticeLevel::Info => (1, "Informational", "info"),
+        NoticeLevel::Warning => (3, "Medium", "warning"),
+        NoticeLevel::Error => (4, "High", "error"),
+    }
+}
+
 impl<'a> FindingLine<'a> {
     /// The line of `r`; `parts` holds what it borrows besides the report.
     pub fn new(r: &'a DriftReport, parts: &'a Parts<'a>) -> FindingLine<'a> {
         let f = &r.finding;
         let activity = parts.activity;
-        let (severity_id, severity) = match f.status {
-            Status::Pass => (1, "Informational"),
-            Status::Fail => (4, "High"),
-            Status::Error => (3, "Medium"),
-        };
-        let (status_id, status) = match (r.change, f.status) {
-            (Change::KubeletStopped, _) => (99, "Closed"),
-            (_, Status::Pass) => (4, "Resolved"),
-            _ => (1, "New"),
-        };
-        let (c_status_id, c_status) = match f.status {
-            Status::Pass => (1, "Pass"),
-            Status::Fail => (3, "Fail"),
-            Status::Error => (99, "Error"),
-        };
+        let Codes {
+            severity: (severity_id, severity),
+            status: (status_id, status),
+            compliance: (c_status_id, c_status),
+        } = Codes::of(r.change, f.status);
         let a = r.trigger.actor.as_ref();
         let container = a.and_then(|a| a.container_id.as_deref());
         let title = parts.title.as_str();
@@ -461,21 +490,24 @@ fn observables(r: &DriftReport) -> Vec<Observable<'_>> {
     obs
 }
 
+/// The running kubelet's container, when the kubelet is the report's actor (its baseline,
+/// its start): known without reading /proc.
+pub(super) fn own_container(r: &DriftReport, pid: u32) -> Option<&str> {
+    r.trigger
+        .actor
+        .as_ref()
+        .filter(|a| a.pid == pid)
+        .and_then(|a| a.container_id.as_deref())
+}
+
 /// The kubelet the finding is about, as an OCSF resource.
 fn resource<'a>(r: &'a DriftReport, parts: &'a Parts<'a>) -> Resource<'a> {
     match &r.finding.subject {
         Subject::Running {
             pid, start_time, ..
         } => {
-            // The kubelet's own container is known when it is the actor (its baseline, its
-            // start); the JSON sink fills it from /proc otherwise.
-            let container = r
-                .trigger
-                .actor
-                .as_ref()
-                .filter(|a| a.pid == *pid)
-                .and_then(|a| a.container_id.as_deref())
-                .or(parts.kubelet_container);
+            // The JSON sink fills it from /proc when the kubelet is not the actor.
+            let container = own_container(r, *pid).or(parts.kubelet_container);
             Resource {
                 data: Some(ResourceData::Process {
                     boot_id: crate::finding::boot_id(),
@@ -640,11 +672,7 @@ impl<'a> NoticeLine<'a> {
         time: std::time::SystemTime,
         event_uid: &'a str,
     ) -> NoticeLine<'a> {
-        let (severity_id, severity, level) = match n.level {
-            NoticeLevel::Info => (1, "Informational", "info"),
-            NoticeLevel::Warning => (3, "Medium", "warning"),
-            NoticeLevel::Error => (4, "High", "error"),
-        };
+        let (severity_id, severity, level) = notice_codes(n.level);
         NoticeLine {
             activity_id: 99,
             activity_name: "Notice",
