@@ -89,10 +89,10 @@ pub struct Probes {
     pub warnings: Vec<String>,
     comms: BTreeSet<Vec<u8>>,
     names: BTreeMap<Vec<u8>, u8>,
-    /// The watched-names filter's words as last written (see `set_names`).
-    name_filter: Vec<u64>,
-    /// The tail filter's words as last written (see `set_names`).
-    tail_filter: Vec<u64>,
+    /// The watched-names and tail filters, with their words as last written (see
+    /// `set_names`).
+    name_filter: Filter,
+    tail_filter: Filter,
     inodes: BTreeMap<InodeKey, u32>,
     entries: BTreeSet<EntryKey>,
     /// The ancestor-names map's keys as last written (see `set_ancestor_names`): reading the
@@ -202,8 +202,8 @@ impl Probes {
             warnings,
             comms: BTreeSet::new(),
             names: BTreeMap::new(),
-            name_filter: vec![0; monitor_common::NAME_FILTER_WORDS as usize],
-            tail_filter: vec![0; monitor_common::TAIL_FILTER_WORDS as usize],
+            name_filter: Filter::new("NAME_FILTER", monitor_common::NAME_FILTER_WORDS),
+            tail_filter: Filter::new("TAIL_FILTER", monitor_common::TAIL_FILTER_WORDS),
             inodes: BTreeMap::new(),
             entries: BTreeSet::new(),
             ancestor_names: BTreeSet::new(),
@@ -254,9 +254,10 @@ impl Probes {
         let (old, new) = (by_hash(&self.names), by_hash(names));
         // The filter's bits of the names coming in are set before they enter the map, and
         // those of the names going out cleared after they left (see NAME_FILTER_WORDS).
-        self.set_name_filter(&name_filter(old.keys().chain(new.keys())))?;
-        self.set_filter(
-            "TAIL_FILTER",
+        self.name_filter
+            .write(&mut self.ebpf, &name_filter(old.keys().chain(new.keys())))?;
+        self.tail_filter.write(
+            &mut self.ebpf,
             &tail_filter(self.names.keys().chain(names.keys())),
         )?;
         let mut map: BpfHashMap<_, u64, u8> =
@@ -272,35 +273,10 @@ impl Probes {
             }
         }
         self.names = names.clone();
-        self.set_filter("TAIL_FILTER", &tail_filter(names.keys()))?;
-        self.set_name_filter(&name_filter(new.keys()))
-    }
-
-    /// Writes the words of the watched-names filter that differ from `words`.
-    fn set_name_filter(&mut self, words: &[u64]) -> Result<()> {
-        self.set_filter("NAME_FILTER", words)
-    }
-
-    /// Writes the words of a filter map (`NAME_FILTER`, `TAIL_FILTER`) that differ from
-    /// `words`.
-    fn set_filter(&mut self, name: &str, words: &[u64]) -> Result<()> {
-        let mirror = if name == "TAIL_FILTER" {
-            &mut self.tail_filter
-        } else {
-            &mut self.name_filter
-        };
-        let mut map: aya::maps::Array<_, u64> = aya::maps::Array::try_from(
-            self.ebpf
-                .map_mut(name)
-                .ok_or_else(|| anyhow!("{name} map missing"))?,
-        )?;
-        for (i, (have, want)) in mirror.iter_mut().zip(words).enumerate() {
-            if have != want {
-                map.set(i as u32, *want, 0)?;
-                *have = *want;
-            }
-        }
-        Ok(())
+        self.tail_filter
+            .write(&mut self.ebpf, &tail_filter(names.keys()))?;
+        self.name_filter
+            .write(&mut self.ebpf, &name_filter(new.keys()))
     }
 
     /// Names looked for in directories: (directory inode, `name_hash`).
@@ -450,6 +426,37 @@ fn name_filter<'a>(hashes: impl Iterator<Item = &'a u64>) -> Vec<u64> {
         words[word as usize] |= mask;
     }
     words
+}
+
+/// A bitmap filter map (`NAME_FILTER`, `TAIL_FILTER`) and its words as last written.
+#[derive(Debug)]
+struct Filter {
+    map: &'static str,
+    words: Vec<u64>,
+}
+
+impl Filter {
+    fn new(map: &'static str, words: u32) -> Filter {
+        Filter {
+            map,
+            words: vec![0; words as usize],
+        }
+    }
+
+    /// Writes the words that differ from `words`.
+    fn write(&mut self, ebpf: &mut Ebpf, words: &[u64]) -> Result<()> {
+        let mut map: aya::maps::Array<_, u64> = aya::maps::Array::try_from(
+            ebpf.map_mut(self.map)
+                .ok_or_else(|| anyhow!("{} map missing", self.map))?,
+        )?;
+        for (i, (have, want)) in self.words.iter_mut().zip(words).enumerate() {
+            if have != want {
+                map.set(i as u32, *want, 0)?;
+                *have = *want;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The tail filter's words for these names (see `monitor_common::TAIL_FILTER_WORDS`): each
